@@ -1,0 +1,176 @@
+//! The shape of a conformance case and how capabilities gate it.
+
+use std::fmt;
+use std::time::Duration;
+
+use cachekit_core::{Capabilities, Clock};
+use futures::future::LocalBoxFuture;
+
+use crate::ctx::Ctx;
+use crate::failure::Failure;
+
+/// What a case returns: `Ok` if every check held.
+pub type CaseResult = Result<(), Failure>;
+
+/// The rule families; a case's full name is `family::case`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Family {
+    /// get/set/overwrite.
+    Crud,
+    /// Return values of delete and exists.
+    DeleteExists,
+    /// Keys are exact, limits are enforced.
+    Keys,
+    /// Values are opaque bytes, limits are enforced.
+    Values,
+    /// Expiry.
+    Ttl,
+    /// Dropped futures leave the store consistent.
+    Cancel,
+    /// Many tasks at once.
+    Concurrency,
+    /// `health_check`.
+    Health,
+    /// Random operation sequences against a `HashMap` model.
+    Model,
+}
+
+impl Family {
+    /// Every family, in report order.
+    pub const ALL: [Family; 9] = [
+        Family::Crud,
+        Family::DeleteExists,
+        Family::Keys,
+        Family::Values,
+        Family::Ttl,
+        Family::Cancel,
+        Family::Concurrency,
+        Family::Health,
+        Family::Model,
+    ];
+
+    /// The module-like name used in test names.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Family::Crud => "crud",
+            Family::DeleteExists => "delete_exists",
+            Family::Keys => "keys",
+            Family::Values => "values",
+            Family::Ttl => "ttl",
+            Family::Cancel => "cancel",
+            Family::Concurrency => "concurrency",
+            Family::Health => "health",
+            Family::Model => "model",
+        }
+    }
+}
+
+impl fmt::Display for Family {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A declared capability a case depends on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Need {
+    /// The backend supports ttl.
+    Ttl,
+    /// Sub-precision rounding can be observed: second-or-coarser precision, or a tokio clock.
+    ObservableTtlRounding,
+    /// A declared maximum key length.
+    MaxKeyBytes,
+    /// A declared maximum value size.
+    MaxValueBytes,
+    /// Values of at least this many bytes are accepted.
+    ValuesOfAtLeast(usize),
+    /// Some keys are declared unrepresentable.
+    RejectedKeys,
+    /// The keys `.` and `..` are not declared unrepresentable.
+    DotKeysAccepted,
+    /// Entries are never evicted early.
+    NoEviction,
+}
+
+impl Need {
+    /// Why a backend with `caps` does not meet this need, or `None` if it does.
+    pub fn unmet_reason(self, caps: &Capabilities) -> Option<String> {
+        let met = match self {
+            Need::Ttl => caps.ttl.is_some(),
+            Need::ObservableTtlRounding => caps.ttl.is_some_and(|ttl| {
+                ttl.precision >= Duration::from_secs(1) || caps.clock == Clock::Tokio
+            }),
+            Need::MaxKeyBytes => caps.max_key_bytes.is_some(),
+            Need::MaxValueBytes => caps.max_value_bytes.is_some(),
+            Need::ValuesOfAtLeast(size) => caps.max_value_bytes.is_none_or(|max| max >= size),
+            Need::RejectedKeys => !caps.rejected_keys.is_empty(),
+            Need::DotKeysAccepted => !caps.rejected_keys.iter().any(|k| k == "." || k == ".."),
+            Need::NoEviction => !caps.may_evict,
+        };
+        if met {
+            return None;
+        }
+        Some(match self {
+            Need::Ttl => "ttl: not claimed".to_owned(),
+            Need::ObservableTtlRounding => {
+                "ttl precision is finer than 1s on a wall clock: rounding is not observable".into()
+            }
+            Need::MaxKeyBytes => "no maximum key length declared".to_owned(),
+            Need::MaxValueBytes => "no maximum value size declared".to_owned(),
+            Need::ValuesOfAtLeast(size) => {
+                format!("declared maximum value size is below {size} bytes")
+            }
+            Need::RejectedKeys => "no keys declared unrepresentable".to_owned(),
+            Need::DotKeysAccepted => "`.`/`..` are declared unrepresentable".to_owned(),
+            Need::NoEviction => "entries may be evicted early".to_owned(),
+        })
+    }
+}
+
+/// How a case uses time and threads, which decides the runtime it gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Timing {
+    /// No waiting: a current-thread runtime.
+    Instant,
+    /// Waits for ttls: a paused runtime when the backend follows the tokio clock.
+    WaitsForExpiry,
+    /// Needs real parallelism: a multi-thread runtime.
+    Parallel,
+}
+
+/// One registered conformance case: an ordinary async function plus its metadata.
+#[derive(Clone, Copy)]
+pub struct Case {
+    /// The family it belongs to.
+    pub family: Family,
+    /// Its function name, unique within the family.
+    pub name: &'static str,
+    /// The rule it checks, in one sentence.
+    pub rule: &'static str,
+    /// Capabilities it depends on.
+    pub needs: &'static [Need],
+    /// Its use of time and threads.
+    pub timing: Timing,
+    pub(crate) run: fn(Ctx) -> LocalBoxFuture<'static, CaseResult>,
+}
+
+impl Case {
+    /// `family::name`, the name used in reports and test filters.
+    pub fn id(&self) -> String {
+        format!("{}::{}", self.family, self.name)
+    }
+
+    /// Why this case does not apply to a backend with `caps`, if it does not.
+    pub fn skip_reason(&self, caps: &Capabilities) -> Option<String> {
+        self.needs.iter().find_map(|need| need.unmet_reason(caps))
+    }
+}
+
+impl fmt::Debug for Case {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Case")
+            .field("id", &self.id())
+            .field("rule", &self.rule)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,145 @@
+//! Cancel safety: a future dropped or a task aborted mid-operation leaves the key in its old
+//! or its new state, and the backend fully usable.
+
+use std::future::Future;
+use std::time::Duration;
+
+use cachekit_core::Bytes;
+
+use crate::failure::preview_option;
+use crate::{CaseResult, Ctx, Failure};
+
+const ROUNDS: usize = 16;
+
+/// Polls `operation` for `polls` scheduler turns, then drops it wherever it is.
+async fn drop_after<F: Future>(operation: F, polls: usize) {
+    tokio::select! {
+        biased;
+        _ = operation => {}
+        _ = async { for _ in 0..polls { tokio::task::yield_now().await } } => {}
+    }
+}
+
+/// Gives a request that was already sent when its future was dropped time to land, so the
+/// read below sees the store's settled state rather than racing it.
+async fn settle(ctx: &Ctx) {
+    let wait = if ctx.virtual_time {
+        Duration::ZERO
+    } else {
+        Duration::from_millis(50)
+    };
+    tokio::time::sleep(wait).await;
+}
+
+fn expect_one_of(
+    check: &str,
+    key: &str,
+    got: Option<&[u8]>,
+    allowed: &[Option<&[u8]>],
+) -> CaseResult {
+    if allowed.contains(&got) {
+        return Ok(());
+    }
+    let allowed: Vec<String> = allowed.iter().map(|v| preview_option(*v)).collect();
+    Err(Failure::new(check)
+        .key(key)
+        .expected(format!("one of {}", allowed.join(", ")))
+        .got(preview_option(got)))
+}
+
+/// A set future dropped mid-flight leaves the old or the new value.
+pub async fn dropped_set_leaves_old_or_new_value(ctx: Ctx) -> CaseResult {
+    let old = super::values::pattern(8 * 1024, 0x01);
+    let new = super::values::pattern(8 * 1024, 0x02);
+    for round in 0..ROUNDS {
+        let key = ctx.key(&format!("k{round}"));
+        ctx.set(&key, &old, None).await?;
+        let pending = ctx.backend.set(&key, Bytes::from(new.clone()), None);
+        drop_after(pending, round % 4).await;
+        settle(&ctx).await;
+        let got = ctx.get(&key).await?;
+        let check = format!("get after a set was dropped after {} polls", round % 4);
+        expect_one_of(&check, &key, got.as_deref(), &[Some(&old), Some(&new)])?;
+        ctx.set(&key, b"after", None).await?;
+        ctx.expect_present("a set after a dropped set", &key, b"after")
+            .await?;
+    }
+    Ok(())
+}
+
+/// Aborted operations leave the backend usable and the key consistent.
+pub async fn aborted_operations_leave_backend_usable(ctx: Ctx) -> CaseResult {
+    for round in 0..ROUNDS {
+        let key = ctx.key(&format!("k{round}"));
+        ctx.set(&key, b"old", None).await?;
+        let tasks = [
+            spawn_op(&ctx, &key, Op::Set),
+            spawn_op(&ctx, &key, Op::Get),
+            spawn_op(&ctx, &key, Op::Exists),
+        ];
+        for _ in 0..round % 4 {
+            tokio::task::yield_now().await;
+        }
+        for task in &tasks {
+            task.abort();
+        }
+        for task in tasks {
+            let _ = task.await;
+        }
+        settle(&ctx).await;
+        let got = ctx.get(&key).await?;
+        let allowed: [Option<&[u8]>; 2] = [Some(b"old"), Some(b"new")];
+        expect_one_of(
+            "get after aborted set/get/exists",
+            &key,
+            got.as_deref(),
+            &allowed,
+        )?;
+
+        let delete = spawn_op(&ctx, &key, Op::Delete);
+        tokio::task::yield_now().await;
+        delete.abort();
+        let _ = delete.await;
+        settle(&ctx).await;
+        let got = ctx.get(&key).await?;
+        let allowed: [Option<&[u8]>; 3] = [Some(b"old"), Some(b"new"), None];
+        expect_one_of(
+            "get after an aborted delete",
+            &key,
+            got.as_deref(),
+            &allowed,
+        )?;
+
+        ctx.set(&key, b"after", None).await?;
+        ctx.expect_present("set/get after aborted operations", &key, b"after")
+            .await?;
+        ctx.expect_delete("delete after aborted operations", &key, true)
+            .await?;
+    }
+    Ok(())
+}
+
+#[derive(Clone, Copy)]
+enum Op {
+    Set,
+    Get,
+    Exists,
+    Delete,
+}
+
+fn spawn_op(ctx: &Ctx, key: &str, op: Op) -> tokio::task::JoinHandle<()> {
+    let backend = ctx.backend.clone();
+    let key = key.to_owned();
+    tokio::spawn(async move {
+        // Results are irrelevant: the task is aborted, and what it left behind is checked.
+        let _ = match op {
+            Op::Set => backend
+                .set(&key, Bytes::from_static(b"new"), None)
+                .await
+                .map(drop),
+            Op::Get => backend.get(&key).await.map(drop),
+            Op::Exists => backend.exists(&key).await.map(drop),
+            Op::Delete => backend.delete(&key).await.map(drop),
+        };
+    })
+}

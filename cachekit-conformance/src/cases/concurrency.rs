@@ -1,0 +1,175 @@
+//! Many tasks at once: no interference across keys, no torn or invented values on one key.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use cachekit_core::Bytes;
+use tokio::sync::Barrier;
+use tokio::task::JoinSet;
+
+use crate::failure::preview_option;
+use crate::{CaseResult, Ctx, Failure};
+
+/// Waits for every task and returns the first failure, if any.
+async fn join_all(mut tasks: JoinSet<CaseResult>) -> CaseResult {
+    let mut first_failure = None;
+    while let Some(joined) = tasks.join_next().await {
+        let result = joined.unwrap_or_else(|err| {
+            Err(Failure::new("a concurrent task must not panic").got(err.to_string()))
+        });
+        if let (Err(failure), None) = (result, &first_failure) {
+            first_failure = Some(failure);
+        }
+    }
+    first_failure.map_or(Ok(()), Err)
+}
+
+/// A value that identifies its writer and round in every byte run, so a torn mix of two
+/// values is never equal to any value written.
+fn written_value(writer: usize, round: usize) -> Vec<u8> {
+    let mut value = super::values::pattern(16 * 1024, (writer * 31 + round) as u8);
+    value[..8].copy_from_slice(
+        &((writer as u32) << 16 | round as u32)
+            .to_le_bytes()
+            .repeat(2),
+    );
+    value
+}
+
+/// Concurrent tasks on distinct keys do not interfere.
+pub async fn parallel_tasks_on_distinct_keys(ctx: Ctx) -> CaseResult {
+    let mut tasks = JoinSet::new();
+    for task in 0..32 {
+        let ctx = ctx.clone();
+        tasks.spawn(async move {
+            let key = ctx.key(&format!("task{task}"));
+            for round in 0..10 {
+                let value = format!("task {task} round {round}");
+                ctx.set(&key, value.as_bytes(), None).await?;
+                ctx.expect_get(
+                    "get of a key only this task writes",
+                    &key,
+                    Some(value.as_bytes()),
+                )
+                .await?;
+                ctx.expect_delete("delete of a key only this task writes", &key, true)
+                    .await?;
+                ctx.expect_exists("exists after this task's delete", &key, false)
+                    .await?;
+            }
+            Ok(())
+        });
+    }
+    join_all(tasks).await
+}
+
+/// After concurrent writes to one key, it holds one value that was written.
+pub async fn concurrent_writers_leave_one_written_value(ctx: Ctx) -> CaseResult {
+    let key = ctx.key("contended");
+    let (writers, rounds) = (16, 4);
+    let barrier = Arc::new(Barrier::new(writers));
+    let mut tasks = JoinSet::new();
+    for writer in 0..writers {
+        let (ctx, key, barrier) = (ctx.clone(), key.clone(), barrier.clone());
+        tasks.spawn(async move {
+            barrier.wait().await;
+            for round in 0..rounds {
+                ctx.set(&key, &written_value(writer, round), None).await?;
+            }
+            Ok(())
+        });
+    }
+    join_all(tasks).await?;
+    let written: HashSet<Vec<u8>> = (0..writers)
+        .flat_map(|w| (0..rounds).map(move |r| written_value(w, r)))
+        .collect();
+    let got = ctx.get(&key).await?;
+    match got {
+        Some(value) if written.contains(value.as_ref()) => Ok(()),
+        other => Err(Failure::new("get after 16 writers raced on one key")
+            .key(&key)
+            .expected("exactly one of the 64 values written")
+            .got(preview_option(other.as_deref()))),
+    }
+}
+
+/// A reader never sees a value nobody wrote.
+pub async fn readers_never_see_unwritten_values(ctx: Ctx) -> CaseResult {
+    let key = ctx.key("contended");
+    let (writers, rounds, readers, reads) = (4, 25, 4, 50);
+    let initial = written_value(usize::MAX >> 40, 0);
+    ctx.set(&key, &initial, None).await?;
+    let mut written: HashSet<Vec<u8>> = (0..writers)
+        .flat_map(|w| (0..rounds).map(move |r| written_value(w, r)))
+        .collect();
+    written.insert(initial);
+    let written = Arc::new(written);
+    let mut tasks = JoinSet::new();
+    for writer in 0..writers {
+        let (ctx, key) = (ctx.clone(), key.clone());
+        tasks.spawn(async move {
+            for round in 0..rounds {
+                ctx.set(&key, &written_value(writer, round), None).await?;
+            }
+            Ok(())
+        });
+    }
+    for _ in 0..readers {
+        let (ctx, key, written) = (ctx.clone(), key.clone(), written.clone());
+        tasks.spawn(async move {
+            for read in 0..reads {
+                let got: Option<Bytes> = ctx.get(&key).await?;
+                if !got.as_ref().is_some_and(|v| written.contains(v.as_ref())) {
+                    return Err(Failure::new(format!(
+                        "read #{read} while writers overwrite a key that always holds a value"
+                    ))
+                    .key(&key)
+                    .expected("one of the values written")
+                    .got(preview_option(got.as_deref())));
+                }
+            }
+            Ok(())
+        });
+    }
+    join_all(tasks).await
+}
+
+/// Of concurrent deletes of one entry, exactly one returns true.
+pub async fn concurrent_deletes_report_one_existed(ctx: Ctx) -> CaseResult {
+    let deleters = 8;
+    for round in 0..16 {
+        let key = ctx.key(&format!("k{round}"));
+        ctx.set(&key, b"v", None).await?;
+        let barrier = Arc::new(Barrier::new(deleters));
+        let mut tasks = JoinSet::new();
+        for _ in 0..deleters {
+            let (ctx, key, barrier) = (ctx.clone(), key.clone(), barrier.clone());
+            tasks.spawn(async move {
+                barrier.wait().await;
+                ctx.delete(&key).await
+            });
+        }
+        let mut existed = 0;
+        while let Some(joined) = tasks.join_next().await {
+            match joined {
+                Ok(Ok(true)) => existed += 1,
+                Ok(Ok(false)) => {}
+                Ok(Err(failure)) => return Err(failure),
+                Err(err) => {
+                    return Err(
+                        Failure::new("a concurrent delete must not panic").got(err.to_string())
+                    )
+                }
+            }
+        }
+        if existed != 1 {
+            return Err(
+                Failure::new(format!("{deleters} concurrent deletes of one entry"))
+                    .key(&key)
+                    .expected("exactly one delete -> true")
+                    .got(format!("{existed} deletes -> true")),
+            );
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,234 @@
+//! Keys are exact strings: never folded, trimmed, normalised, decoded or truncated.
+
+use cachekit_core::{Bytes, ErrorKind};
+
+use crate::{expect_error, CaseResult, Ctx, Failure};
+
+/// Sets every key to its own value, then reads each back. Two keys that the backend
+/// conflates show up as one reading the other's value.
+async fn each_key_keeps_its_own_value(ctx: &Ctx, check: &str, keys: &[String]) -> CaseResult {
+    for (i, key) in keys.iter().enumerate() {
+        ctx.set(key, format!("value #{i}").as_bytes(), None).await?;
+    }
+    for (i, key) in keys.iter().enumerate() {
+        let expected = format!("value #{i}");
+        ctx.expect_present(check, key, expected.as_bytes()).await?;
+    }
+    for key in keys {
+        ctx.expect_delete(check, key, true).await?;
+    }
+    Ok(())
+}
+
+async fn prefixed_keys_roundtrip(ctx: Ctx, check: &str, names: &[&str]) -> CaseResult {
+    let keys: Vec<String> = names.iter().map(|name| ctx.key(name)).collect();
+    each_key_keeps_its_own_value(&ctx, check, &keys).await
+}
+
+/// Unicode and emoji keys store and read back exactly.
+pub async fn unicode_keys_roundtrip(ctx: Ctx) -> CaseResult {
+    let names = [
+        "é",
+        "日本語",
+        "🦀🔑",
+        "Ελληνικά",
+        "\u{200b}zero-width",
+        "עברית",
+    ];
+    prefixed_keys_roundtrip(ctx, "unicode keys each read back their own value", &names).await
+}
+
+/// Keys with spaces, tabs and newlines store and read back.
+pub async fn whitespace_and_control_keys_roundtrip(ctx: Ctx) -> CaseResult {
+    let names = [" ", "a b", "tab\there", "new\nline", "cr\rlf", "del\u{7f}"];
+    prefixed_keys_roundtrip(
+        ctx,
+        "keys with whitespace each read back their own value",
+        &names,
+    )
+    .await
+}
+
+/// Keys that look like paths are plain keys.
+pub async fn path_like_keys_roundtrip(ctx: Ctx) -> CaseResult {
+    let names = [
+        "/",
+        "a/b",
+        "/leading",
+        "trailing/",
+        "a//b",
+        "../x",
+        "a/../b",
+        "./x",
+        "...",
+        "x/..",
+    ];
+    prefixed_keys_roundtrip(ctx, "path-like keys each read back their own value", &names).await
+}
+
+/// Keys with URL-special characters are plain keys.
+pub async fn url_special_keys_roundtrip(ctx: Ctx) -> CaseResult {
+    let names = [
+        "?", "a?b=c", "#", "a#frag", "%", "%20", "%zz", "&", "+", "a+b", "=", ";", "\\", "*", "~",
+        "'", "\"", "<>", "{}", "|", "^", "`", "[]", ":", "@",
+    ];
+    prefixed_keys_roundtrip(
+        ctx,
+        "URL-special keys each read back their own value",
+        &names,
+    )
+    .await
+}
+
+/// `a/b`, `a%2Fb` and `a%252Fb` are different keys.
+pub async fn slash_and_encoded_slash_are_distinct(ctx: Ctx) -> CaseResult {
+    let names = ["a/b", "a%2Fb", "a%2fb", "a%252Fb"];
+    prefixed_keys_roundtrip(ctx, "slash and percent-encoded slash stay distinct", &names).await
+}
+
+/// Keys differing only in case are different keys.
+pub async fn case_variants_are_distinct(ctx: Ctx) -> CaseResult {
+    let names = ["key", "KEY", "Key", "straße", "STRASSE"];
+    prefixed_keys_roundtrip(ctx, "case variants stay distinct", &names).await
+}
+
+/// NFC and NFD spellings are different keys.
+pub async fn unicode_normalisation_forms_are_distinct(ctx: Ctx) -> CaseResult {
+    // é precomposed vs e + combining acute; Å as letter, as A + ring, as the Ångström sign.
+    let names = ["\u{e9}", "e\u{301}", "\u{c5}", "A\u{30a}", "\u{212b}"];
+    prefixed_keys_roundtrip(ctx, "Unicode normalisation forms stay distinct", &names).await
+}
+
+/// Keys are not trimmed.
+pub async fn whitespace_variants_are_distinct(ctx: Ctx) -> CaseResult {
+    let names = ["k", " k", "k ", "k\t", "k\n"];
+    prefixed_keys_roundtrip(
+        ctx,
+        "keys differing only in surrounding whitespace stay distinct",
+        &names,
+    )
+    .await
+}
+
+/// A key only matches itself, not its prefixes or extensions.
+pub async fn key_prefix_is_not_a_match(ctx: Ctx) -> CaseResult {
+    let key = ctx.key("abc");
+    ctx.set(&key, b"v", None).await?;
+    for other in [ctx.key("ab"), ctx.key("abcd"), ctx.key("abc/")] {
+        ctx.expect_absent("a prefix or extension of a stored key", &other)
+            .await?;
+    }
+    Ok(())
+}
+
+/// `.` and `..` are plain keys.
+pub async fn dot_segment_keys_roundtrip(ctx: Ctx) -> CaseResult {
+    // The exact keys, unprefixed: a prefix would hide what dot-segment handling does to them.
+    let keys = [".".to_owned(), "..".to_owned(), ctx.key("."), ctx.key("..")];
+    // Values carry the run's prefix so two runs against one shared store tell theirs apart.
+    for (i, key) in keys.iter().enumerate() {
+        let value = format!("{}#{i}", ctx.prefix());
+        ctx.set(key, value.as_bytes(), None).await?;
+        ctx.expect_present(
+            "dot-segment keys read back their own value",
+            key,
+            value.as_bytes(),
+        )
+        .await?;
+    }
+    for key in &keys {
+        ctx.delete(key).await?;
+    }
+    Ok(())
+}
+
+/// Keys declared unrepresentable fail with InvalidKey on every operation and break nothing.
+pub async fn declared_unrepresentable_keys_are_rejected_cleanly(ctx: Ctx) -> CaseResult {
+    for key in ctx.caps.rejected_keys.clone() {
+        expect_invalid_key_everywhere(&ctx, "a key declared unrepresentable", &key).await?;
+    }
+    let key = ctx.key("after-rejections");
+    ctx.set(&key, b"still works", None).await?;
+    ctx.expect_present("a normal key after rejected keys", &key, b"still works")
+        .await
+}
+
+/// The empty key fails with InvalidKey.
+pub async fn empty_key_is_invalid_key(ctx: Ctx) -> CaseResult {
+    expect_invalid_key_everywhere(&ctx, "the empty key", "").await
+}
+
+/// A key of exactly the declared maximum length works.
+pub async fn key_at_max_length_roundtrips(ctx: Ctx) -> CaseResult {
+    let max = declared_max_key(&ctx)?;
+    let key = key_of_exact_length(&ctx, max)?;
+    ctx.set(&key, b"longest", None).await?;
+    ctx.expect_present("a key of exactly the maximum length", &key, b"longest")
+        .await?;
+    ctx.expect_delete("a key of exactly the maximum length", &key, true)
+        .await
+}
+
+/// A key over the declared maximum fails with InvalidKey and is not truncated.
+pub async fn key_over_max_length_is_invalid_key(ctx: Ctx) -> CaseResult {
+    let max = declared_max_key(&ctx)?;
+    let key = key_of_exact_length(&ctx, max + 1)?;
+    expect_invalid_key_everywhere(&ctx, "a key one byte over the maximum", &key).await?;
+    // A backend that truncates would have stored the value under a shorter key.
+    let mut cut = max;
+    while !key.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    ctx.expect_absent("the truncated form of an over-long key", &key[..cut])
+        .await
+}
+
+async fn expect_invalid_key_everywhere(ctx: &Ctx, what: &str, key: &str) -> CaseResult {
+    let backend = &ctx.backend;
+    let set = backend.set(key, Bytes::from_static(b"v"), None).await;
+    expect_error(&format!("set of {what}"), key, set, ErrorKind::InvalidKey)?;
+    expect_error(
+        &format!("get of {what}"),
+        key,
+        backend.get(key).await,
+        ErrorKind::InvalidKey,
+    )?;
+    let exists = backend.exists(key).await;
+    expect_error(
+        &format!("exists of {what}"),
+        key,
+        exists,
+        ErrorKind::InvalidKey,
+    )?;
+    let delete = backend.delete(key).await;
+    expect_error(
+        &format!("delete of {what}"),
+        key,
+        delete,
+        ErrorKind::InvalidKey,
+    )
+}
+
+fn declared_max_key(ctx: &Ctx) -> Result<usize, Failure> {
+    ctx.caps
+        .max_key_bytes
+        .ok_or_else(|| Failure::new("the case needs a declared maximum key length"))
+}
+
+/// The case's prefix padded to exactly `len` bytes, mostly with two-byte `é`, so a backend
+/// that counts characters instead of bytes is caught as well.
+fn key_of_exact_length(ctx: &Ctx, len: usize) -> Result<String, Failure> {
+    let prefix = ctx.prefix();
+    let Some(room) = len.checked_sub(prefix.len()) else {
+        return Err(Failure::new("build a key of the declared maximum length")
+            .expected(format!("a maximum of at least {} bytes", prefix.len()))
+            .got(format!("a declared maximum of {len} bytes")));
+    };
+    let mut key = String::with_capacity(len);
+    key.push_str(prefix);
+    key.extend(std::iter::repeat_n('é', room / 2));
+    if room % 2 == 1 {
+        key.push('x');
+    }
+    Ok(key)
+}

@@ -1,0 +1,123 @@
+//! Values are opaque bytes: never dropped, transcoded, truncated or padded.
+
+use cachekit_core::{Bytes, ErrorKind};
+
+use crate::{expect_error, CaseResult, Ctx, Failure};
+
+/// A deterministic, non-repeating-looking byte pattern, so truncation and shifts show.
+pub(crate) fn pattern(len: usize, salt: u8) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i as u32).wrapping_mul(2_654_435_761).to_le_bytes()[1] ^ salt)
+        .collect()
+}
+
+async fn roundtrip(ctx: &Ctx, check: &str, name: &str, value: &[u8]) -> CaseResult {
+    let key = ctx.key(name);
+    ctx.set(&key, value, None).await?;
+    ctx.expect_present(check, &key, value).await
+}
+
+/// An empty value reads back as Some(empty), never None.
+pub async fn empty_value_is_some_empty(ctx: Ctx) -> CaseResult {
+    roundtrip(&ctx, "get of an empty value", "empty", b"").await?;
+    ctx.expect_delete("delete of an empty value", &ctx.key("empty"), true)
+        .await
+}
+
+/// All 256 byte values survive a round trip.
+pub async fn all_byte_values_roundtrip(ctx: Ctx) -> CaseResult {
+    let every_byte: Vec<u8> = (0..=255).collect();
+    roundtrip(&ctx, "get of all 256 byte values", "ascending", &every_byte).await?;
+    let descending: Vec<u8> = (0..=255).rev().collect();
+    roundtrip(
+        &ctx,
+        "get of all 256 byte values, reversed",
+        "descending",
+        &descending,
+    )
+    .await
+}
+
+/// NUL bytes are data, not terminators.
+pub async fn nul_bytes_roundtrip(ctx: Ctx) -> CaseResult {
+    roundtrip(&ctx, "get of a lone NUL", "nul", b"\0").await?;
+    roundtrip(&ctx, "get of a value with inner NUL", "inner-nul", b"a\0b").await?;
+    roundtrip(&ctx, "get of trailing NULs", "trailing-nul", b"ab\0\0\0").await
+}
+
+/// Values are bytes, never transcoded as text.
+pub async fn invalid_utf8_roundtrips(ctx: Ctx) -> CaseResult {
+    let invalid = [0xff, 0xfe, 0xc3, 0x28, 0x80, 0xed, 0xa0, 0x80];
+    roundtrip(&ctx, "get of invalid UTF-8", "invalid-utf8", &invalid).await?;
+    roundtrip(&ctx, "get of CRLF bytes", "crlf", b"a\r\nb\n\r").await
+}
+
+/// A 1 MiB value survives a round trip.
+pub async fn one_mib_value_roundtrips(ctx: Ctx) -> CaseResult {
+    let value = pattern(1024 * 1024, 0x5a);
+    roundtrip(&ctx, "get of a 1 MiB value", "mib", &value).await
+}
+
+/// A value of exactly the declared maximum size works.
+pub async fn value_at_max_size_roundtrips(ctx: Ctx) -> CaseResult {
+    let max = declared_max_value(&ctx)?;
+    let value = pattern(max, 0x11);
+    roundtrip(
+        &ctx,
+        "get of a value of exactly the maximum size",
+        "max",
+        &value,
+    )
+    .await
+}
+
+/// A value over the declared maximum fails with ValueTooLarge and stores nothing.
+pub async fn value_over_max_size_is_value_too_large(ctx: Ctx) -> CaseResult {
+    let max = declared_max_value(&ctx)?;
+    let fresh = ctx.key("fresh");
+    let too_large = Bytes::from(pattern(max + 1, 0x22));
+    let set = ctx.backend.set(&fresh, too_large.clone(), None).await;
+    expect_error(
+        "set of a value one byte over the maximum",
+        &fresh,
+        set,
+        ErrorKind::ValueTooLarge,
+    )?;
+    ctx.expect_absent("a key whose only set was too large", &fresh)
+        .await?;
+
+    let existing = ctx.key("existing");
+    ctx.set(&existing, b"old", None).await?;
+    let set = ctx.backend.set(&existing, too_large, None).await;
+    expect_error(
+        "overwrite with a value one byte over the maximum",
+        &existing,
+        set,
+        ErrorKind::ValueTooLarge,
+    )?;
+    ctx.expect_present(
+        "a key after a rejected, too-large overwrite",
+        &existing,
+        b"old",
+    )
+    .await
+}
+
+/// Overwriting with a shorter value leaves no bytes of the old one.
+pub async fn shorter_overwrite_leaves_no_tail(ctx: Ctx) -> CaseResult {
+    let key = ctx.key("shrinks");
+    ctx.set(&key, &pattern(4096, 0x33), None).await?;
+    ctx.set(&key, b"short", None).await?;
+    ctx.expect_get(
+        "get after overwriting with a shorter value",
+        &key,
+        Some(b"short"),
+    )
+    .await
+}
+
+fn declared_max_value(ctx: &Ctx) -> Result<usize, Failure> {
+    ctx.caps
+        .max_value_bytes
+        .ok_or_else(|| Failure::new("the case needs a declared maximum value size"))
+}

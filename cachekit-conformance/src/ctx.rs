@@ -1,0 +1,212 @@
+//! What a case gets: the backend under test, its capabilities, a private key prefix,
+//! and checks that turn unexpected answers into [`Failure`]s.
+
+use std::fmt::Debug;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cachekit_core::{Backend, BackendError, Bytes, Capabilities, ErrorKind};
+use tokio::time::Instant;
+
+use crate::case::CaseResult;
+use crate::failure::{preview_option, Failure};
+
+/// The waits ttl cases use, derived from the declared precision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TtlWindow {
+    /// The ttl cases set.
+    pub ttl: Duration,
+    /// Until this long after `set`, the entry must still be there ("never early").
+    pub present_until: Duration,
+    /// By this long after `set`, the entry must be gone: ttl + precision + slack.
+    pub absent_by: Duration,
+}
+
+/// The context a case runs in.
+#[derive(Clone)]
+pub struct Ctx {
+    /// The backend under test.
+    pub backend: Arc<dyn Backend>,
+    /// What it declared.
+    pub caps: Capabilities,
+    /// Whether time is the paused tokio clock (ttl waits cost nothing).
+    pub virtual_time: bool,
+    /// Seed for anything random in the case; printed on failure.
+    pub seed: u64,
+    prefix: String,
+}
+
+impl Ctx {
+    pub(crate) fn new(
+        backend: Arc<dyn Backend>,
+        virtual_time: bool,
+        prefix: String,
+        seed: u64,
+    ) -> Self {
+        let caps = backend.capabilities();
+        Ctx {
+            backend,
+            caps,
+            virtual_time,
+            seed,
+            prefix,
+        }
+    }
+
+    /// A key private to this case run: the case's unique prefix plus `name`.
+    pub fn key(&self, name: &str) -> String {
+        format!("{}{name}", self.prefix)
+    }
+
+    /// The private prefix every key of this case starts with.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// The ttl waits for this backend. Callers must hold a ttl capability.
+    pub fn ttl_window(&self) -> TtlWindow {
+        let precision = self
+            .caps
+            .ttl
+            .map_or(Duration::from_secs(1), |ttl| ttl.precision);
+        let ttl = (precision * 2).max(Duration::from_secs(1));
+        // On a wall clock, requests take time to travel; on the paused clock they take none.
+        let (margin, slack) = if self.virtual_time {
+            (Duration::from_millis(1), Duration::from_millis(1))
+        } else {
+            (Duration::from_millis(250), Duration::from_millis(500))
+        };
+        TtlWindow {
+            ttl,
+            present_until: ttl - margin,
+            absent_by: ttl + precision + slack,
+        }
+    }
+
+    /// Sleeps until `offset` after `start` on the case's clock.
+    pub async fn sleep_until(&self, start: Instant, offset: Duration) {
+        tokio::time::sleep_until(start + offset).await;
+    }
+
+    /// `set`, with an unexpected error turned into a failure.
+    pub async fn set(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> CaseResult {
+        self.backend
+            .set(key, Bytes::copy_from_slice(value), ttl)
+            .await
+            .map_err(|err| unexpected(format!("set(ttl: {ttl:?})"), key, err).value(value))
+    }
+
+    /// `get`, with an unexpected error turned into a failure.
+    pub async fn get(&self, key: &str) -> Result<Option<Bytes>, Failure> {
+        self.backend
+            .get(key)
+            .await
+            .map_err(|err| unexpected("get", key, err))
+    }
+
+    /// `exists`, with an unexpected error turned into a failure.
+    pub async fn exists(&self, key: &str) -> Result<bool, Failure> {
+        self.backend
+            .exists(key)
+            .await
+            .map_err(|err| unexpected("exists", key, err))
+    }
+
+    /// `delete`, with an unexpected error turned into a failure.
+    pub async fn delete(&self, key: &str) -> Result<bool, Failure> {
+        self.backend
+            .delete(key)
+            .await
+            .map_err(|err| unexpected("delete", key, err))
+    }
+
+    /// `get(key)` must return exactly `expected`.
+    pub async fn expect_get(&self, check: &str, key: &str, expected: Option<&[u8]>) -> CaseResult {
+        let got = self.get(key).await?;
+        if got.as_deref() == expected {
+            return Ok(());
+        }
+        let mut failure = Failure::new(check)
+            .key(key)
+            .expected(format!("get -> {}", preview_option(expected)))
+            .got(format!("get -> {}", preview_option(got.as_deref())));
+        if let Some(value) = expected {
+            failure = failure.value(value);
+        }
+        Err(failure)
+    }
+
+    /// `exists(key)` must return `expected`.
+    pub async fn expect_exists(&self, check: &str, key: &str, expected: bool) -> CaseResult {
+        let got = self.exists(key).await?;
+        expect_eq(check, key, "exists", expected, got)
+    }
+
+    /// `delete(key)` must return `expected`.
+    pub async fn expect_delete(&self, check: &str, key: &str, expected: bool) -> CaseResult {
+        let got = self.delete(key).await?;
+        expect_eq(check, key, "delete", expected, got)
+    }
+
+    /// `get` returns `value` and `exists` returns true.
+    pub async fn expect_present(&self, check: &str, key: &str, value: &[u8]) -> CaseResult {
+        self.expect_get(check, key, Some(value)).await?;
+        self.expect_exists(check, key, true).await
+    }
+
+    /// `get` returns `None` and `exists` returns false.
+    pub async fn expect_absent(&self, check: &str, key: &str) -> CaseResult {
+        self.expect_get(check, key, None).await?;
+        self.expect_exists(check, key, false).await
+    }
+}
+
+/// `result` must be an error of `kind`.
+pub fn expect_error<T: Debug>(
+    check: &str,
+    key: &str,
+    result: Result<T, BackendError>,
+    kind: ErrorKind,
+) -> CaseResult {
+    match result {
+        Err(err) if err.kind() == kind => Ok(()),
+        Err(err) => Err(Failure::new(check)
+            .key(key)
+            .expected(format!("an error of kind `{kind}`"))
+            .got(format!("an error of kind `{}`: {err}", err.kind()))),
+        Ok(value) => Err(Failure::new(check)
+            .key(key)
+            .expected(format!("an error of kind `{kind}`"))
+            .got(format!("Ok({})", short_debug(&value)))),
+    }
+}
+
+fn expect_eq(check: &str, key: &str, op: &str, expected: bool, got: bool) -> CaseResult {
+    if expected == got {
+        return Ok(());
+    }
+    Err(Failure::new(check)
+        .key(key)
+        .expected(format!("{op} -> {expected}"))
+        .got(format!("{op} -> {got}")))
+}
+
+fn unexpected(op: impl Into<String>, key: &str, err: BackendError) -> Failure {
+    let op = op.into();
+    Failure::new(format!("{op} must succeed"))
+        .key(key)
+        .expected(format!("{op} -> Ok"))
+        .got(format!("error of kind `{}`: {err}", err.kind()))
+}
+
+fn short_debug<T: Debug>(value: &T) -> String {
+    let text = format!("{value:?}");
+    if text.len() <= 80 {
+        return text;
+    }
+    let cut = (0..=80)
+        .rev()
+        .find(|&i| text.is_char_boundary(i))
+        .unwrap_or(0);
+    format!("{}…", &text[..cut])
+}

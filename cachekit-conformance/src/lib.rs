@@ -1,0 +1,81 @@
+//! A conformance kit for cachekit backends.
+//!
+//! One line in a backend crate's `tests/` generates the whole matrix, one named test per
+//! rule, gated by the capabilities the backend declares:
+//!
+//! ```toml
+//! # Cargo.toml of the backend crate
+//! [dev-dependencies]
+//! cachekit-conformance = "0.1"
+//!
+//! [[test]]
+//! name = "conformance"
+//! harness = false
+//! ```
+//!
+//! ```no_run
+//! // tests/conformance.rs
+//! cachekit_conformance::conformance_tests!(memory => async {
+//!     cachekit_backend_memory::MemoryBackend::new()
+//! });
+//! ```
+//!
+//! `cargo test --test conformance` then lists tests such as
+//! `memory::ttl::expired_entry_is_absent_from_exists`; a failure names the rule, the check,
+//! the key and value involved, what was expected and what came back.
+//!
+//! # How it is put together
+//! Cases are ordinary `async fn(Ctx) -> CaseResult` functions in [`cases`], one module per
+//! rule family. [`cases::all`] is the registry. The macro only registers the registry's
+//! cases with a libtest-compatible harness ([`harness`]); [`run_suite`] runs the same cases
+//! programmatically and returns a [`Report`], which is what command-line validation uses.
+//!
+//! Capability gating happens when the test list is built: a case whose needs the backend
+//! does not declare becomes an *ignored* test, and its reason is printed, so an excluded
+//! rule is never counted as passed.
+//!
+//! Backends that declare [`Clock::Tokio`](cachekit_core::Clock::Tokio) run their ttl cases
+//! on a paused tokio clock, at no wall-time cost; all others wait for real, with every ttl
+//! case running concurrently so the matrix waits about one ttl window in total.
+
+pub mod case;
+pub mod cases;
+mod ctx;
+pub mod failure;
+pub mod harness;
+mod runner;
+
+pub use case::{Case, CaseResult, Family, Need, Timing};
+pub use ctx::{expect_error, Ctx, TtlWindow};
+pub use failure::Failure;
+pub use runner::{
+    run_case, run_suite, seed_from_env, CaseReport, Outcome, Report, RunId, RunOptions, Suite,
+    CASE_TIMEOUT_ENV, SEED_ENV,
+};
+
+/// Generates a test binary's `main` that runs the conformance matrix for each named backend.
+///
+/// Takes `name => factory` pairs, where `factory` is an async expression that builds the
+/// backend. It is evaluated once per case, inside that case's runtime. The test target
+/// needs `harness = false` in `Cargo.toml`.
+///
+/// ```no_run
+/// use cachekit_backend_memory::{MemoryBackend, MemoryConfig};
+///
+/// cachekit_conformance::conformance_tests!(
+///     memory => async { MemoryBackend::new() },
+///     memory_bounded => async {
+///         MemoryBackend::with_config(MemoryConfig { capacity: Some(10_000), ..Default::default() })
+///     },
+/// );
+/// ```
+#[macro_export]
+macro_rules! conformance_tests {
+    ($($name:ident => $factory:expr),+ $(,)?) => {
+        fn main() -> ::std::process::ExitCode {
+            $crate::harness::main(::std::vec![
+                $($crate::Suite::new(::std::stringify!($name), || $factory)),+
+            ])
+        }
+    };
+}

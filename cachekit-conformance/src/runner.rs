@@ -1,0 +1,377 @@
+//! Running cases: one case on the runtime it needs, or a whole suite into a [`Report`].
+
+use std::fmt;
+use std::future::Future;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use cachekit_core::{Backend, Capabilities, Clock};
+
+use crate::case::{Case, Family, Timing};
+use crate::ctx::Ctx;
+use crate::failure::Failure;
+
+type BackendFuture = Pin<Box<dyn Future<Output = Arc<dyn Backend>>>>;
+type Factory = dyn Fn() -> BackendFuture + Send + Sync;
+
+/// Environment variable: seconds one case may take before it fails (default 120).
+pub const CASE_TIMEOUT_ENV: &str = "CACHEKIT_CASE_TIMEOUT_SECS";
+/// Environment variable: the seed for random cases, to replay a failure.
+pub const SEED_ENV: &str = "CACHEKIT_SEED";
+
+/// A named backend factory: what the conformance matrix runs against.
+///
+/// The factory is called once per case, inside the runtime that case runs on, so it may
+/// create clients bound to that runtime. It is also called once up front to read the
+/// declared [`Capabilities`]. Backends that share one store across instances keep it
+/// apart per case through the case's unique key prefix.
+#[derive(Clone)]
+pub struct Suite {
+    name: String,
+    factory: Arc<Factory>,
+}
+
+impl Suite {
+    /// A suite called `name` whose backends come from `factory`.
+    pub fn new<F, Fut, B>(name: impl Into<String>, factory: F) -> Self
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = B> + 'static,
+        B: Backend + 'static,
+    {
+        let factory = move || -> BackendFuture {
+            let made = factory();
+            Box::pin(async move { Arc::new(made.await) as Arc<dyn Backend> })
+        };
+        Suite {
+            name: name.into(),
+            factory: Arc::new(factory),
+        }
+    }
+
+    /// The suite's name, the first segment of every test name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Builds one backend on a throwaway runtime and reads what it declares.
+    pub fn capabilities(&self) -> Result<Capabilities, String> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|err| format!("cannot build a tokio runtime: {err}"))?;
+        catch_unwind(AssertUnwindSafe(|| {
+            runtime.block_on(async { (self.factory)().await.capabilities() })
+        }))
+        .map_err(|panic| format!("the backend factory panicked: {}", panic_message(&*panic)))
+    }
+}
+
+impl fmt::Debug for Suite {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Suite").field("name", &self.name).finish()
+    }
+}
+
+/// How one case ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Every check held.
+    Passed,
+    /// A check failed; the text names the rule, the check, and what came back.
+    Failed(String),
+    /// The backend's declared capabilities exclude the case; the text says which.
+    Skipped(String),
+}
+
+/// One case's line in a [`Report`].
+#[derive(Debug, Clone)]
+pub struct CaseReport {
+    /// The case that ran.
+    pub case: Case,
+    /// How it ended.
+    pub outcome: Outcome,
+    /// Wall time it took.
+    pub duration: Duration,
+}
+
+/// The result of running a suite programmatically.
+#[derive(Debug, Clone)]
+pub struct Report {
+    /// The suite's name.
+    pub suite: String,
+    /// What the backend declared.
+    pub capabilities: Capabilities,
+    /// One entry per selected case, in registry order.
+    pub cases: Vec<CaseReport>,
+    /// Wall time of the whole run.
+    pub wall_time: Duration,
+    /// The seed random cases used.
+    pub seed: u64,
+}
+
+impl Report {
+    /// Cases that failed.
+    pub fn failures(&self) -> impl Iterator<Item = &CaseReport> {
+        self.cases
+            .iter()
+            .filter(|c| matches!(c.outcome, Outcome::Failed(_)))
+    }
+
+    /// (passed, failed, skipped) counts, over all families or one.
+    pub fn counts(&self, family: Option<Family>) -> (usize, usize, usize) {
+        let mut counts = (0, 0, 0);
+        let selected = self
+            .cases
+            .iter()
+            .filter(|c| family.is_none_or(|f| c.case.family == f));
+        for case in selected {
+            match case.outcome {
+                Outcome::Passed => counts.0 += 1,
+                Outcome::Failed(_) => counts.1 += 1,
+                Outcome::Skipped(_) => counts.2 += 1,
+            }
+        }
+        counts
+    }
+
+    /// Whether no case failed.
+    pub fn passed(&self) -> bool {
+        self.failures().next().is_none()
+    }
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "conformance report for `{}` (seed {})",
+            self.suite, self.seed
+        )?;
+        for entry in &self.cases {
+            let (word, detail) = match &entry.outcome {
+                Outcome::Passed => ("pass", None),
+                Outcome::Failed(text) => ("FAIL", Some(text)),
+                Outcome::Skipped(reason) => ("skip", Some(reason)),
+            };
+            writeln!(
+                f,
+                "  {word}  {:<62} {:>8.3}s",
+                entry.case.id(),
+                entry.duration.as_secs_f64()
+            )?;
+            if let Some(detail) = detail {
+                for line in detail.lines() {
+                    writeln!(f, "        {line}")?;
+                }
+            }
+        }
+        let (passed, failed, skipped) = self.counts(None);
+        write!(
+            f,
+            "{passed} passed, {failed} failed, {skipped} skipped in {:.2}s",
+            self.wall_time.as_secs_f64()
+        )
+    }
+}
+
+/// Options for [`run_suite`].
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Only cases whose `family::name` contains this text.
+    pub filter: Option<String>,
+    /// Cases run at once; ttl cases mostly wait, so this is high by default.
+    pub parallelism: usize,
+    /// Seed for random cases; taken from `CACHEKIT_SEED` or drawn at random when `None`.
+    pub seed: Option<u64>,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            filter: None,
+            parallelism: 64,
+            seed: None,
+        }
+    }
+}
+
+/// Runs every registered case that matches `options` against `suite` and reports.
+///
+/// This is what the command-line validator uses; the test harness runs the very same
+/// cases through [`run_case`].
+pub fn run_suite(suite: &Suite, options: &RunOptions) -> Report {
+    let started = Instant::now();
+    let seed = options.seed.unwrap_or_else(seed_from_env);
+    let run_id = RunId::new();
+    let selected: Vec<Case> = crate::cases::all()
+        .into_iter()
+        .filter(|case| {
+            options
+                .filter
+                .as_deref()
+                .is_none_or(|text| case.id().contains(text))
+        })
+        .collect();
+    let capabilities = match suite.capabilities() {
+        Ok(caps) => caps,
+        Err(reason) => {
+            let cases = selected
+                .into_iter()
+                .map(|case| CaseReport {
+                    case,
+                    outcome: Outcome::Failed(reason.clone()),
+                    duration: Duration::ZERO,
+                })
+                .collect();
+            return Report {
+                suite: suite.name.clone(),
+                capabilities: Capabilities::new("unknown"),
+                cases,
+                wall_time: started.elapsed(),
+                seed,
+            };
+        }
+    };
+    let results: Mutex<Vec<Option<CaseReport>>> = Mutex::new(vec![None; selected.len()]);
+    let next = AtomicUsize::new(0);
+    let workers = options.parallelism.clamp(1, selected.len().max(1));
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(|| loop {
+                let index = next.fetch_add(1, Ordering::Relaxed);
+                let Some(case) = selected.get(index) else {
+                    break;
+                };
+                let case_started = Instant::now();
+                let outcome = run_case(suite, case, &capabilities, &run_id, seed);
+                let report = CaseReport {
+                    case: *case,
+                    outcome,
+                    duration: case_started.elapsed(),
+                };
+                if let Ok(mut results) = results.lock() {
+                    results[index] = Some(report);
+                }
+            });
+        }
+    });
+    let cases = results
+        .into_inner()
+        .unwrap_or_default()
+        .into_iter()
+        .flatten()
+        .collect();
+    Report {
+        suite: suite.name.clone(),
+        capabilities,
+        cases,
+        wall_time: started.elapsed(),
+        seed,
+    }
+}
+
+/// A per-process tag so keys from concurrent runs against one shared store never meet.
+#[derive(Debug, Clone)]
+pub struct RunId(String);
+
+impl RunId {
+    /// A fresh random tag.
+    pub fn new() -> Self {
+        RunId(format!("{:08x}", rand::random::<u32>()))
+    }
+}
+
+impl Default for RunId {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Runs one case against a fresh backend from `suite`, on the runtime its timing needs.
+///
+/// Never panics: a panicking case or backend is reported as [`Outcome::Failed`].
+pub fn run_case(
+    suite: &Suite,
+    case: &Case,
+    capabilities: &Capabilities,
+    run_id: &RunId,
+    seed: u64,
+) -> Outcome {
+    if let Some(reason) = case.skip_reason(capabilities) {
+        return Outcome::Skipped(reason);
+    }
+    let virtual_time = capabilities.clock == Clock::Tokio && case.timing == Timing::WaitsForExpiry;
+    let runtime = match case.timing {
+        Timing::Parallel => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(4)
+            .enable_all()
+            .build(),
+        _ => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .start_paused(virtual_time)
+            .build(),
+    };
+    let runtime = match runtime {
+        Ok(runtime) => runtime,
+        Err(err) => return Outcome::Failed(format!("cannot build a tokio runtime: {err}")),
+    };
+    let prefix = format!("ck-{}-{}-", run_id.0, case.name);
+    let timeout = case_timeout();
+    let outcome = catch_unwind(AssertUnwindSafe(|| {
+        runtime.block_on(async {
+            let backend = (suite.factory)().await;
+            let ctx = Ctx::new(backend, virtual_time, prefix, seed);
+            match tokio::time::timeout(timeout, (case.run)(ctx)).await {
+                Ok(result) => result,
+                Err(_) => Err(Failure::new("the case must finish")
+                    .expected(format!("done within {timeout:?} ({CASE_TIMEOUT_ENV})"))
+                    .got("still running: an operation hangs")),
+            }
+        })
+    }));
+    // Dropping a runtime whose tasks still hold blocking resources must not hang the run.
+    runtime.shutdown_timeout(Duration::from_secs(5));
+    match outcome {
+        Ok(Ok(())) => Outcome::Passed,
+        Ok(Err(failure)) => Outcome::Failed(describe_failure(case, &failure)),
+        Err(panic) => Outcome::Failed(format!(
+            "rule: [{}] {}\n  the case panicked: {}",
+            case.family,
+            case.rule,
+            panic_message(&*panic)
+        )),
+    }
+}
+
+fn describe_failure(case: &Case, failure: &Failure) -> String {
+    format!("rule violated: [{}] {}\n{failure}", case.family, case.rule)
+}
+
+fn case_timeout() -> Duration {
+    std::env::var(CASE_TIMEOUT_ENV)
+        .ok()
+        .and_then(|text| text.parse().ok())
+        .map_or(Duration::from_secs(120), Duration::from_secs)
+}
+
+/// The seed from `CACHEKIT_SEED`, or a random one.
+pub fn seed_from_env() -> u64 {
+    std::env::var(SEED_ENV)
+        .ok()
+        .and_then(|text| text.trim().parse().ok())
+        .unwrap_or_else(rand::random)
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    if let Some(text) = panic.downcast_ref::<&str>() {
+        (*text).to_owned()
+    } else if let Some(text) = panic.downcast_ref::<String>() {
+        text.clone()
+    } else {
+        "a non-string panic payload".to_owned()
+    }
+}
