@@ -12,7 +12,11 @@ const PREVIEW_KEY_CHARS: usize = 96;
 /// The runner prefixes it with the case's rule, so a failure reads as
 /// "rule → check → key/value → expected vs got".
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Failure {
+pub struct Failure(Box<Details>);
+
+// Boxed so that `Result<_, Failure>` stays one pointer wide on the happy path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Details {
     check: String,
     key: Option<String>,
     value: Option<String>,
@@ -24,67 +28,68 @@ pub struct Failure {
 impl Failure {
     /// A failure of the check described by `check`, e.g. "get after the ttl elapsed".
     pub fn new(check: impl Into<String>) -> Self {
-        Failure {
+        Failure(Box::new(Details {
             check: check.into(),
             key: None,
             value: None,
             expected: None,
             got: None,
             notes: Vec::new(),
-        }
+        }))
     }
 
     /// The key involved, shown escaped and truncated.
     pub fn key(mut self, key: &str) -> Self {
-        self.key = Some(preview_key(key));
+        self.0.key = Some(preview_key(key));
         self
     }
 
     /// The value involved, shown as length plus truncated hex.
     pub fn value(mut self, value: &[u8]) -> Self {
-        self.value = Some(preview_bytes(value));
+        self.0.value = Some(preview_bytes(value));
         self
     }
 
     /// What the rule requires.
     pub fn expected(mut self, expected: impl Into<String>) -> Self {
-        self.expected = Some(expected.into());
+        self.0.expected = Some(expected.into());
         self
     }
 
     /// What the backend did instead.
     pub fn got(mut self, got: impl Into<String>) -> Self {
-        self.got = Some(got.into());
+        self.0.got = Some(got.into());
         self
     }
 
     /// Any further line worth reading, e.g. a seed to replay.
     pub fn note(mut self, note: impl Into<String>) -> Self {
-        self.notes.push(note.into());
+        self.0.notes.push(note.into());
         self
     }
 
     /// The check that failed.
     pub fn check(&self) -> &str {
-        &self.check
+        &self.0.check
     }
 }
 
 impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "  check:    {}", self.check)?;
+        let details = &self.0;
+        write!(f, "  check:    {}", details.check)?;
         let fields = [
-            ("key", &self.key),
-            ("value", &self.value),
-            ("expected", &self.expected),
-            ("got", &self.got),
+            ("key", &details.key),
+            ("value", &details.value),
+            ("expected", &details.expected),
+            ("got", &details.got),
         ];
         for (label, field) in fields {
             if let Some(text) = field {
                 write!(f, "\n  {:<9} {text}", format!("{label}:"))?;
             }
         }
-        for note in &self.notes {
+        for note in &details.notes {
             write!(f, "\n  note:     {note}")?;
         }
         Ok(())
