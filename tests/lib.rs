@@ -47,3 +47,8 @@ pub async fn python_reference_harness(backend: &dyn Backend) -> Result<(), Strin
     let got = backend.get("ttl_key").await.map_err(failed("get"))?;
     step("get 1.5 s after a 1 s ttl is None (expired)", got.is_none())
 }
+
+/// The README's code blocks, compiled and run as doctests so the quick start stays true.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
