@@ -33,11 +33,13 @@ pub enum Family {
     Health,
     /// Random operation sequences against a `HashMap` model.
     Model,
+    /// Error classification and retries under injected HTTP faults.
+    Faults,
 }
 
 impl Family {
     /// Every family, in report order.
-    pub const ALL: [Family; 9] = [
+    pub const ALL: [Family; 10] = [
         Family::Crud,
         Family::DeleteExists,
         Family::Keys,
@@ -47,6 +49,7 @@ impl Family {
         Family::Concurrency,
         Family::Health,
         Family::Model,
+        Family::Faults,
     ];
 
     /// The module-like name used in test names.
@@ -61,6 +64,7 @@ impl Family {
             Family::Concurrency => "concurrency",
             Family::Health => "health",
             Family::Model => "model",
+            Family::Faults => "faults",
         }
     }
 }
@@ -151,10 +155,23 @@ pub struct Case {
     pub needs: &'static [Need],
     /// Its use of time and threads.
     pub timing: Timing,
-    pub(crate) run: fn(Ctx) -> LocalBoxFuture<'static, CaseResult>,
+    pub(crate) run: CaseFn,
+}
+
+/// How a case is invoked: against a backend, or against a fault-injecting HTTP server.
+#[derive(Clone, Copy)]
+pub(crate) enum CaseFn {
+    Backend(fn(Ctx) -> LocalBoxFuture<'static, CaseResult>),
+    #[cfg(feature = "http-faults")]
+    HttpFaults(fn(crate::faults::FaultCtx) -> LocalBoxFuture<'static, CaseResult>),
 }
 
 impl Case {
+    /// Whether this case runs against HTTP fault suites rather than ordinary backends.
+    pub fn needs_fault_injection(&self) -> bool {
+        !matches!(self.run, CaseFn::Backend(_))
+    }
+
     /// `family::name`, the name used in reports and test filters.
     pub fn id(&self) -> String {
         format!("{}::{}", self.family, self.name)

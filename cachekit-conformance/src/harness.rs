@@ -32,7 +32,10 @@ pub fn main(suites: Vec<Suite>) -> ExitCode {
                 continue;
             }
         };
-        for case in crate::cases::all() {
+        for case in crate::cases::all()
+            .into_iter()
+            .filter(|case| suite.includes(case))
+        {
             let name = format!("{}::{}", suite.name(), case.id());
             if let Some(reason) = case.skip_reason(&capabilities) {
                 if !listing {

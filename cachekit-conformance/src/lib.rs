@@ -42,6 +42,8 @@ pub mod case;
 pub mod cases;
 mod ctx;
 pub mod failure;
+#[cfg(feature = "http-faults")]
+pub mod faults;
 pub mod harness;
 mod runner;
 
@@ -69,13 +71,28 @@ pub use runner::{
 ///     },
 /// );
 /// ```
+///
+/// With the `http-faults` feature, `name => http_faults(|target| async move { .. })` adds
+/// the fault-injection family for a backend that speaks the cachekit HTTP API; see
+/// [`faults`](crate::faults).
 #[macro_export]
 macro_rules! conformance_tests {
-    ($($name:ident => $factory:expr),+ $(,)?) => {
+    (@suites [$($suite:expr),*]) => {
         fn main() -> ::std::process::ExitCode {
-            $crate::harness::main(::std::vec![
-                $($crate::Suite::new(::std::stringify!($name), || $factory)),+
-            ])
+            $crate::harness::main(::std::vec![$($suite),*])
         }
+    };
+    (@suites [$($suite:expr),*] $name:ident => http_faults($factory:expr) $(, $($rest:tt)*)?) => {
+        $crate::conformance_tests!(@suites [
+            $($suite,)* $crate::Suite::http_faults(::std::stringify!($name), $factory)
+        ] $($($rest)*)?);
+    };
+    (@suites [$($suite:expr),*] $name:ident => $factory:expr $(, $($rest:tt)*)?) => {
+        $crate::conformance_tests!(@suites [
+            $($suite,)* $crate::Suite::new(::std::stringify!($name), || $factory)
+        ] $($($rest)*)?);
+    };
+    ($($rest:tt)+) => {
+        $crate::conformance_tests!(@suites [] $($rest)+);
     };
 }

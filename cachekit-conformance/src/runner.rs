@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use cachekit_core::{Backend, Capabilities, Clock};
 
-use crate::case::{Case, Family, Timing};
+use crate::case::{Case, CaseFn, Family, Timing};
 use crate::ctx::Ctx;
 use crate::failure::Failure;
 
@@ -31,7 +31,14 @@ pub const SEED_ENV: &str = "CACHEKIT_SEED";
 #[derive(Clone)]
 pub struct Suite {
     name: String,
-    factory: Arc<Factory>,
+    factory: SuiteFactory,
+}
+
+#[derive(Clone)]
+pub(crate) enum SuiteFactory {
+    Backend(Arc<Factory>),
+    #[cfg(feature = "http-faults")]
+    HttpFaults(Arc<crate::faults::FaultFactory>),
 }
 
 impl Suite {
@@ -48,7 +55,24 @@ impl Suite {
         };
         Suite {
             name: name.into(),
-            factory: Arc::new(factory),
+            factory: SuiteFactory::Backend(Arc::new(factory)),
+        }
+    }
+
+    pub(crate) fn from_factory(name: impl Into<String>, factory: SuiteFactory) -> Self {
+        Suite {
+            name: name.into(),
+            factory,
+        }
+    }
+
+    /// Whether `case` belongs in this suite: backend cases in backend suites, fault cases
+    /// in fault suites.
+    pub fn includes(&self, case: &Case) -> bool {
+        match self.factory {
+            SuiteFactory::Backend(_) => !case.needs_fault_injection(),
+            #[cfg(feature = "http-faults")]
+            SuiteFactory::HttpFaults(_) => case.needs_fault_injection(),
         }
     }
 
@@ -59,12 +83,19 @@ impl Suite {
 
     /// Builds one backend on a throwaway runtime and reads what it declares.
     pub fn capabilities(&self) -> Result<Capabilities, String> {
+        let factory = match &self.factory {
+            SuiteFactory::Backend(factory) => factory.clone(),
+            // Fault suites point the backend at servers the cases start; it declares nothing
+            // the fault cases depend on.
+            #[cfg(feature = "http-faults")]
+            SuiteFactory::HttpFaults(_) => return Ok(Capabilities::new("http-faults")),
+        };
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_err(|err| format!("cannot build a tokio runtime: {err}"))?;
         catch_unwind(AssertUnwindSafe(|| {
-            runtime.block_on(async { (self.factory)().await.capabilities() })
+            runtime.block_on(async { factory().await.capabilities() })
         }))
         .map_err(|panic| format!("the backend factory panicked: {}", panic_message(&*panic)))
     }
@@ -209,6 +240,7 @@ pub fn run_suite(suite: &Suite, options: &RunOptions) -> Report {
     let run_id = RunId::new();
     let selected: Vec<Case> = crate::cases::all()
         .into_iter()
+        .filter(|case| suite.includes(case))
         .filter(|case| {
             options
                 .filter
@@ -323,9 +355,24 @@ pub fn run_case(
     let timeout = case_timeout();
     let outcome = catch_unwind(AssertUnwindSafe(|| {
         runtime.block_on(async {
-            let backend = (suite.factory)().await;
-            let ctx = Ctx::new(backend, virtual_time, prefix, seed);
-            match tokio::time::timeout(timeout, (case.run)(ctx)).await {
+            let running =
+                match (&suite.factory, case.run) {
+                    (SuiteFactory::Backend(factory), CaseFn::Backend(run)) => {
+                        let ctx = Ctx::new(factory().await, virtual_time, prefix, seed);
+                        run(ctx)
+                    }
+                    #[cfg(feature = "http-faults")]
+                    (SuiteFactory::HttpFaults(factory), CaseFn::HttpFaults(run)) => {
+                        run(crate::faults::FaultCtx::new(factory.clone()))
+                    }
+                    #[cfg(feature = "http-faults")]
+                    _ => {
+                        return Err(Failure::new("run the case in a suite of its kind").got(
+                            format!("`{}` does not belong in suite `{}`", case.id(), suite.name),
+                        ))
+                    }
+                };
+            match tokio::time::timeout(timeout, running).await {
                 Ok(result) => result,
                 Err(_) => Err(Failure::new("the case must finish")
                     .expected(format!("done within {timeout:?} ({CASE_TIMEOUT_ENV})"))

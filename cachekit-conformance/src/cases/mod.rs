@@ -3,7 +3,7 @@
 //! Each case is an ordinary `async fn(Ctx) -> CaseResult` in its family's module; this file
 //! only lists them with their rule sentence, the capabilities they need, and their timing.
 
-use crate::case::{Case, Family, Need, Timing};
+use crate::case::{Case, CaseFn, Family, Need, Timing};
 
 pub mod cancel;
 pub mod concurrency;
@@ -23,7 +23,7 @@ macro_rules! case {
             rule: $rule,
             needs: &[$($($need),*)?],
             timing: timing_or_instant(&[$(Timing::$timing)?]),
-            run: |ctx| Box::pin($family::$name(ctx)),
+            run: CaseFn::Backend(|ctx| Box::pin($family::$name(ctx))),
         }
     };
 }
@@ -44,8 +44,16 @@ fn family_of(module: &str) -> Family {
 
 const MIB: usize = 1024 * 1024;
 
-/// Every case, in report order.
+/// Every case, in report order: backend cases, then (with the `http-faults` feature) the
+/// fault-injection cases that run only against [`Suite::http_faults`](crate::Suite::http_faults) suites.
 pub fn all() -> Vec<Case> {
+    let mut cases = backend_cases();
+    #[cfg(feature = "http-faults")]
+    cases.extend(crate::faults::cases());
+    cases
+}
+
+fn backend_cases() -> Vec<Case> {
     use Need::*;
     vec![
         case!(
@@ -216,6 +224,9 @@ mod tests {
         let crud = cases.iter().filter(|c| c.family == Family::Crud).count();
         assert_eq!(crud, 4);
         for family in Family::ALL {
+            if family == Family::Faults && !cfg!(feature = "http-faults") {
+                continue;
+            }
             assert!(
                 cases.iter().any(|c| c.family == family),
                 "{family} has no case"

@@ -1,0 +1,541 @@
+//! Fault conformance for backends that speak the cachekit HTTP API.
+//!
+//! Each case starts its own fault-injecting server on 127.0.0.1 (wiremock, or a raw TCP
+//! responder for answers wiremock cannot produce, like a body cut short), asks the suite's
+//! factory for a backend pointed at it with the retry settings in [`FaultTarget`], and checks
+//! the error kind, the number of requests (retries), and that no wrong value comes back.
+//!
+//! ```no_run
+//! # struct MyHttpBackend;
+//! # impl MyHttpBackend { fn new(_: &cachekit_conformance::faults::FaultTarget) -> cachekit_backend_memory::MemoryBackend { todo!() } }
+//! cachekit_conformance::conformance_tests!(
+//!     my_http_faults => http_faults(|target| async move { MyHttpBackend::new(&target) }),
+//! );
+//! ```
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use cachekit_core::{Backend, BackendError, Bytes, ErrorKind};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+use wiremock::matchers::method;
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+use crate::case::{Case, CaseFn, Family, Timing};
+use crate::failure::preview_option;
+use crate::runner::SuiteFactory;
+use crate::{CaseResult, Failure, Suite};
+
+/// Where and how the backend under test must be configured for a fault case.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FaultTarget {
+    /// The fault server's base URL; the API lives at `{base_url}/cache/{key}`.
+    pub base_url: String,
+    /// Deadline of each attempt.
+    pub timeout: Duration,
+    /// Retries after the first attempt for transient failures (5xx, 429, connect errors)
+    /// of GET, HEAD and PUT; DELETE only where the server refused it (429, 503).
+    pub max_retries: u32,
+    /// Upper bound of computed backoff; a `Retry-After` of 1 s must still be honoured.
+    pub max_backoff: Duration,
+    /// Largest response body the backend accepts.
+    pub max_response_bytes: usize,
+}
+
+type TargetedFuture = Pin<Box<dyn Future<Output = Arc<dyn Backend>>>>;
+pub(crate) type FaultFactory = dyn Fn(FaultTarget) -> TargetedFuture + Send + Sync;
+
+impl Suite {
+    /// A suite of fault cases for a backend that speaks the cachekit HTTP API, built by
+    /// `factory` for each [`FaultTarget`].
+    pub fn http_faults<F, Fut, B>(name: impl Into<String>, factory: F) -> Self
+    where
+        F: Fn(FaultTarget) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = B> + 'static,
+        B: Backend + 'static,
+    {
+        let factory = move |target: FaultTarget| -> TargetedFuture {
+            let made = factory(target);
+            Box::pin(async move { Arc::new(made.await) as Arc<dyn Backend> })
+        };
+        Suite::from_factory(name, SuiteFactory::HttpFaults(Arc::new(factory)))
+    }
+}
+
+/// What a fault case gets: a way to build the backend against a server it started.
+pub struct FaultCtx {
+    factory: Arc<FaultFactory>,
+}
+
+const TIMEOUT: Duration = Duration::from_millis(400);
+const RETRIES: u32 = 2;
+const RESPONSE_CAP: usize = 64 * 1024;
+const KEY: &str = "fault-key";
+
+impl FaultCtx {
+    pub(crate) fn new(factory: Arc<FaultFactory>) -> Self {
+        FaultCtx { factory }
+    }
+
+    /// The settings every fault case uses.
+    pub fn target(base_url: &str) -> FaultTarget {
+        FaultTarget {
+            base_url: base_url.to_owned(),
+            timeout: TIMEOUT,
+            max_retries: RETRIES,
+            max_backoff: Duration::from_millis(100),
+            max_response_bytes: RESPONSE_CAP,
+        }
+    }
+
+    async fn backend_for(&self, base_url: &str) -> Arc<dyn Backend> {
+        (self.factory)(Self::target(base_url)).await
+    }
+}
+
+macro_rules! fault_case {
+    ($name:ident, $rule:expr) => {
+        Case {
+            family: Family::Faults,
+            name: stringify!($name),
+            rule: $rule,
+            needs: &[],
+            timing: Timing::Parallel,
+            run: CaseFn::HttpFaults(|ctx| Box::pin($name(ctx))),
+        }
+    };
+}
+
+/// The fault cases, registered after the backend cases.
+pub(crate) fn cases() -> Vec<Case> {
+    vec![
+        fault_case!(every_success_status_of_the_api_is_accepted, "PUT 200/201/204, DELETE 200/204 and HEAD 200 are successes"),
+        fault_case!(transient_failure_is_retried_then_succeeds, "a 503 followed by a 200 yields the value after one retry"),
+        fault_case!(status_500_is_unavailable_after_bounded_retries, "a persistent 500 on GET is Unavailable after exactly 1 + max_retries requests"),
+        fault_case!(status_503_on_set_is_unavailable_after_bounded_retries, "a persistent 503 on PUT is Unavailable after exactly 1 + max_retries requests"),
+        fault_case!(status_429_is_throttled_and_honours_retry_after, "429 with Retry-After is Throttled, waits as told between retries, and reports the wait"),
+        fault_case!(status_401_is_auth_and_not_retried, "401 is Auth after one request"),
+        fault_case!(status_403_is_auth_and_not_retried, "403 is Auth after one request"),
+        fault_case!(status_413_is_value_too_large_and_not_retried, "413 on PUT is ValueTooLarge after one request"),
+        fault_case!(delete_is_not_retried_after_a_server_error, "a 500 on DELETE is Unavailable after one request: a retry could misreport whether it existed"),
+        fault_case!(slow_response_is_timeout, "an answer slower than the timeout is Timeout, after bounded retries"),
+        fault_case!(unexpected_status_is_protocol, "a status outside the API (418, 302) is Protocol, not a value and not a miss"),
+        fault_case!(error_status_with_garbage_body_is_still_classified, "an error status with a non-JSON, binary body is still classified by its status"),
+        fault_case!(body_shorter_than_content_length_is_protocol, "a body cut short of its Content-Length is Protocol, never a truncated value"),
+        fault_case!(garbage_instead_of_http_is_protocol, "bytes that are not HTTP are Protocol"),
+        fault_case!(response_over_the_cap_is_protocol, "a body over the response cap is Protocol, never truncated"),
+        fault_case!(unreachable_service_is_unavailable_and_unhealthy, "connection refused is Unavailable, and health_check says unhealthy"),
+        fault_case!(hanging_service_is_unhealthy_within_the_timeout, "a service that never answers is unhealthy within the timeout"),
+    ]
+}
+
+async fn requests(server: &MockServer) -> usize {
+    server.received_requests().await.map_or(0, |r| r.len())
+}
+
+fn expect_requests(check: &str, expected: usize, got: usize) -> CaseResult {
+    if expected == got {
+        return Ok(());
+    }
+    Err(Failure::new(check)
+        .expected(format!("{expected} request(s) reach the server"))
+        .got(format!("{got} request(s)")))
+}
+
+fn expect_kind<T: std::fmt::Debug>(
+    check: &str,
+    result: Result<T, BackendError>,
+    kind: ErrorKind,
+) -> CaseResult {
+    crate::expect_error(check, KEY, result, kind)
+}
+
+async fn server_answering(
+    status: u16,
+    template: impl FnOnce(ResponseTemplate) -> ResponseTemplate,
+) -> MockServer {
+    let server = MockServer::start().await;
+    Mock::given(wiremock::matchers::any())
+        .respond_with(template(ResponseTemplate::new(status)))
+        .mount(&server)
+        .await;
+    server
+}
+
+/// PUT 200/201/204, DELETE 200/204 and HEAD 200 are successes.
+pub async fn every_success_status_of_the_api_is_accepted(ctx: FaultCtx) -> CaseResult {
+    for (put_status, delete_status) in [(200, 200), (201, 204), (204, 204)] {
+        let server = MockServer::start().await;
+        Mock::given(method("PUT"))
+            .respond_with(ResponseTemplate::new(put_status))
+            .mount(&server)
+            .await;
+        Mock::given(method("DELETE"))
+            .respond_with(ResponseTemplate::new(delete_status))
+            .mount(&server)
+            .await;
+        Mock::given(method("HEAD"))
+            .respond_with(ResponseTemplate::new(200))
+            .mount(&server)
+            .await;
+        let backend = ctx.backend_for(&server.uri()).await;
+        if let Err(err) = backend.set(KEY, Bytes::from_static(b"v"), None).await {
+            return Err(Failure::new(format!("set answered {put_status}"))
+                .key(KEY)
+                .expected("Ok")
+                .got(err.to_string()));
+        }
+        match backend.delete(KEY).await {
+            Ok(true) => {}
+            other => {
+                return Err(Failure::new(format!("delete answered {delete_status}"))
+                    .key(KEY)
+                    .expected("Ok(true): the entry existed")
+                    .got(format!("{other:?}")))
+            }
+        }
+        match backend.exists(KEY).await {
+            Ok(true) => {}
+            other => {
+                return Err(Failure::new("exists answered HEAD 200")
+                    .key(KEY)
+                    .expected("Ok(true)")
+                    .got(format!("{other:?}")))
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A 503 followed by a 200 yields the value after one retry.
+pub async fn transient_failure_is_retried_then_succeeds(ctx: FaultCtx) -> CaseResult {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(503))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(200).set_body_bytes(b"recovered".to_vec()))
+        .mount(&server)
+        .await;
+    let backend = ctx.backend_for(&server.uri()).await;
+    match backend.get(KEY).await {
+        Ok(Some(value)) if value.as_ref() == b"recovered" => {}
+        other => {
+            return Err(Failure::new("get after one 503, then 200")
+                .key(KEY)
+                .expected("Ok(Some(\"recovered\"))")
+                .got(format!("{:?}", other.map(|v| preview_option(v.as_deref())))))
+        }
+    }
+    expect_requests("a 503 then a 200", 2, requests(&server).await)
+}
+
+/// A persistent 500 on GET is Unavailable after exactly 1 + max_retries requests.
+pub async fn status_500_is_unavailable_after_bounded_retries(ctx: FaultCtx) -> CaseResult {
+    let server = server_answering(500, |t| t).await;
+    let backend = ctx.backend_for(&server.uri()).await;
+    expect_kind(
+        "get answered 500 every time",
+        backend.get(KEY).await,
+        ErrorKind::Unavailable,
+    )?;
+    expect_requests(
+        "get answered 500 every time",
+        1 + RETRIES as usize,
+        requests(&server).await,
+    )
+}
+
+/// A persistent 503 on PUT is Unavailable after exactly 1 + max_retries requests.
+pub async fn status_503_on_set_is_unavailable_after_bounded_retries(ctx: FaultCtx) -> CaseResult {
+    let server = server_answering(503, |t| t).await;
+    let backend = ctx.backend_for(&server.uri()).await;
+    let result = backend.set(KEY, Bytes::from_static(b"v"), None).await;
+    expect_kind(
+        "set answered 503 every time",
+        result,
+        ErrorKind::Unavailable,
+    )?;
+    expect_requests(
+        "set answered 503 every time",
+        1 + RETRIES as usize,
+        requests(&server).await,
+    )
+}
+
+/// 429 with Retry-After is Throttled, waits as told between retries, and reports the wait.
+pub async fn status_429_is_throttled_and_honours_retry_after(ctx: FaultCtx) -> CaseResult {
+    let server = server_answering(429, |t| t.insert_header("Retry-After", "1")).await;
+    let backend = ctx.backend_for(&server.uri()).await;
+    let started = tokio::time::Instant::now();
+    let result = backend.get(KEY).await;
+    let waited = started.elapsed();
+    let check = "get answered 429 with Retry-After: 1 every time";
+    if let Err(err) = &result {
+        if err.kind() == ErrorKind::Throttled && err.retry_after() != Some(Duration::from_secs(1)) {
+            return Err(Failure::new(check)
+                .expected("a Throttled error whose retry_after() is Some(1s)")
+                .got(format!("retry_after() = {:?}", err.retry_after())));
+        }
+    }
+    expect_kind(check, result, ErrorKind::Throttled)?;
+    expect_requests(check, 1 + RETRIES as usize, requests(&server).await)?;
+    // A lower bound only: waiting at least as long as told is the rule.
+    let told = Duration::from_secs(u64::from(RETRIES));
+    if waited < told {
+        return Err(Failure::new(check)
+            .expected(format!(
+                "at least {told:?} spent waiting as Retry-After said"
+            ))
+            .got(format!("{waited:?}")));
+    }
+    Ok(())
+}
+
+/// 401 is Auth after one request.
+pub async fn status_401_is_auth_and_not_retried(ctx: FaultCtx) -> CaseResult {
+    not_retried(ctx, 401, ErrorKind::Auth).await
+}
+
+/// 403 is Auth after one request.
+pub async fn status_403_is_auth_and_not_retried(ctx: FaultCtx) -> CaseResult {
+    not_retried(ctx, 403, ErrorKind::Auth).await
+}
+
+async fn not_retried(ctx: FaultCtx, status: u16, kind: ErrorKind) -> CaseResult {
+    let server = server_answering(status, |t| t).await;
+    let backend = ctx.backend_for(&server.uri()).await;
+    let check = format!("get answered {status}");
+    expect_kind(&check, backend.get(KEY).await, kind)?;
+    expect_requests(&check, 1, requests(&server).await)
+}
+
+/// 413 on PUT is ValueTooLarge after one request.
+pub async fn status_413_is_value_too_large_and_not_retried(ctx: FaultCtx) -> CaseResult {
+    let server = server_answering(413, |t| t).await;
+    let backend = ctx.backend_for(&server.uri()).await;
+    let result = backend.set(KEY, Bytes::from_static(b"v"), None).await;
+    expect_kind("set answered 413", result, ErrorKind::ValueTooLarge)?;
+    expect_requests("set answered 413", 1, requests(&server).await)
+}
+
+/// A 500 on DELETE is Unavailable after one request.
+pub async fn delete_is_not_retried_after_a_server_error(ctx: FaultCtx) -> CaseResult {
+    let server = server_answering(500, |t| t).await;
+    let backend = ctx.backend_for(&server.uri()).await;
+    expect_kind(
+        "delete answered 500",
+        backend.delete(KEY).await,
+        ErrorKind::Unavailable,
+    )?;
+    expect_requests("delete answered 500", 1, requests(&server).await)
+}
+
+/// An answer slower than the timeout is Timeout, after bounded retries.
+pub async fn slow_response_is_timeout(ctx: FaultCtx) -> CaseResult {
+    let server = server_answering(200, |t| {
+        t.set_body_bytes(b"late".to_vec()).set_delay(TIMEOUT * 4)
+    })
+    .await;
+    let backend = ctx.backend_for(&server.uri()).await;
+    let check = format!(
+        "get answered after {:?} with a {TIMEOUT:?} timeout",
+        TIMEOUT * 4
+    );
+    expect_kind(&check, backend.get(KEY).await, ErrorKind::Timeout)?;
+    let got = requests(&server).await;
+    if (1..=1 + RETRIES as usize).contains(&got) {
+        return Ok(());
+    }
+    Err(Failure::new(check)
+        .expected(format!("between 1 and {} requests", 1 + RETRIES))
+        .got(format!("{got} requests")))
+}
+
+/// A status outside the API (418, 302) is Protocol, not a value and not a miss.
+pub async fn unexpected_status_is_protocol(ctx: FaultCtx) -> CaseResult {
+    for status in [418, 302] {
+        let server = server_answering(status, |t| {
+            t.insert_header("Location", "http://127.0.0.1:9/elsewhere")
+                .set_body_bytes(b"odd".to_vec())
+        })
+        .await;
+        let backend = ctx.backend_for(&server.uri()).await;
+        let check = format!("get answered {status}");
+        expect_kind(&check, backend.get(KEY).await, ErrorKind::Protocol)?;
+        expect_requests(&check, 1, requests(&server).await)?;
+    }
+    Ok(())
+}
+
+/// An error status with a non-JSON, binary body is still classified by its status.
+pub async fn error_status_with_garbage_body_is_still_classified(ctx: FaultCtx) -> CaseResult {
+    let garbage: Vec<u8> = (0..=255u8).rev().cycle().take(700).collect();
+    for (status, kind) in [
+        (400, ErrorKind::InvalidArgument),
+        (401, ErrorKind::Auth),
+        (413, ErrorKind::ValueTooLarge),
+    ] {
+        let server = server_answering(status, |t| t.set_body_bytes(garbage.clone())).await;
+        let backend = ctx.backend_for(&server.uri()).await;
+        let result = backend.set(KEY, Bytes::from_static(b"v"), None).await;
+        expect_kind(
+            &format!("set answered {status} with a binary body"),
+            result,
+            kind,
+        )?;
+    }
+    Ok(())
+}
+
+/// A body cut short of its Content-Length is Protocol, never a truncated value.
+pub async fn body_shorter_than_content_length_is_protocol(ctx: FaultCtx) -> CaseResult {
+    let raw = RawServer::start(
+        b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\nConnection: close\r\n\r\nonly-part-of-it",
+    )
+    .await?;
+    let backend = ctx.backend_for(&raw.base_url).await;
+    expect_kind(
+        "get of a body 15 of 100 declared bytes long",
+        backend.get(KEY).await,
+        ErrorKind::Protocol,
+    )
+}
+
+/// Bytes that are not HTTP are Protocol.
+pub async fn garbage_instead_of_http_is_protocol(ctx: FaultCtx) -> CaseResult {
+    let raw = RawServer::start(b"\x00\xffNOT HTTP AT ALL\r\n\r\n").await?;
+    let backend = ctx.backend_for(&raw.base_url).await;
+    expect_kind(
+        "get answered with non-HTTP bytes",
+        backend.get(KEY).await,
+        ErrorKind::Protocol,
+    )
+}
+
+/// A body over the response cap is Protocol, never truncated.
+pub async fn response_over_the_cap_is_protocol(ctx: FaultCtx) -> CaseResult {
+    let oversized = vec![b'x'; RESPONSE_CAP + 1];
+    let server = server_answering(200, |t| t.set_body_bytes(oversized)).await;
+    let backend = ctx.backend_for(&server.uri()).await;
+    let check = format!(
+        "get answered {} bytes with a cap of {RESPONSE_CAP}",
+        RESPONSE_CAP + 1
+    );
+    expect_kind(&check, backend.get(KEY).await, ErrorKind::Protocol)
+}
+
+/// Connection refused is Unavailable, and health_check says unhealthy.
+pub async fn unreachable_service_is_unavailable_and_unhealthy(ctx: FaultCtx) -> CaseResult {
+    let base_url = closed_port_url().await?;
+    let backend = ctx.backend_for(&base_url).await;
+    expect_kind(
+        "get of a service that refuses connections",
+        backend.get(KEY).await,
+        ErrorKind::Unavailable,
+    )?;
+    let report = backend.health_check().await;
+    if report.healthy {
+        return Err(
+            Failure::new("health_check of a service that refuses connections")
+                .expected("healthy: false")
+                .got(format!("healthy: true, details: {:?}", report.details)),
+        );
+    }
+    Ok(())
+}
+
+/// A service that never answers is unhealthy within the timeout.
+pub async fn hanging_service_is_unhealthy_within_the_timeout(ctx: FaultCtx) -> CaseResult {
+    let raw = RawServer::start_silent().await?;
+    let backend = ctx.backend_for(&raw.base_url).await;
+    let report = backend.health_check().await;
+    // Generous upper bound: the rule is "bounded by the timeout", not a latency target.
+    let bound = TIMEOUT * 2 + Duration::from_secs(1);
+    if !report.healthy && report.latency <= bound {
+        return Ok(());
+    }
+    Err(Failure::new(format!(
+        "health_check of a service that accepts but never answers ({TIMEOUT:?} timeout)"
+    ))
+    .expected(format!("healthy: false, reported within {bound:?}"))
+    .got(format!(
+        "healthy: {}, latency {:?}",
+        report.healthy, report.latency
+    )))
+}
+
+async fn closed_port_url() -> Result<String, Failure> {
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(|err| Failure::new("bind a loopback port").got(err.to_string()))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|err| Failure::new("read the bound port").got(err.to_string()))?;
+    drop(listener);
+    Ok(format!("http://{addr}"))
+}
+
+/// A loopback TCP server that answers every connection with fixed bytes (or never).
+struct RawServer {
+    base_url: String,
+    accepted: Arc<AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl RawServer {
+    async fn start(answer: &'static [u8]) -> Result<Self, Failure> {
+        Self::spawn(Some(answer)).await
+    }
+
+    async fn start_silent() -> Result<Self, Failure> {
+        Self::spawn(None).await
+    }
+
+    async fn spawn(answer: Option<&'static [u8]>) -> Result<Self, Failure> {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .map_err(|err| Failure::new("bind a loopback port").got(err.to_string()))?;
+        let addr = listener
+            .local_addr()
+            .map_err(|err| Failure::new("read the bound port").got(err.to_string()))?;
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let counter = accepted.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                counter.fetch_add(1, Ordering::Relaxed);
+                tokio::spawn(async move {
+                    let mut request = [0u8; 4096];
+                    let _ = socket.read(&mut request).await;
+                    match answer {
+                        Some(bytes) => {
+                            let _ = socket.write_all(bytes).await;
+                            let _ = socket.shutdown().await;
+                        }
+                        // Hold the connection open without a word until the case ends.
+                        None => tokio::time::sleep(Duration::from_secs(60)).await,
+                    }
+                });
+            }
+        });
+        Ok(RawServer {
+            base_url: format!("http://{addr}"),
+            accepted,
+            task,
+        })
+    }
+}
+
+impl Drop for RawServer {
+    fn drop(&mut self) {
+        let _ = self.accepted.load(Ordering::Relaxed);
+        self.task.abort();
+    }
+}
