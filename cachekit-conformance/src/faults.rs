@@ -456,20 +456,24 @@ pub async fn unreachable_service_is_unavailable_and_unhealthy(ctx: FaultCtx) -> 
 pub async fn hanging_service_is_unhealthy_within_the_timeout(ctx: FaultCtx) -> CaseResult {
     let raw = RawServer::start_silent().await?;
     let backend = ctx.backend_for(&raw.base_url).await;
-    let report = backend.health_check().await;
     // Generous upper bound: the rule is "bounded by the timeout", not a latency target.
     let bound = TIMEOUT * 2 + Duration::from_secs(1);
+    let check =
+        format!("health_check of a service that accepts but never answers ({TIMEOUT:?} timeout)");
+    let Ok(report) = tokio::time::timeout(bound, backend.health_check()).await else {
+        return Err(Failure::new(check)
+            .expected(format!("an unhealthy report within {bound:?}"))
+            .got("health_check still waiting"));
+    };
     if !report.healthy && report.latency <= bound {
         return Ok(());
     }
-    Err(Failure::new(format!(
-        "health_check of a service that accepts but never answers ({TIMEOUT:?} timeout)"
-    ))
-    .expected(format!("healthy: false, reported within {bound:?}"))
-    .got(format!(
-        "healthy: {}, latency {:?}",
-        report.healthy, report.latency
-    )))
+    Err(Failure::new(check)
+        .expected(format!("healthy: false, reported within {bound:?}"))
+        .got(format!(
+            "healthy: {}, latency {:?}",
+            report.healthy, report.latency
+        )))
 }
 
 async fn closed_port_url() -> Result<String, Failure> {

@@ -269,32 +269,49 @@ fn error_response(err: &BackendError) -> Response {
     response
 }
 
+/// A handler's failure: rendered by [`error_response`].
+struct ApiError(BackendError);
+
+impl From<BackendError> for ApiError {
+    fn from(err: BackendError) -> Self {
+        ApiError(err)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        error_response(&self.0)
+    }
+}
+
+type ApiResult = Result<Response, ApiError>;
+
 impl AppState {
     async fn call<T>(
         &self,
         operation: impl std::future::Future<Output = cachekit_core::Result<T>>,
-    ) -> Result<T, Response> {
-        match tokio::time::timeout(self.request_timeout, operation).await {
-            Ok(Ok(value)) => Ok(value),
-            Ok(Err(err)) => Err(error_response(&err)),
-            Err(_) => Err(error_response(&BackendError::timeout(format!(
-                "the backend did not answer within {:?}",
-                self.request_timeout
-            )))),
-        }
+    ) -> cachekit_core::Result<T> {
+        tokio::time::timeout(self.request_timeout, operation)
+            .await
+            .unwrap_or_else(|_| {
+                Err(BackendError::timeout(format!(
+                    "the backend did not answer within {:?}",
+                    self.request_timeout
+                )))
+            })
     }
 }
 
-fn key_from(path: Result<Path<String>, PathRejection>) -> Result<String, Response> {
+fn key_from(path: Result<Path<String>, PathRejection>) -> cachekit_core::Result<String> {
     path.map(|Path(key)| key).map_err(|rejection| {
-        error_response(&BackendError::invalid_key(format!(
+        BackendError::invalid_key(format!(
             "the key is not a valid percent-encoded UTF-8 path segment: {rejection}"
-        )))
+        ))
     })
 }
 
-async fn empty_key() -> Response {
-    error_response(&BackendError::invalid_key(
+async fn empty_key() -> ApiError {
+    ApiError(BackendError::invalid_key(
         "the empty key is not a valid key",
     ))
 }
@@ -302,51 +319,39 @@ async fn empty_key() -> Response {
 async fn get_entry(
     State(app): State<AppState>,
     path: Result<Path<String>, PathRejection>,
-) -> Response {
-    let key = match key_from(path) {
-        Ok(key) => key,
-        Err(response) => return response,
-    };
-    match app.call(app.backend.get(&key)).await {
-        Ok(Some(value)) => (
+) -> ApiResult {
+    let key = key_from(path)?;
+    Ok(match app.call(app.backend.get(&key)).await? {
+        Some(value) => (
             StatusCode::OK,
             [(header::CONTENT_TYPE, "application/octet-stream")],
             value,
         )
             .into_response(),
-        Ok(None) => StatusCode::NOT_FOUND.into_response(),
-        Err(response) => response,
-    }
+        None => StatusCode::NOT_FOUND.into_response(),
+    })
 }
 
 async fn head_entry(
     State(app): State<AppState>,
     path: Result<Path<String>, PathRejection>,
-) -> Response {
-    let key = match key_from(path) {
-        Ok(key) => key,
-        Err(response) => return response,
-    };
-    match app.call(app.backend.exists(&key)).await {
-        Ok(true) => StatusCode::OK.into_response(),
-        Ok(false) => StatusCode::NOT_FOUND.into_response(),
-        Err(response) => response,
-    }
+) -> ApiResult {
+    let key = key_from(path)?;
+    let exists = app.call(app.backend.exists(&key)).await?;
+    Ok(found_or_not(exists, StatusCode::OK))
 }
 
 async fn delete_entry(
     State(app): State<AppState>,
     path: Result<Path<String>, PathRejection>,
-) -> Response {
-    let key = match key_from(path) {
-        Ok(key) => key,
-        Err(response) => return response,
-    };
-    match app.call(app.backend.delete(&key)).await {
-        Ok(true) => StatusCode::NO_CONTENT.into_response(),
-        Ok(false) => StatusCode::NOT_FOUND.into_response(),
-        Err(response) => response,
-    }
+) -> ApiResult {
+    let key = key_from(path)?;
+    let existed = app.call(app.backend.delete(&key)).await?;
+    Ok(found_or_not(existed, StatusCode::NO_CONTENT))
+}
+
+fn found_or_not(found: bool, status: StatusCode) -> Response {
+    if found { status } else { StatusCode::NOT_FOUND }.into_response()
 }
 
 async fn put_entry(
@@ -354,32 +359,22 @@ async fn put_entry(
     path: Result<Path<String>, PathRejection>,
     RawQuery(query): RawQuery,
     body: Result<Bytes, BytesRejection>,
-) -> Response {
-    let key = match key_from(path) {
-        Ok(key) => key,
-        Err(response) => return response,
-    };
-    let ttl = match parse_ttl(query.as_deref()) {
-        Ok(ttl) => ttl,
-        Err(err) => return error_response(&err),
-    };
-    let value = match body {
-        Ok(value) => value,
-        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            return error_response(&BackendError::value_too_large(format!(
+) -> ApiResult {
+    let key = key_from(path)?;
+    let ttl = parse_ttl(query.as_deref())?;
+    let value = body.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            BackendError::value_too_large(format!(
                 "the request body exceeds the server's limit: {rejection}"
-            )))
-        }
-        Err(rejection) => {
-            return error_response(&BackendError::invalid_argument(format!(
+            ))
+        } else {
+            BackendError::invalid_argument(format!(
                 "the request body could not be read: {rejection}"
-            )))
+            ))
         }
-    };
-    match app.call(app.backend.set(&key, value, ttl)).await {
-        Ok(()) => StatusCode::NO_CONTENT.into_response(),
-        Err(response) => response,
-    }
+    })?;
+    app.call(app.backend.set(&key, value, ttl)).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 /// `ttl=N` with N a whole number of seconds; anything else is a `400`, never "no ttl".

@@ -61,7 +61,7 @@ fn test_all() -> ExitCode {
                 "warnings",
             ],
         ),
-        ("tests", &["test", "--workspace"]),
+        ("tests", &["test", "--workspace", "--no-fail-fast"]),
     ];
     for (name, args) in steps {
         println!("\n==> [{name}] cargo {}", args.join(" "));

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 /// The conformance rule families, in report order (as in `cachekit_conformance::Family`).
-const FAMILIES: [&str; 9] = [
+const FAMILIES: [&str; 10] = [
     "crud",
     "delete_exists",
     "keys",
@@ -17,6 +17,7 @@ const FAMILIES: [&str; 9] = [
     "concurrency",
     "health",
     "model",
+    "faults",
 ];
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
