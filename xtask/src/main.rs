@@ -3,6 +3,7 @@
 //! `cargo xtask test-all` is the one command CI runs: formatting, lints, every test, and a
 //! backend × rule-family matrix of the conformance results at the end.
 
+mod bench;
 mod matrix;
 
 use std::io::{BufRead, BufReader};
@@ -18,12 +19,21 @@ usage: cargo xtask <command>
 commands:
   test-all    fmt check, clippy -D warnings, every test in the workspace, then the
               conformance matrix (backends x rule families)
+  bench       benchmarks, each as a ratio against a baseline from the same run
+              (needs wrk: apt-get install -y wrk)
   help        this text";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("test-all") => test_all(),
+        Some("bench") => match bench::run(&workspace_root()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => {
+                eprintln!("bench failed: {err}");
+                ExitCode::FAILURE
+            }
+        },
         Some("help" | "--help" | "-h") | None => {
             println!("{USAGE}");
             ExitCode::SUCCESS
