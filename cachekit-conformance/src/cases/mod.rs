@@ -47,9 +47,14 @@ const MIB: usize = 1024 * 1024;
 /// Every case, in report order: backend cases, then (with the `http-faults` feature) the
 /// fault-injection cases that run only against [`Suite::http_faults`](crate::Suite::http_faults) suites.
 pub fn all() -> Vec<Case> {
-    let mut cases = backend_cases();
     #[cfg(feature = "http-faults")]
-    cases.extend(crate::faults::cases());
+    let cases = {
+        let mut cases = backend_cases();
+        cases.extend(crate::faults::cases());
+        cases
+    };
+    #[cfg(not(feature = "http-faults"))]
+    let cases = backend_cases();
     cases
 }
 
