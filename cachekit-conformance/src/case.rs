@@ -116,6 +116,7 @@ impl Need {
         }
         Some(match self {
             Need::Ttl => "ttl: not claimed".to_owned(),
+            Need::ObservableTtlRounding if caps.ttl.is_none() => "ttl: not claimed".to_owned(),
             Need::ObservableTtlRounding => {
                 "ttl precision is finer than 1s on a wall clock: rounding is not observable".into()
             }

@@ -41,6 +41,8 @@
 pub mod case;
 pub mod cases;
 mod ctx;
+mod declared;
+pub mod export;
 pub mod failure;
 #[cfg(feature = "http-faults")]
 pub mod faults;
@@ -49,6 +51,7 @@ mod runner;
 
 pub use case::{Case, CaseResult, Family, Need, Timing};
 pub use ctx::{expect_error, Ctx, TtlWindow};
+pub use declared::WithCapabilities;
 pub use failure::Failure;
 pub use runner::{
     run_case, run_suite, seed_from_env, CaseReport, Outcome, Report, RunId, RunOptions, Suite,

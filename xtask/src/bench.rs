@@ -1,7 +1,8 @@
 //! `cargo xtask bench`: the benchmarks, each reported as a ratio against a baseline
 //! measured in the same run on the same machine.
 //!
-//! 1. `cargo bench` targets (HttpBackend vs raw reqwest, …), which print their own ratios.
+//! 1. `cargo bench` targets (HttpBackend vs raw reqwest, DynamoDbBackend vs raw aws-sdk
+//!    calls on DynamoDB Local), which print their own ratios.
 //! 2. `cachekit-server` GET-hit throughput under `wrk` on loopback vs a hello-world axum
 //!    server built the same way; rounds alternate, medians are compared.
 
@@ -14,20 +15,19 @@ const WRK_SECONDS: u32 = 5;
 
 pub fn run(root: &Path) -> Result<(), String> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-    println!("==> cargo bench (client overhead)");
-    let status = Command::new(&cargo)
-        .args([
-            "bench",
-            "-p",
-            "cachekit-backend-http",
-            "--bench",
-            "client_overhead",
-        ])
-        .current_dir(root)
-        .status()
-        .map_err(|err| format!("cannot run cargo bench: {err}"))?;
-    if !status.success() {
-        return Err("cargo bench failed".to_owned());
+    for (package, bench) in [
+        ("cachekit-backend-http", "client_overhead"),
+        ("cachekit-backend-dynamodb", "sdk_overhead"),
+    ] {
+        println!("==> cargo bench -p {package} --bench {bench}");
+        let status = Command::new(&cargo)
+            .args(["bench", "-p", package, "--bench", bench])
+            .current_dir(root)
+            .status()
+            .map_err(|err| format!("cannot run cargo bench: {err}"))?;
+        if !status.success() {
+            return Err(format!("cargo bench -p {package} --bench {bench} failed"));
+        }
     }
     server_throughput(root, &cargo)
 }

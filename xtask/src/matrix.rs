@@ -63,6 +63,22 @@ impl Matrix {
         }
     }
 
+    /// Counts every case of a programmatic run.
+    pub fn record_report(&mut self, report: &cachekit_conformance::Report) {
+        for entry in &report.cases {
+            let result = match entry.outcome {
+                cachekit_conformance::Outcome::Passed => "ok",
+                cachekit_conformance::Outcome::Failed(_) => "FAILED",
+                cachekit_conformance::Outcome::Skipped(_) => "ignored",
+            };
+            self.record(&format!(
+                "test {}::{} ... {result}",
+                report.suite,
+                entry.case.id()
+            ));
+        }
+    }
+
     /// Failed cases over the whole matrix.
     pub fn failed(&self) -> usize {
         self.cells.values().map(|c| c.failed).sum()

@@ -95,9 +95,7 @@ impl Backend for PythonDynamoDbBackend {
             .send()
             .await
             .map_err(|err| {
-                raised(cachekit_backend_dynamodb::aws_sdk_dynamodb::error::DisplayErrorContext(
-                    err,
-                ))
+                raised(cachekit_backend_dynamodb::aws_sdk_dynamodb::error::DisplayErrorContext(err))
             })?;
         Ok(response.item.is_some())
     }
@@ -151,7 +149,9 @@ const BUGS: &[Bug] = &[
             "delete_exists::delete_of_existing_key_returns_true",
             "concurrency::concurrent_deletes_report_one_existed",
         ],
-        explains: |text| text.contains("got:      delete -> false") || text.contains("0 deletes -> true"),
+        explains: |text| {
+            text.contains("got:      delete -> false") || text.contains("0 deletes -> true")
+        },
     },
     Bug {
         what: "get() returns expired items (no read-side expiry filter)",
@@ -218,11 +218,17 @@ fn the_kit_catches_each_bug_of_the_python_dynamodb_backend() {
             .iter()
             .filter(|rule| !failed.contains(**rule))
             .collect();
-        assert!(missed.is_empty(), "bug `{}` not caught by {missed:?}\n{report}", bug.what);
+        assert!(
+            missed.is_empty(),
+            "bug `{}` not caught by {missed:?}\n{report}",
+            bug.what
+        );
     }
     // ... and every failure is explained by one of the bugs: nothing is blamed wrongly.
     for case in report.failures() {
-        let Outcome::Failed(text) = &case.outcome else { continue };
+        let Outcome::Failed(text) = &case.outcome else {
+            continue;
+        };
         assert!(
             BUGS.iter().any(|bug| (bug.explains)(text)),
             "{} failed for a reason the port's bugs do not explain:\n{text}",

@@ -40,9 +40,10 @@ pub async fn entry_is_present_until_just_before_expiry(ctx: Ctx) -> CaseResult {
 
 async fn set_and_wait_for_expiry(ctx: &Ctx, key: &str) -> Result<String, Failure> {
     let window = ctx.ttl_window();
-    let start = Instant::now();
     ctx.set(key, b"v", Some(window.ttl)).await?;
-    ctx.sleep_until(start, window.absent_by).await;
+    // The ttl may start as late as the set's acknowledgement: count from there.
+    let acknowledged = Instant::now();
+    ctx.sleep_until(acknowledged, window.absent_by).await;
     Ok(format!(
         "{:?} after a set with ttl {:?}",
         window.absent_by, window.ttl
@@ -93,10 +94,10 @@ pub async fn entry_without_ttl_outlives_the_window(ctx: Ctx) -> CaseResult {
 pub async fn plain_overwrite_clears_the_ttl(ctx: Ctx) -> CaseResult {
     let window = ctx.ttl_window();
     let key = ctx.key("k");
-    let start = Instant::now();
     ctx.set(&key, b"with-ttl", Some(window.ttl)).await?;
+    let acknowledged = Instant::now();
     ctx.set(&key, b"without-ttl", None).await?;
-    ctx.sleep_until(start, window.absent_by).await;
+    ctx.sleep_until(acknowledged, window.absent_by).await;
     ctx.expect_present(
         "get/exists past the first ttl, after an overwrite without ttl",
         &key,
@@ -110,10 +111,10 @@ pub async fn later_set_extends_the_ttl(ctx: Ctx) -> CaseResult {
     let window = ctx.ttl_window();
     let longer = (window.absent_by * 10).min(support(&ctx)?.max);
     let key = ctx.key("k");
-    let start = Instant::now();
     ctx.set(&key, b"short", Some(window.ttl)).await?;
+    let acknowledged = Instant::now();
     ctx.set(&key, b"long", Some(longer)).await?;
-    ctx.sleep_until(start, window.absent_by).await;
+    ctx.sleep_until(acknowledged, window.absent_by).await;
     let check = format!("get/exists past the first ttl, after a set with ttl {longer:?}");
     ctx.expect_present(&check, &key, b"long").await
 }
@@ -123,10 +124,10 @@ pub async fn later_set_shortens_the_ttl(ctx: Ctx) -> CaseResult {
     let window = ctx.ttl_window();
     let longer = Duration::from_secs(3600).min(support(&ctx)?.max);
     let key = ctx.key("k");
-    let start = Instant::now();
     ctx.set(&key, b"long", Some(longer)).await?;
     ctx.set(&key, b"short", Some(window.ttl)).await?;
-    ctx.sleep_until(start, window.absent_by).await;
+    let acknowledged = Instant::now();
+    ctx.sleep_until(acknowledged, window.absent_by).await;
     let check = format!(
         "get/exists {:?} after replacing a ttl of {longer:?} with {:?}",
         window.absent_by, window.ttl
@@ -140,11 +141,11 @@ pub async fn sub_precision_ttl_rounds_up(ctx: Ctx) -> CaseResult {
     let tiny = (precision / 2).max(Duration::from_nanos(1));
     let window = ctx.ttl_window();
     let key = ctx.key("k");
-    let start = Instant::now();
     ctx.set(&key, b"v", Some(tiny)).await?;
+    let acknowledged = Instant::now();
     let check = format!("get/exists right after a set with ttl {tiny:?} (precision {precision:?})");
     ctx.expect_present(&check, &key, b"v").await?;
-    ctx.sleep_until(start, precision + (window.absent_by - window.ttl))
+    ctx.sleep_until(acknowledged, precision + (window.absent_by - window.ttl))
         .await;
     let check = format!("get/exists once the rounded-up ttl of {precision:?} elapsed");
     ctx.expect_absent(&check, &key).await

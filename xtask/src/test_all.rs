@@ -1,0 +1,185 @@
+//! `cargo xtask test-all`: provision, then fmt, clippy, every test, and the matrix.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use cachekit_backend_dynamodb::local::{find_or_install_jar, NO_DOCKER_ENV};
+
+use crate::matrix::Matrix;
+use crate::provision;
+
+/// Backends whose conformance runs can be selected, and the package that runs each.
+const BACKENDS: [(&str, &str); 3] = [
+    ("memory", "cachekit-backend-memory"),
+    ("http", "cachekit-backend-http"),
+    ("dynamodb", "cachekit-backend-dynamodb"),
+];
+
+/// Options of `test-all`.
+#[derive(Debug, clap::Args)]
+pub struct TestAllArgs {
+    /// Only these backends' test suites (comma-separated: memory,http,dynamodb); every
+    /// other crate's tests still run.
+    #[arg(long, value_delimiter = ',', value_name = "BACKENDS")]
+    only: Option<Vec<String>>,
+    /// Neither start nor use Docker: DynamoDB Local runs as a local java process.
+    #[arg(long)]
+    no_docker: bool,
+}
+
+/// One step's name, whether it passed, and how long it took.
+struct StepResult {
+    name: &'static str,
+    passed: bool,
+    took: Duration,
+}
+
+/// Runs everything; `Ok(true)` when it all passed.
+pub fn run(root: &Path, args: &TestAllArgs) -> Result<bool, String> {
+    let started = Instant::now();
+    let selected: Vec<&str> = match &args.only {
+        Some(only) => {
+            for name in only {
+                if !BACKENDS.iter().any(|(backend, _)| backend == name) {
+                    return Err(format!(
+                        "unknown backend `{name}` in --only; known: memory, http, dynamodb"
+                    ));
+                }
+            }
+            BACKENDS
+                .iter()
+                .map(|(name, _)| *name)
+                .filter(|name| only.iter().any(|o| o == name))
+                .collect()
+        }
+        None => BACKENDS.iter().map(|(name, _)| *name).collect(),
+    };
+    let mut results = Vec::new();
+    let mut no_docker = args.no_docker;
+
+    if selected.contains(&"dynamodb") {
+        println!("\n==> [provision] DynamoDB Local");
+        let step_started = Instant::now();
+        let provisioned = provision_dynamodb(root, &mut no_docker);
+        if let Err(why) = &provisioned {
+            eprintln!("    {why}");
+        }
+        results.push(StepResult {
+            name: "provision",
+            passed: provisioned.is_ok(),
+            took: step_started.elapsed(),
+        });
+    }
+
+    let excluded: Vec<&str> = BACKENDS
+        .iter()
+        .filter(|(name, _)| !selected.contains(name))
+        .map(|(_, package)| *package)
+        .collect();
+    let mut test_args = vec!["test", "--workspace", "--no-fail-fast"];
+    for package in &excluded {
+        test_args.extend(["--exclude", package]);
+    }
+    let clippy: &[&str] = &[
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ];
+    let steps: [(&'static str, &[&str]); 3] = [
+        ("fmt", &["fmt", "--all", "--", "--check"]),
+        ("clippy", clippy),
+        ("tests", &test_args),
+    ];
+    let mut matrix = Matrix::default();
+    for (name, cargo_args) in steps {
+        println!("\n==> [{name}] cargo {}", cargo_args.join(" "));
+        let step_started = Instant::now();
+        let passed = run_cargo(root, cargo_args, no_docker, |line| matrix.record(line));
+        results.push(StepResult {
+            name,
+            passed,
+            took: step_started.elapsed(),
+        });
+    }
+
+    println!("\n==> summary");
+    for step in &results {
+        let word = if step.passed { "ok  " } else { "FAIL" };
+        println!(
+            "  {word} {:<10} {:>7.1}s",
+            step.name,
+            step.took.as_secs_f64()
+        );
+    }
+    if !excluded.is_empty() {
+        println!("  (--only: not run: {})", excluded.join(", "));
+    }
+    println!("\n{matrix}");
+    let all_passed = results.iter().all(|s| s.passed) && matrix.failed() == 0;
+    println!(
+        "test-all {} in {:.1}s",
+        if all_passed { "passed" } else { "FAILED" },
+        started.elapsed().as_secs_f64()
+    );
+    Ok(all_passed)
+}
+
+/// Docker and the image if possible; otherwise the jar for process mode, saying why.
+fn provision_dynamodb(root: &Path, no_docker: &mut bool) -> Result<(), String> {
+    if !*no_docker {
+        let docker =
+            provision::ensure_docker(root).and_then(|()| provision::dynamodb_image(root, false));
+        match docker {
+            Ok(()) => {
+                println!("    DynamoDB tests will run DynamoDB Local in Docker (testcontainers)");
+                return Ok(());
+            }
+            Err(why) => {
+                println!("    Docker is not usable: {why}");
+                println!("    falling back to DynamoDB Local as a local java process");
+                *no_docker = true;
+            }
+        }
+    }
+    let dir = find_or_install_jar()?;
+    println!(
+        "    DynamoDB tests will run the jar in {} as a process",
+        dir.display()
+    );
+    Ok(())
+}
+
+/// Runs cargo with `args`, echoing its stdout line by line through `on_line` as well.
+fn run_cargo(root: &Path, args: &[&str], no_docker: bool, mut on_line: impl FnMut(&str)) -> bool {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let mut command = Command::new(cargo);
+    command.args(args).current_dir(root).stdout(Stdio::piped());
+    if no_docker {
+        command.env(NO_DOCKER_ENV, "1");
+    }
+    let mut child = match command.spawn() {
+        Ok(child) => child,
+        Err(err) => {
+            eprintln!("cannot start cargo: {err}");
+            return false;
+        }
+    };
+    if let Some(stdout) = child.stdout.take() {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            println!("{line}");
+            on_line(&line);
+        }
+    }
+    match child.wait() {
+        Ok(status) => status.success(),
+        Err(err) => {
+            eprintln!("cargo did not finish: {err}");
+            false
+        }
+    }
+}
