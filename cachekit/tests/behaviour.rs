@@ -379,7 +379,7 @@ fn main() -> ExitCode {
 
 fn start_dynamodb() -> Result<DynamoDbLocal, String> {
     let local = DynamoDbLocal::start()?;
-    eprintln!("DynamoDB Local: {} at {}", local.mode(), local.endpoint());
+    eprintln!("{local}");
     let _ = DYNAMODB_ENDPOINT.set(local.endpoint().to_owned());
     let runtime = tokio::runtime::Runtime::new().map_err(|err| err.to_string())?;
     let created: Result<(), String> = runtime.block_on(async {

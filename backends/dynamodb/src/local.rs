@@ -88,6 +88,19 @@ pub struct DynamoDbLocal {
     started_in: Duration,
 }
 
+/// `DynamoDB Local: <how> at <endpoint> (ready in <secs>s)`, the line tests print.
+impl fmt::Display for DynamoDbLocal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "DynamoDB Local: {} at {} (ready in {:.1}s)",
+            self.mode,
+            self.endpoint,
+            self.started_in.as_secs_f64()
+        )
+    }
+}
+
 impl fmt::Debug for DynamoDbLocal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("DynamoDbLocal")

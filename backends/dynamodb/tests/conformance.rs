@@ -46,12 +46,7 @@ fn main() -> ExitCode {
 
 fn start() -> Result<DynamoDbLocal, String> {
     let local = DynamoDbLocal::start()?;
-    eprintln!(
-        "DynamoDB Local: {} at {} (ready in {:.1}s)",
-        local.mode(),
-        local.endpoint(),
-        local.started_in().as_secs_f64()
-    );
+    eprintln!("{local}");
     let _ = ENDPOINT.set(local.endpoint().to_owned());
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -374,12 +374,7 @@ fn main() -> ExitCode {
     } else {
         match DynamoDbLocal::start() {
             Ok(local) => {
-                eprintln!(
-                    "DynamoDB Local: {} at {} (ready in {:.1}s)",
-                    local.mode(),
-                    local.endpoint(),
-                    local.started_in().as_secs_f64()
-                );
+                eprintln!("{local}");
                 let _ = ENDPOINT.set(local.endpoint().to_owned());
                 Some(local)
             }

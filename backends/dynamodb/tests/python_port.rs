@@ -185,7 +185,7 @@ const BUGS: &[Bug] = &[
 #[test]
 fn the_kit_catches_each_bug_of_the_python_dynamodb_backend() {
     let local = DynamoDbLocal::start().unwrap_or_else(|why| panic!("{why}"));
-    eprintln!("DynamoDB Local: {} at {}", local.mode(), local.endpoint());
+    eprintln!("{local}");
     let endpoint = local.endpoint().to_owned();
     let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime");
     let config = DynamoDbConfig::new(TABLE).with_endpoint(&endpoint);
