@@ -71,6 +71,7 @@ pub struct Cache {
 
 struct Inner {
     backend: Arc<dyn Backend>,
+    backend_timeout: Option<Duration>,
     in_flight: InFlight,
     counters: Counters,
 }
@@ -148,8 +149,40 @@ impl Cache {
         Cache {
             inner: Arc::new(Inner {
                 backend,
+                backend_timeout: None,
                 in_flight: Mutex::new(HashMap::new()),
                 counters: Counters::default(),
+            }),
+        }
+    }
+
+    /// Bounds every backend operation by `timeout`: one that takes longer counts as a
+    /// `Timeout` error (swallowed when failing open), so a hanging backend delays a call
+    /// by at most `timeout` per operation. Without it, the backend's own timeouts apply.
+    /// Call it before sharing the cache: clones made earlier keep their setting.
+    pub fn with_backend_timeout(self, timeout: Duration) -> Self {
+        let inner = Inner {
+            backend: self.inner.backend.clone(),
+            backend_timeout: Some(timeout),
+            in_flight: Mutex::new(HashMap::new()),
+            counters: Counters::default(),
+        };
+        Cache {
+            inner: Arc::new(inner),
+        }
+    }
+
+    async fn bounded<T>(
+        &self,
+        operation: &str,
+        call: impl Future<Output = Result<T, BackendError>>,
+    ) -> Result<T, BackendError> {
+        match self.inner.backend_timeout {
+            None => call.await,
+            Some(limit) => tokio::time::timeout(limit, call).await.unwrap_or_else(|_| {
+                Err(BackendError::timeout(format!(
+                    "backend {operation} took longer than the cache's limit of {limit:?}"
+                )))
             }),
         }
     }
@@ -241,9 +274,7 @@ impl Cache {
 
     /// Removes the stored value of `key`; `true` if one was there.
     pub async fn invalidate(&self, key: &CacheKey) -> Result<bool, BackendError> {
-        self.inner
-            .backend
-            .delete(key.as_str())
+        self.bounded("delete", self.inner.backend.delete(key.as_str()))
             .await
             .inspect_err(|err| {
                 bump(&self.inner.counters.errors);
@@ -275,7 +306,10 @@ impl Cache {
         key: &CacheKey,
         recheck: bool,
     ) -> Result<Option<T>, M::Error> {
-        match self.inner.backend.get(key.as_str()).await {
+        match self
+            .bounded("get", self.inner.backend.get(key.as_str()))
+            .await
+        {
             Ok(Some(bytes)) => match envelope::decode(&bytes) {
                 Ok(value) => {
                     bump(&self.inner.counters.hits);
@@ -357,12 +391,8 @@ impl Cache {
                             return Ok(value);
                         }
                     };
-                    if let Err(err) = self
-                        .inner
-                        .backend
-                        .set(key.as_str(), bytes.clone(), ttl)
-                        .await
-                    {
+                    let stored = self.inner.backend.set(key.as_str(), bytes.clone(), ttl);
+                    if let Err(err) = self.bounded("set", stored).await {
                         M::on_error(self, "set", key.as_str(), err).map_err(Failure::Backend)?;
                     }
                     leader.publish(bytes);

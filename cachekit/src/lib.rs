@@ -29,7 +29,8 @@
 //!
 //! `backend = EXPR` is evaluated once, on the first call; options: `ttl = SECS`,
 //! `namespace = "..."` (default: the function's module path and name), `version = N`
-//! (bump it when the result's meaning or type changes), `skip(arg, ...)` (arguments left
+//! (bump it when the result's meaning or type changes), `timeout_ms = N` (bounds each
+//! backend operation, see [`Cache::with_backend_timeout`]), `skip(arg, ...)` (arguments left
 //! out of the key: a client, a connection), and `strict` (backend errors are returned
 //! through the function's error type, which must implement `From<BackendError>`). Every
 //! other argument must implement `serde::Serialize`; the result type must implement

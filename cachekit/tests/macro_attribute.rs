@@ -137,3 +137,35 @@ async fn a_down_backend_fails_open_unless_strict() {
         Err(MyError::Cache(ErrorKind::Unavailable))
     );
 }
+
+/// A service that accepts connections and never answers, kept open for the whole binary.
+fn silent_http_backend() -> HttpBackend {
+    static SILENT: std::sync::OnceLock<std::net::TcpListener> = std::sync::OnceLock::new();
+    let listener = SILENT
+        .get_or_init(|| std::net::TcpListener::bind("127.0.0.1:0").expect("bind a loopback port"));
+    let address = listener.local_addr().expect("address");
+    let mut config = HttpConfig::new(format!("http://{address}"));
+    // The backend alone would wait half a minute per operation.
+    config.timeout = Duration::from_secs(30);
+    config.retry = RetryPolicy {
+        max_retries: 0,
+        ..RetryPolicy::default()
+    };
+    HttpBackend::new(config).expect("config")
+}
+
+#[cachekit::cache(backend = silent_http_backend(), ttl = 60, timeout_ms = 200)]
+async fn bounded_lookup(id: u64) -> u64 {
+    id + 1
+}
+
+#[tokio::test]
+async fn a_hanging_backend_is_bounded_by_the_cache_timeout() {
+    let started = std::time::Instant::now();
+    assert_eq!(bounded_lookup(41).await, 42);
+    let took = started.elapsed();
+    let stats = bounded_lookup_cache().stats();
+    assert_eq!(stats.errors, 2, "the get and the set timed out: {stats:?}");
+    // Two bounded operations of 200 ms, against 30 s each without the bound.
+    assert!(took < Duration::from_secs(10), "took {took:?}");
+}

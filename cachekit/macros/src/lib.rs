@@ -27,6 +27,7 @@ struct Options {
     ttl: Option<LitInt>,
     namespace: Option<LitStr>,
     version: Option<LitInt>,
+    timeout_ms: Option<LitInt>,
     skip: Vec<Ident>,
     strict: bool,
 }
@@ -53,6 +54,10 @@ impl Parse for Options {
                     input.parse::<Token![=]>()?;
                     options.version = Some(input.parse()?);
                 }
+                "timeout_ms" => {
+                    input.parse::<Token![=]>()?;
+                    options.timeout_ms = Some(input.parse()?);
+                }
                 "skip" => {
                     let content;
                     syn::parenthesized!(content in input);
@@ -65,7 +70,7 @@ impl Parse for Options {
                         name.span(),
                         format!(
                             "unknown cachekit::cache option `{other}`; expected backend, ttl, \
-                             namespace, version, skip(..) or strict"
+                             namespace, version, timeout_ms, skip(..) or strict"
                         ),
                     ))
                 }
@@ -161,6 +166,13 @@ fn expand(options: Options, function: ItemFn) -> syn::Result<TokenStream2> {
         Some(ttl) => quote!(::core::option::Option::Some(::std::time::Duration::from_secs(#ttl))),
         None => quote!(::core::option::Option::None),
     };
+    let make_cache = match &options.timeout_ms {
+        Some(ms) => quote! {
+            ::cachekit::Cache::new(#backend)
+                .with_backend_timeout(::std::time::Duration::from_millis(#ms))
+        },
+        None => quote!(::cachekit::Cache::new(#backend)),
+    };
     let checks = key_args.iter().map(
         |(arg, span)| quote_spanned!(*span=> ::cachekit::__private::assert_key_argument(&#arg);),
     );
@@ -212,7 +224,7 @@ fn expand(options: Options, function: ItemFn) -> syn::Result<TokenStream2> {
 
         /// The cache behind this function: its backend and its hit/miss/error counters.
         #vis fn #cache_fn() -> &'static ::cachekit::Cache {
-            #static_name.get_or_init(|| ::cachekit::Cache::new(#backend))
+            #static_name.get_or_init(|| #make_cache)
         }
 
         /// Removes the cached result of one call; `true` if there was one.
