@@ -146,10 +146,14 @@ impl Cache {
 
     /// A cache over a shared backend.
     pub fn from_arc(backend: Arc<dyn Backend>) -> Self {
+        Self::build(backend, None)
+    }
+
+    fn build(backend: Arc<dyn Backend>, backend_timeout: Option<Duration>) -> Self {
         Cache {
             inner: Arc::new(Inner {
                 backend,
-                backend_timeout: None,
+                backend_timeout,
                 in_flight: Mutex::new(HashMap::new()),
                 counters: Counters::default(),
             }),
@@ -161,15 +165,7 @@ impl Cache {
     /// by at most `timeout` per operation. Without it, the backend's own timeouts apply.
     /// Call it before sharing the cache: clones made earlier keep their setting.
     pub fn with_backend_timeout(self, timeout: Duration) -> Self {
-        let inner = Inner {
-            backend: self.inner.backend.clone(),
-            backend_timeout: Some(timeout),
-            in_flight: Mutex::new(HashMap::new()),
-            counters: Counters::default(),
-        };
-        Cache {
-            inner: Arc::new(inner),
-        }
+        Self::build(self.inner.backend.clone(), Some(timeout))
     }
 
     async fn bounded<T>(
@@ -355,12 +351,10 @@ impl Cache {
                     let published = match flight
                         .wait_for(|state| matches!(state, Flight::Done(_)))
                         .await
+                        .as_deref()
                     {
-                        Ok(state) => match &*state {
-                            Flight::Done(bytes) => Some(bytes.clone()),
-                            Flight::Running => None,
-                        },
-                        Err(_) => None,
+                        Ok(Flight::Done(bytes)) => Some(bytes.clone()),
+                        _ => None,
                     };
                     if let Some(value) = published.and_then(|bytes| envelope::decode(&bytes).ok()) {
                         bump(&self.inner.counters.coalesced);

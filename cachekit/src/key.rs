@@ -17,7 +17,7 @@
 //! The digest keeps keys short and free of characters some backends reject, whatever the
 //! arguments are; 128 bits make a collision between two live entries negligible.
 
-use std::fmt;
+use std::fmt::{self, Write as _};
 
 use cachekit_core::BackendError;
 use serde::Serialize;
@@ -44,9 +44,7 @@ impl CacheKey {
         let digest = Sha256::digest(&encoded);
         let mut key = String::with_capacity(namespace.len() + 48);
         key.push_str(namespace);
-        key.push_str(":v");
-        key.push_str(&version.to_string());
-        key.push(':');
+        let _ = write!(key, ":v{version}:");
         for byte in &digest[..16] {
             key.push(char::from(HEX[usize::from(byte >> 4)]));
             key.push(char::from(HEX[usize::from(byte & 0x0f)]));

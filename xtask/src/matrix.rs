@@ -27,6 +27,14 @@ struct Cell {
     skipped: usize,
 }
 
+/// How one case ended, as either source reports it.
+#[derive(Debug, Clone, Copy)]
+enum Outcome {
+    Passed,
+    Failed,
+    Skipped,
+}
+
 /// Pass/fail/skip counts per (suite, family).
 #[derive(Debug, Default)]
 pub struct Matrix {
@@ -49,6 +57,15 @@ impl Matrix {
         else {
             return;
         };
+        let result = match result.trim() {
+            "ok" => Outcome::Passed,
+            "ignored" => Outcome::Skipped,
+            _ => Outcome::Failed,
+        };
+        self.count(suite, family, result);
+    }
+
+    fn count(&mut self, suite: &str, family: &str, result: Outcome) {
         let Some(family) = FAMILIES.iter().find(|f| **f == family) else {
             return;
         };
@@ -56,10 +73,10 @@ impl Matrix {
             self.suites.push(suite.to_owned());
         }
         let cell = self.cells.entry((suite.to_owned(), *family)).or_default();
-        match result.trim() {
-            "ok" => cell.passed += 1,
-            "ignored" => cell.skipped += 1,
-            _ => cell.failed += 1,
+        match result {
+            Outcome::Passed => cell.passed += 1,
+            Outcome::Skipped => cell.skipped += 1,
+            Outcome::Failed => cell.failed += 1,
         }
     }
 
@@ -67,15 +84,11 @@ impl Matrix {
     pub fn record_report(&mut self, report: &cachekit_conformance::Report) {
         for entry in &report.cases {
             let result = match entry.outcome {
-                cachekit_conformance::Outcome::Passed => "ok",
-                cachekit_conformance::Outcome::Failed(_) => "FAILED",
-                cachekit_conformance::Outcome::Skipped(_) => "ignored",
+                cachekit_conformance::Outcome::Passed => Outcome::Passed,
+                cachekit_conformance::Outcome::Failed(_) => Outcome::Failed,
+                cachekit_conformance::Outcome::Skipped(_) => Outcome::Skipped,
             };
-            self.record(&format!(
-                "test {}::{} ... {result}",
-                report.suite,
-                entry.case.id()
-            ));
+            self.count(&report.suite, entry.case.family.as_str(), result);
         }
     }
 

@@ -142,11 +142,11 @@ impl DynamoDbLocal {
         let started = Instant::now();
         if options.existing_endpoint {
             if let Ok(endpoint) = std::env::var(ENDPOINT_ENV) {
-                let port = port_of(&endpoint).unwrap_or(0);
                 return Ok(DynamoDbLocal {
                     endpoint,
                     mode: LocalMode::Endpoint,
-                    port,
+                    // Never used: an endpoint we did not start cannot be restarted.
+                    port: 0,
                     running: Running::Nothing,
                     started_in: started.elapsed(),
                 });
@@ -263,15 +263,6 @@ impl Drop for DynamoDbLocal {
 
 fn docker_disabled() -> bool {
     std::env::var(NO_DOCKER_ENV).is_ok_and(|value| !value.is_empty() && value != "0")
-}
-
-fn port_of(endpoint: &str) -> Option<u16> {
-    endpoint
-        .rsplit(':')
-        .next()?
-        .trim_end_matches('/')
-        .parse()
-        .ok()
 }
 
 fn free_loopback_port() -> Result<u16, String> {

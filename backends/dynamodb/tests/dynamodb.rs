@@ -156,7 +156,8 @@ async fn value_size_at_the_limit_works_one_over_fails() -> TestResult {
         "a rejected set must leave the old value",
     )?;
     // DynamoDB itself draws the line at 400 KB: an item just over it is refused.
-    let value_len = MAX_ITEM_BYTES - "key".len() - "value".len() - 1 + 1;
+    // Attribute names, the 1-byte key "k" and the value add up to 400 KB + 1.
+    let value_len = MAX_ITEM_BYTES + 1 - "key".len() - "k".len() - "value".len();
     let refused = backend
         .client()
         .put_item()
