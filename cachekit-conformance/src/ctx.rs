@@ -9,7 +9,7 @@ use cachekit_core::{Backend, BackendError, Bytes, Capabilities, ErrorKind};
 use tokio::time::Instant;
 
 use crate::case::CaseResult;
-use crate::failure::{preview_option, Failure};
+use crate::failure::{Answer, Failure, Operation};
 
 /// The waits ttl cases use, derived from the declared precision.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,7 +93,9 @@ impl Ctx {
         self.backend
             .set(key, Bytes::copy_from_slice(value), ttl)
             .await
-            .map_err(|err| unexpected(format!("set(ttl: {ttl:?})"), key, err).value(value))
+            .map_err(|err| {
+                unexpected(Operation::Set, format!("set(ttl: {ttl:?})"), key, err).value(value)
+            })
     }
 
     /// `get`, with an unexpected error turned into a failure.
@@ -101,7 +103,7 @@ impl Ctx {
         self.backend
             .get(key)
             .await
-            .map_err(|err| unexpected("get", key, err))
+            .map_err(|err| unexpected(Operation::Get, "get", key, err))
     }
 
     /// `exists`, with an unexpected error turned into a failure.
@@ -109,7 +111,7 @@ impl Ctx {
         self.backend
             .exists(key)
             .await
-            .map_err(|err| unexpected("exists", key, err))
+            .map_err(|err| unexpected(Operation::Exists, "exists", key, err))
     }
 
     /// `delete`, with an unexpected error turned into a failure.
@@ -117,7 +119,7 @@ impl Ctx {
         self.backend
             .delete(key)
             .await
-            .map_err(|err| unexpected("delete", key, err))
+            .map_err(|err| unexpected(Operation::Delete, "delete", key, err))
     }
 
     /// `get(key)` must return exactly `expected`.
@@ -127,9 +129,10 @@ impl Ctx {
             return Ok(());
         }
         let mut failure = Failure::new(check)
+            .operation(Operation::Get)
             .key(key)
-            .expected(format!("get -> {}", preview_option(expected)))
-            .got(format!("get -> {}", preview_option(got.as_deref())));
+            .expected(Answer::Value(expected.map(Bytes::copy_from_slice)))
+            .got(Answer::Value(got));
         if let Some(value) = expected {
             failure = failure.value(value);
         }
@@ -139,13 +142,13 @@ impl Ctx {
     /// `exists(key)` must return `expected`.
     pub async fn expect_exists(&self, check: &str, key: &str, expected: bool) -> CaseResult {
         let got = self.exists(key).await?;
-        expect_eq(check, key, "exists", expected, got)
+        expect_eq(check, key, Operation::Exists, expected, got)
     }
 
     /// `delete(key)` must return `expected`.
     pub async fn expect_delete(&self, check: &str, key: &str, expected: bool) -> CaseResult {
         let got = self.delete(key).await?;
-        expect_eq(check, key, "delete", expected, got)
+        expect_eq(check, key, Operation::Delete, expected, got)
     }
 
     /// `get` returns `value` and `exists` returns true.
@@ -161,42 +164,61 @@ impl Ctx {
     }
 }
 
-/// `result` must be an error of `kind`.
+/// `result` must be an error of `kind`; `operation` is what produced it.
 pub fn expect_error<T: Debug>(
     check: &str,
+    operation: Operation,
     key: &str,
     result: Result<T, BackendError>,
     kind: ErrorKind,
 ) -> CaseResult {
+    let failure = || {
+        Failure::new(check)
+            .operation(operation)
+            .key(key)
+            .expected(Answer::ErrorOfKind(kind))
+    };
     match result {
         Err(err) if err.kind() == kind => Ok(()),
-        Err(err) => Err(Failure::new(check)
-            .key(key)
-            .expected(format!("an error of kind `{kind}`"))
-            .got(format!("an error of kind `{}`: {err}", err.kind()))),
-        Ok(value) => Err(Failure::new(check)
-            .key(key)
-            .expected(format!("an error of kind `{kind}`"))
-            .got(format!("Ok({})", short_debug(&value)))),
+        Err(err) => Err(failure().got(Answer::Error {
+            kind: err.kind(),
+            message: err.to_string(),
+        })),
+        Ok(value) => Err(failure().got(Answer::Succeeded(short_debug(&value)))),
     }
 }
 
-fn expect_eq(check: &str, key: &str, op: &str, expected: bool, got: bool) -> CaseResult {
+fn expect_eq(
+    check: &str,
+    key: &str,
+    operation: Operation,
+    expected: bool,
+    got: bool,
+) -> CaseResult {
     if expected == got {
         return Ok(());
     }
     Err(Failure::new(check)
+        .operation(operation)
         .key(key)
-        .expected(format!("{op} -> {expected}"))
-        .got(format!("{op} -> {got}")))
+        .expected(Answer::Bool(expected))
+        .got(Answer::Bool(got)))
 }
 
-fn unexpected(op: impl Into<String>, key: &str, err: BackendError) -> Failure {
-    let op = op.into();
-    Failure::new(format!("{op} must succeed"))
+fn unexpected(
+    operation: Operation,
+    call: impl Into<String>,
+    key: &str,
+    err: BackendError,
+) -> Failure {
+    Failure::new(format!("{} must succeed", call.into()))
+        .operation(operation)
         .key(key)
-        .expected(format!("{op} -> Ok"))
-        .got(format!("error of kind `{}`: {err}", err.kind()))
+        .expected(Answer::Succeeded("_".to_owned()))
+        .got(Answer::Error {
+            kind: err.kind(),
+            message: err.to_string(),
+        })
 }
 
 fn short_debug<T: Debug>(value: &T) -> String {

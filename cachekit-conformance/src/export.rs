@@ -4,12 +4,18 @@ use std::fmt::Write as _;
 
 use serde_json::{json, Value};
 
-use crate::runner::{Outcome, Report};
+use crate::failure::{Answer, Failure, Operation};
+use crate::runner::{describe_failure, Outcome, Report};
 
 /// The reports as one JSON document:
 /// `{"passed": bool, "suites": [{"suite", "backend_type", "seed", "wall_time_secs",
 /// "counts": {"passed", "failed", "skipped"}, "capabilities": {..}, "cases": [{"id",
-/// "family", "name", "rule", "outcome", "duration_secs", "message"}]}]}`.
+/// "family", "name", "rule", "outcome", "duration_secs", "message", "failure"}]}]}`.
+///
+/// `message` is the rendered text for people; `failure` (on failed cases, else null) holds
+/// the same facts as fields: `{"check", "operation", "key", "value", "expected", "got",
+/// "steps", "seed", "notes"}`, where `value` is `{"len", "hex"}` and an answer is
+/// `{"form", "text", ...}` with `value`/`bool`/`count`/`kind`/`message` by form.
 pub fn to_json(reports: &[Report]) -> Value {
     let suites: Vec<Value> = reports
         .iter()
@@ -20,10 +26,10 @@ pub fn to_json(reports: &[Report]) -> Value {
                 .cases
                 .iter()
                 .map(|entry| {
-                    let (outcome, message) = match &entry.outcome {
-                        Outcome::Passed => ("passed", Value::Null),
-                        Outcome::Failed(text) => ("failed", Value::String(text.clone())),
-                        Outcome::Skipped(reason) => ("skipped", Value::String(reason.clone())),
+                    let outcome = match &entry.outcome {
+                        Outcome::Passed => "passed",
+                        Outcome::Failed(_) => "failed",
+                        Outcome::Skipped(_) => "skipped",
                     };
                     json!({
                         "id": entry.case.id(),
@@ -32,7 +38,8 @@ pub fn to_json(reports: &[Report]) -> Value {
                         "rule": entry.case.rule,
                         "outcome": outcome,
                         "duration_secs": entry.duration.as_secs_f64(),
-                        "message": message,
+                        "message": entry.message(),
+                        "failure": entry.outcome.failure().map(failure_json),
                     })
                 })
                 .collect();
@@ -61,6 +68,41 @@ pub fn to_json(reports: &[Report]) -> Value {
         "passed": reports.iter().all(Report::passed),
         "suites": suites,
     })
+}
+
+fn failure_json(failure: &Failure) -> Value {
+    json!({
+        "check": failure.check(),
+        "operation": failure.operation_checked().map(Operation::as_str),
+        "key": failure.key_involved(),
+        "value": failure.value_involved().map(|value| bytes_json(value)),
+        "expected": failure.expected_answer().map(answer_json),
+        "got": failure.got_answer().map(answer_json),
+        "steps": failure.steps_taken(),
+        "seed": failure.replay_seed(),
+        "notes": failure.notes(),
+    })
+}
+
+fn bytes_json(bytes: &[u8]) -> Value {
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    json!({"len": bytes.len(), "hex": hex})
+}
+
+fn answer_json(answer: &Answer) -> Value {
+    let mut fields = json!({"form": answer.form(), "text": answer.to_string()});
+    let extra = match answer {
+        Answer::Value(value) => json!({"value": value.as_deref().map(bytes_json)}),
+        Answer::Bool(value) => json!({"bool": value}),
+        Answer::Count(count) => json!({"count": count}),
+        Answer::ErrorOfKind(kind) => json!({"kind": kind.to_string()}),
+        Answer::Error { kind, message } => json!({"kind": kind.to_string(), "message": message}),
+        _ => json!({}),
+    };
+    if let (Some(fields), Value::Object(extra)) = (fields.as_object_mut(), extra) {
+        fields.extend(extra);
+    }
+    fields
 }
 
 /// The reports as JUnit XML: one `<testsuite>` per report, one `<testcase>` per case
@@ -106,13 +148,14 @@ pub fn to_junit_xml(reports: &[Report]) -> String {
             );
             match &entry.outcome {
                 Outcome::Passed => xml.push_str("/>\n"),
-                Outcome::Failed(text) => {
+                Outcome::Failed(failure) => {
+                    let text = describe_failure(&entry.case, failure);
                     let first = text.lines().next().unwrap_or("failed");
                     let _ = writeln!(
                         xml,
                         ">\n      <failure message=\"{}\">{}</failure>\n    </testcase>",
                         escape(first),
-                        escape(text)
+                        escape(&text)
                     );
                 }
                 Outcome::Skipped(reason) => {

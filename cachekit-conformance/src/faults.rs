@@ -26,7 +26,7 @@ use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::case::{Case, CaseFn, Family, Timing};
-use crate::failure::preview_option;
+use crate::failure::{preview_option, Operation};
 use crate::runner::SuiteFactory;
 use crate::{CaseResult, Failure, Suite};
 
@@ -148,10 +148,11 @@ fn expect_requests(check: &str, expected: usize, got: usize) -> CaseResult {
 
 fn expect_kind<T: std::fmt::Debug>(
     check: &str,
+    operation: Operation,
     result: Result<T, BackendError>,
     kind: ErrorKind,
 ) -> CaseResult {
-    crate::expect_error(check, KEY, result, kind)
+    crate::expect_error(check, operation, KEY, result, kind)
 }
 
 async fn server_answering(
@@ -243,6 +244,7 @@ pub async fn status_500_is_unavailable_after_bounded_retries(ctx: FaultCtx) -> C
     let backend = ctx.backend_for(&server.uri()).await;
     expect_kind(
         "get answered 500 every time",
+        Operation::Get,
         backend.get(KEY).await,
         ErrorKind::Unavailable,
     )?;
@@ -260,6 +262,7 @@ pub async fn status_503_on_set_is_unavailable_after_bounded_retries(ctx: FaultCt
     let result = backend.set(KEY, Bytes::from_static(b"v"), None).await;
     expect_kind(
         "set answered 503 every time",
+        Operation::Set,
         result,
         ErrorKind::Unavailable,
     )?;
@@ -285,7 +288,7 @@ pub async fn status_429_is_throttled_and_honours_retry_after(ctx: FaultCtx) -> C
                 .got(format!("retry_after() = {:?}", err.retry_after())));
         }
     }
-    expect_kind(check, result, ErrorKind::Throttled)?;
+    expect_kind(check, Operation::Get, result, ErrorKind::Throttled)?;
     expect_requests(check, 1 + RETRIES as usize, requests(&server).await)?;
     // A lower bound only: waiting at least as long as told is the rule.
     let told = Duration::from_secs(u64::from(RETRIES));
@@ -313,7 +316,7 @@ async fn not_retried(ctx: FaultCtx, status: u16, kind: ErrorKind) -> CaseResult 
     let server = server_answering(status, |t| t).await;
     let backend = ctx.backend_for(&server.uri()).await;
     let check = format!("get answered {status}");
-    expect_kind(&check, backend.get(KEY).await, kind)?;
+    expect_kind(&check, Operation::Get, backend.get(KEY).await, kind)?;
     expect_requests(&check, 1, requests(&server).await)
 }
 
@@ -322,7 +325,12 @@ pub async fn status_413_is_value_too_large_and_not_retried(ctx: FaultCtx) -> Cas
     let server = server_answering(413, |t| t).await;
     let backend = ctx.backend_for(&server.uri()).await;
     let result = backend.set(KEY, Bytes::from_static(b"v"), None).await;
-    expect_kind("set answered 413", result, ErrorKind::ValueTooLarge)?;
+    expect_kind(
+        "set answered 413",
+        Operation::Set,
+        result,
+        ErrorKind::ValueTooLarge,
+    )?;
     expect_requests("set answered 413", 1, requests(&server).await)
 }
 
@@ -332,6 +340,7 @@ pub async fn delete_is_not_retried_after_a_server_error(ctx: FaultCtx) -> CaseRe
     let backend = ctx.backend_for(&server.uri()).await;
     expect_kind(
         "delete answered 500",
+        Operation::Delete,
         backend.delete(KEY).await,
         ErrorKind::Unavailable,
     )?;
@@ -349,7 +358,12 @@ pub async fn slow_response_is_timeout(ctx: FaultCtx) -> CaseResult {
         "get answered after {:?} with a {TIMEOUT:?} timeout",
         TIMEOUT * 4
     );
-    expect_kind(&check, backend.get(KEY).await, ErrorKind::Timeout)?;
+    expect_kind(
+        &check,
+        Operation::Get,
+        backend.get(KEY).await,
+        ErrorKind::Timeout,
+    )?;
     let got = requests(&server).await;
     if (1..=1 + RETRIES as usize).contains(&got) {
         return Ok(());
@@ -369,7 +383,12 @@ pub async fn unexpected_status_is_protocol(ctx: FaultCtx) -> CaseResult {
         .await;
         let backend = ctx.backend_for(&server.uri()).await;
         let check = format!("get answered {status}");
-        expect_kind(&check, backend.get(KEY).await, ErrorKind::Protocol)?;
+        expect_kind(
+            &check,
+            Operation::Get,
+            backend.get(KEY).await,
+            ErrorKind::Protocol,
+        )?;
         expect_requests(&check, 1, requests(&server).await)?;
     }
     Ok(())
@@ -388,6 +407,7 @@ pub async fn error_status_with_garbage_body_is_still_classified(ctx: FaultCtx) -
         let result = backend.set(KEY, Bytes::from_static(b"v"), None).await;
         expect_kind(
             &format!("set answered {status} with a binary body"),
+            Operation::Set,
             result,
             kind,
         )?;
@@ -404,6 +424,7 @@ pub async fn body_shorter_than_content_length_is_protocol(ctx: FaultCtx) -> Case
     let backend = ctx.backend_for(&raw.base_url).await;
     expect_kind(
         "get of a body 15 of 100 declared bytes long",
+        Operation::Get,
         backend.get(KEY).await,
         ErrorKind::Protocol,
     )
@@ -415,6 +436,7 @@ pub async fn garbage_instead_of_http_is_protocol(ctx: FaultCtx) -> CaseResult {
     let backend = ctx.backend_for(&raw.base_url).await;
     expect_kind(
         "get answered with non-HTTP bytes",
+        Operation::Get,
         backend.get(KEY).await,
         ErrorKind::Protocol,
     )
@@ -429,7 +451,12 @@ pub async fn response_over_the_cap_is_protocol(ctx: FaultCtx) -> CaseResult {
         "get answered {} bytes with a cap of {RESPONSE_CAP}",
         RESPONSE_CAP + 1
     );
-    expect_kind(&check, backend.get(KEY).await, ErrorKind::Protocol)
+    expect_kind(
+        &check,
+        Operation::Get,
+        backend.get(KEY).await,
+        ErrorKind::Protocol,
+    )
 }
 
 /// Connection refused is Unavailable, and health_check says unhealthy.
@@ -438,6 +465,7 @@ pub async fn unreachable_service_is_unavailable_and_unhealthy(ctx: FaultCtx) -> 
     let backend = ctx.backend_for(&base_url).await;
     expect_kind(
         "get of a service that refuses connections",
+        Operation::Get,
         backend.get(KEY).await,
         ErrorKind::Unavailable,
     )?;

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 
 use libtest_mimic::{Arguments, Failed, Trial};
 
-use crate::runner::{run_case, seed_from_env, Outcome, RunId, Suite};
+use crate::runner::{describe_failure, run_case, seed_from_env, Outcome, RunId, Suite};
 
 /// Runs `suites` as a libtest-compatible test binary; the body of the macro's `main`.
 pub fn main(suites: Vec<Suite>) -> ExitCode {
@@ -53,7 +53,9 @@ pub fn main(suites: Vec<Suite>) -> ExitCode {
             trials.push(Trial::test(name, move || {
                 match run_case(&suite, &case, &capabilities, &run_id, seed) {
                     Outcome::Passed => Ok(()),
-                    Outcome::Failed(text) => Err(Failed::from(text)),
+                    Outcome::Failed(failure) => {
+                        Err(Failed::from(describe_failure(&case, &failure)))
+                    }
                     Outcome::Skipped(reason) => {
                         Err(Failed::from(format!("not applicable: {reason}")))
                     }

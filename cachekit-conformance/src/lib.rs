@@ -52,10 +52,10 @@ mod runner;
 pub use case::{Case, CaseResult, Family, Need, Timing};
 pub use ctx::{expect_error, Ctx, TtlWindow};
 pub use declared::WithCapabilities;
-pub use failure::Failure;
+pub use failure::{Answer, Failure, Operation};
 pub use runner::{
-    run_case, run_suite, seed_from_env, CaseReport, Outcome, Report, RunId, RunOptions, Suite,
-    CASE_TIMEOUT_ENV, SEED_ENV,
+    describe_failure, run_case, run_suite, seed_from_env, CaseReport, Outcome, Report, RunId,
+    RunOptions, Suite, CASE_TIMEOUT_ENV, SEED_ENV,
 };
 
 /// Generates a test binary's `main` that runs the conformance matrix for each named backend.

@@ -12,7 +12,7 @@ use cachekit_core::{Backend, Capabilities, Clock};
 
 use crate::case::{Case, CaseFn, Family, Timing};
 use crate::ctx::Ctx;
-use crate::failure::Failure;
+use crate::failure::{Failure, Operation};
 
 type BackendFuture = Pin<Box<dyn Future<Output = Arc<dyn Backend>>>>;
 type Factory = dyn Fn() -> BackendFuture + Send + Sync;
@@ -113,10 +113,21 @@ impl fmt::Debug for Suite {
 pub enum Outcome {
     /// Every check held.
     Passed,
-    /// A check failed; the text names the rule, the check, and what came back.
-    Failed(String),
+    /// A check failed: the check, the operation, what was expected and what came back, as
+    /// fields. [`CaseReport::message`] renders it under the case's rule.
+    Failed(Failure),
     /// The backend's declared capabilities exclude the case; the text says which.
     Skipped(String),
+}
+
+impl Outcome {
+    /// The failure, if the case failed.
+    pub fn failure(&self) -> Option<&Failure> {
+        match self {
+            Outcome::Failed(failure) => Some(failure),
+            _ => None,
+        }
+    }
 }
 
 /// One case's line in a [`Report`].
@@ -128,6 +139,18 @@ pub struct CaseReport {
     pub outcome: Outcome,
     /// Wall time it took.
     pub duration: Duration,
+}
+
+impl CaseReport {
+    /// The outcome as text for people: the broken rule and the failure's fields, or the
+    /// reason a case was skipped; `None` for a pass.
+    pub fn message(&self) -> Option<String> {
+        match &self.outcome {
+            Outcome::Passed => None,
+            Outcome::Failed(failure) => Some(describe_failure(&self.case, failure)),
+            Outcome::Skipped(reason) => Some(reason.clone()),
+        }
+    }
 }
 
 /// The result of running a suite programmatically.
@@ -184,11 +207,12 @@ impl fmt::Display for Report {
             self.suite, self.seed
         )?;
         for entry in &self.cases {
-            let (word, detail) = match &entry.outcome {
-                Outcome::Passed => ("pass", None),
-                Outcome::Failed(text) => ("FAIL", Some(text)),
-                Outcome::Skipped(reason) => ("skip", Some(reason)),
+            let word = match &entry.outcome {
+                Outcome::Passed => "pass",
+                Outcome::Failed(_) => "FAIL",
+                Outcome::Skipped(_) => "skip",
             };
+            let detail = entry.message();
             writeln!(
                 f,
                 "  {word}  {:<62} {:>8.3}s",
@@ -256,7 +280,11 @@ pub fn run_suite(suite: &Suite, options: &RunOptions) -> Report {
                 .into_iter()
                 .map(|case| CaseReport {
                     case,
-                    outcome: Outcome::Failed(reason.clone()),
+                    outcome: Outcome::Failed(
+                        Failure::new("build the backend and read its capabilities")
+                            .operation(Operation::Setup)
+                            .got(reason.clone()),
+                    ),
                     duration: Duration::ZERO,
                 })
                 .collect();
@@ -350,7 +378,13 @@ pub fn run_case(
     };
     let runtime = match runtime {
         Ok(runtime) => runtime,
-        Err(err) => return Outcome::Failed(format!("cannot build a tokio runtime: {err}")),
+        Err(err) => {
+            return Outcome::Failed(
+                Failure::new("build a tokio runtime for the case")
+                    .operation(Operation::Setup)
+                    .got(err.to_string()),
+            )
+        }
     };
     let prefix = format!("ck-{}-{}-", run_id.0, case.name);
     let timeout = case_timeout();
@@ -385,17 +419,16 @@ pub fn run_case(
     runtime.shutdown_timeout(Duration::from_secs(5));
     match outcome {
         Ok(Ok(())) => Outcome::Passed,
-        Ok(Err(failure)) => Outcome::Failed(describe_failure(case, &failure)),
-        Err(panic) => Outcome::Failed(format!(
-            "rule: [{}] {}\n  the case panicked: {}",
-            case.family,
-            case.rule,
-            panic_message(&*panic)
+        Ok(Err(failure)) => Outcome::Failed(failure),
+        Err(panic) => Outcome::Failed(Failure::panicked(
+            "the case must not panic",
+            panic_message(&*panic),
         )),
     }
 }
 
-fn describe_failure(case: &Case, failure: &Failure) -> String {
+/// The failure under its case's rule, as people read it.
+pub fn describe_failure(case: &Case, failure: &Failure) -> String {
     format!("rule violated: [{}] {}\n{failure}", case.family, case.rule)
 }
 

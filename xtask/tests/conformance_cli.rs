@@ -188,6 +188,22 @@ fn a_broken_server_fails_and_the_rules_are_named() {
     let failed = cases_with_outcome(&json, "failed");
     assert!(failed.contains(&"delete_exists::delete_of_missing_key_returns_false".to_owned()));
     assert!(failed.contains(&"ttl::expired_entry_is_absent_from_get".to_owned()));
+    // The failure's facts are fields, not only text.
+    let delete_case = json["suites"][0]["cases"]
+        .as_array()
+        .expect("cases")
+        .iter()
+        .find(|case| case["id"] == "delete_exists::delete_of_missing_key_returns_false")
+        .cloned()
+        .expect("the delete case is in the report");
+    let failure = &delete_case["failure"];
+    assert_eq!(failure["operation"], "delete", "{failure}");
+    assert_eq!(failure["expected"]["form"], "bool", "{failure}");
+    assert_eq!(failure["expected"]["bool"], false, "{failure}");
+    assert_eq!(failure["got"]["bool"], true, "{failure}");
+    assert!(failure["key"]
+        .as_str()
+        .is_some_and(|key| key.starts_with("ck-")));
 
     junit.with(|doc| {
         let failures: Vec<String> = doc

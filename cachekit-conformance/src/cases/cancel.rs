@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use cachekit_core::{Bytes, Clock};
 
-use crate::failure::preview_option;
+use crate::failure::{preview_option, Answer, Operation};
 use crate::{CaseResult, Ctx, Failure};
 
 const ROUNDS: usize = 16;
@@ -40,9 +40,10 @@ fn expect_one_of(
     }
     let allowed: Vec<String> = allowed.iter().map(|v| preview_option(*v)).collect();
     Err(Failure::new(check)
+        .operation(Operation::Get)
         .key(key)
         .expected(format!("one of {}", allowed.join(", ")))
-        .got(preview_option(got)))
+        .got(Answer::Value(got.map(Bytes::copy_from_slice))))
 }
 
 /// A set future dropped mid-flight leaves the old or the new value.

@@ -7,7 +7,7 @@ use cachekit_core::Bytes;
 use tokio::sync::Barrier;
 use tokio::task::JoinSet;
 
-use crate::failure::preview_option;
+use crate::failure::{Answer, Operation};
 use crate::{CaseResult, Ctx, Failure};
 
 /// Waits for every task and returns the first failure, if any.
@@ -15,7 +15,10 @@ async fn join_all(mut tasks: JoinSet<CaseResult>) -> CaseResult {
     let mut first_failure = None;
     while let Some(joined) = tasks.join_next().await {
         let result = joined.unwrap_or_else(|err| {
-            Err(Failure::new("a concurrent task must not panic").got(err.to_string()))
+            Err(Failure::panicked(
+                "a concurrent task must not panic",
+                err.to_string(),
+            ))
         });
         if let (Err(failure), None) = (result, &first_failure) {
             first_failure = Some(failure);
@@ -87,9 +90,10 @@ pub async fn concurrent_writers_leave_one_written_value(ctx: Ctx) -> CaseResult 
     match got {
         Some(value) if written.contains(value.as_ref()) => Ok(()),
         other => Err(Failure::new("get after 16 writers raced on one key")
+            .operation(Operation::Get)
             .key(&key)
             .expected("exactly one of the 64 values written")
-            .got(preview_option(other.as_deref()))),
+            .got(Answer::Value(other))),
     }
 }
 
@@ -123,9 +127,10 @@ pub async fn readers_never_see_unwritten_values(ctx: Ctx) -> CaseResult {
                     return Err(Failure::new(format!(
                         "read #{read} while writers overwrite a key that always holds a value"
                     ))
+                    .operation(Operation::Get)
                     .key(&key)
                     .expected("one of the values written")
-                    .got(preview_option(got.as_deref())));
+                    .got(Answer::Value(got)));
                 }
             }
             Ok(())
@@ -156,18 +161,21 @@ pub async fn concurrent_deletes_report_one_existed(ctx: Ctx) -> CaseResult {
                 Ok(Ok(false)) => {}
                 Ok(Err(failure)) => return Err(failure),
                 Err(err) => {
-                    return Err(
-                        Failure::new("a concurrent delete must not panic").got(err.to_string())
-                    )
+                    return Err(Failure::panicked(
+                        "a concurrent delete must not panic",
+                        err.to_string(),
+                    ))
                 }
             }
         }
         if existed != 1 {
             return Err(
                 Failure::new(format!("{deleters} concurrent deletes of one entry"))
+                    .operation(Operation::Delete)
                     .key(&key)
-                    .expected("exactly one delete -> true")
-                    .got(format!("{existed} deletes -> true")),
+                    .expected(Answer::Count(1))
+                    .got(Answer::Count(existed))
+                    .note("counts are of deletes that answered true"),
             );
         }
     }

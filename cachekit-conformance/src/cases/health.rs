@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use crate::failure::Operation;
 use crate::{CaseResult, Ctx, Failure};
 
 /// A reachable backend reports healthy.
@@ -11,6 +12,7 @@ pub async fn health_check_reports_healthy(ctx: Ctx) -> CaseResult {
         return Ok(());
     }
     Err(Failure::new("health_check of a reachable backend")
+        .operation(Operation::HealthCheck)
         .expected("healthy: true")
         .got(format!("healthy: false, details: {:?}", report.details)))
 }
@@ -22,6 +24,7 @@ pub async fn health_check_names_the_backend_type(ctx: Ctx) -> CaseResult {
         return Ok(());
     }
     Err(Failure::new("backend_type of the health report")
+        .operation(Operation::HealthCheck)
         .expected(format!(
             "{:?}, as declared in capabilities",
             ctx.caps.backend_type
@@ -39,6 +42,7 @@ pub async fn health_check_measures_latency(ctx: Ctx) -> CaseResult {
         return Ok(());
     }
     Err(Failure::new("latency of the health report")
+        .operation(Operation::HealthCheck)
         .expected(format!(
             "a measured latency in (0, {outer:?}], the call's own duration"
         ))

@@ -2,6 +2,7 @@
 
 use cachekit_core::{Bytes, ErrorKind};
 
+use crate::failure::Operation;
 use crate::{expect_error, CaseResult, Ctx, Failure};
 
 /// Sets every key to its own value, then reads each back. Two keys that the backend
@@ -186,9 +187,16 @@ pub async fn key_over_max_length_is_invalid_key(ctx: Ctx) -> CaseResult {
 async fn expect_invalid_key_everywhere(ctx: &Ctx, what: &str, key: &str) -> CaseResult {
     let backend = &ctx.backend;
     let set = backend.set(key, Bytes::from_static(b"v"), None).await;
-    expect_error(&format!("set of {what}"), key, set, ErrorKind::InvalidKey)?;
+    expect_error(
+        &format!("set of {what}"),
+        Operation::Set,
+        key,
+        set,
+        ErrorKind::InvalidKey,
+    )?;
     expect_error(
         &format!("get of {what}"),
+        Operation::Get,
         key,
         backend.get(key).await,
         ErrorKind::InvalidKey,
@@ -196,6 +204,7 @@ async fn expect_invalid_key_everywhere(ctx: &Ctx, what: &str, key: &str) -> Case
     let exists = backend.exists(key).await;
     expect_error(
         &format!("exists of {what}"),
+        Operation::Exists,
         key,
         exists,
         ErrorKind::InvalidKey,
@@ -203,6 +212,7 @@ async fn expect_invalid_key_everywhere(ctx: &Ctx, what: &str, key: &str) -> Case
     let delete = backend.delete(key).await;
     expect_error(
         &format!("delete of {what}"),
+        Operation::Delete,
         key,
         delete,
         ErrorKind::InvalidKey,

@@ -8,14 +8,14 @@ use std::collections::HashMap;
 use std::fmt;
 use std::time::Duration;
 
-use cachekit_core::Bytes;
+use cachekit_core::{BackendError, Bytes};
 use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 
-use crate::failure::{preview_bytes, preview_option};
-use crate::{CaseResult, Ctx, Failure, SEED_ENV};
+use crate::failure::{preview_bytes, Answer, Operation};
+use crate::{CaseResult, Ctx, Failure};
 
 /// Environment variable: how many random sequences the model case runs.
 pub const CASES_ENV: &str = "CACHEKIT_PROPTEST_CASES";
@@ -63,8 +63,16 @@ fn operations(with_ttl: bool) -> impl Strategy<Value = Vec<Op>> {
 
 struct Divergence {
     step: usize,
-    expected: String,
-    got: String,
+    operation: Operation,
+    expected: Answer,
+    got: Answer,
+}
+
+fn error_answer(err: BackendError) -> Answer {
+    Answer::Error {
+        kind: err.kind(),
+        message: err.to_string(),
+    }
 }
 
 async fn replay(ctx: &Ctx, attempt: usize, ops: &[Op]) -> Result<(), Divergence> {
@@ -74,48 +82,49 @@ async fn replay(ctx: &Ctx, attempt: usize, ops: &[Op]) -> Result<(), Divergence>
         .collect();
     let mut model: HashMap<usize, Vec<u8>> = HashMap::new();
     for (step, op) in ops.iter().enumerate() {
-        let diverged = |expected: String, got: String| Divergence {
-            step,
-            expected,
-            got,
-        };
         let backend = &ctx.backend;
-        match op {
+        let (operation, expected, got) = match op {
             Op::Get(k) => {
-                let expected = preview_option(model.get(k).map(Vec::as_slice));
-                match backend.get(&keys[*k]).await {
-                    Ok(got) if got.as_deref() == model.get(k).map(Vec::as_slice) => {}
-                    Ok(got) => return Err(diverged(expected, preview_option(got.as_deref()))),
-                    Err(err) => return Err(diverged(expected, format!("error: {err}"))),
-                }
+                let expected = Answer::Value(model.get(k).map(|v| Bytes::from(v.clone())));
+                let got = backend
+                    .get(&keys[*k])
+                    .await
+                    .map_or_else(error_answer, Answer::Value);
+                (Operation::Get, expected, got)
             }
             Op::Set(k, v) | Op::SetWithTtl(k, v) => {
                 let ttl = matches!(op, Op::SetWithTtl(..)).then(|| Duration::from_secs(3600));
-                if let Err(err) = backend.set(&keys[*k], Bytes::from(v.clone()), ttl).await {
-                    return Err(diverged("Ok".into(), format!("error: {err}")));
-                }
+                let got = match backend.set(&keys[*k], Bytes::from(v.clone()), ttl).await {
+                    Ok(()) => Answer::unit(),
+                    Err(err) => error_answer(err),
+                };
                 model.insert(*k, v.clone());
+                (Operation::Set, Answer::unit(), got)
             }
             Op::Delete(k) => {
-                let expected = model.remove(k).is_some();
-                match backend.delete(&keys[*k]).await {
-                    Ok(got) if got == expected => {}
-                    Ok(got) => return Err(diverged(expected.to_string(), got.to_string())),
-                    Err(err) => {
-                        return Err(diverged(expected.to_string(), format!("error: {err}")))
-                    }
-                }
+                let expected = Answer::Bool(model.remove(k).is_some());
+                let got = backend
+                    .delete(&keys[*k])
+                    .await
+                    .map_or_else(error_answer, Answer::Bool);
+                (Operation::Delete, expected, got)
             }
             Op::Exists(k) => {
-                let expected = model.contains_key(k);
-                match backend.exists(&keys[*k]).await {
-                    Ok(got) if got == expected => {}
-                    Ok(got) => return Err(diverged(expected.to_string(), got.to_string())),
-                    Err(err) => {
-                        return Err(diverged(expected.to_string(), format!("error: {err}")))
-                    }
-                }
+                let expected = Answer::Bool(model.contains_key(k));
+                let got = backend
+                    .exists(&keys[*k])
+                    .await
+                    .map_or_else(error_answer, Answer::Bool);
+                (Operation::Exists, expected, got)
             }
+        };
+        if expected != got {
+            return Err(Divergence {
+                step,
+                operation,
+                expected,
+                got,
+            });
         }
     }
     Ok(())
@@ -171,30 +180,31 @@ pub async fn random_operation_sequences_match_a_hashmap_model(ctx: Ctx) -> CaseR
             }
         }
         let (ops, divergence) = minimal;
-        let listing: Vec<String> = ops
+        let steps: Vec<String> = ops
             .iter()
             .enumerate()
             .map(|(i, op)| {
-                format!(
-                    "{:>3}. {op}{}",
-                    i + 1,
-                    if i == divergence.step {
-                        "   <- diverges"
-                    } else {
-                        ""
-                    }
-                )
+                let marker = if i == divergence.step {
+                    "   <- diverges"
+                } else {
+                    ""
+                };
+                format!("{op}{marker}")
             })
             .collect();
         return Err(Failure::new(format!(
-            "random sequence {} of {cases} against a HashMap model (shrunk from {original_len} to {} operations)",
+            "random sequence {} of {cases} against a HashMap model, step {} of the shrunk \
+             sequence ({original_len} operations before shrinking): {}",
             case + 1,
-            ops.len()
+            divergence.step + 1,
+            ops[divergence.step]
         ))
-        .expected(format!("step {}: {} -> {}", divergence.step + 1, ops[divergence.step], divergence.expected))
-        .got(format!("step {}: {} -> {}", divergence.step + 1, ops[divergence.step], divergence.got))
-        .note(format!("minimal failing sequence (keys share one fresh prefix):\n{}", listing.join("\n")))
-        .note(format!("replay with {SEED_ENV}={}", ctx.seed)));
+        .operation(divergence.operation)
+        .expected(divergence.expected)
+        .got(divergence.got)
+        .steps(steps)
+        .note("the keys of one sequence share one fresh prefix")
+        .seed(ctx.seed));
     }
     Ok(())
 }

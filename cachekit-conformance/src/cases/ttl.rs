@@ -8,6 +8,7 @@ use std::time::Duration;
 use cachekit_core::{Bytes, ErrorKind, TtlSupport};
 use tokio::time::Instant;
 
+use crate::failure::Operation;
 use crate::{expect_error, CaseResult, Ctx, Failure};
 
 fn support(ctx: &Ctx) -> Result<TtlSupport, Failure> {
@@ -183,6 +184,7 @@ async fn rejects_ttl(ctx: &Ctx, ttl: Duration, what: &str) -> CaseResult {
         .await;
     expect_error(
         &format!("set with {what}"),
+        Operation::Set,
         &fresh,
         set,
         ErrorKind::InvalidArgument,
@@ -198,6 +200,7 @@ async fn rejects_ttl(ctx: &Ctx, ttl: Duration, what: &str) -> CaseResult {
         .await;
     expect_error(
         &format!("overwrite with {what}"),
+        Operation::Set,
         &existing,
         set,
         ErrorKind::InvalidArgument,

@@ -2,6 +2,7 @@
 
 use cachekit_core::{Bytes, ErrorKind};
 
+use crate::failure::Operation;
 use crate::{expect_error, CaseResult, Ctx, Failure};
 
 /// A deterministic, non-repeating-looking byte pattern, so truncation and shifts show.
@@ -79,6 +80,7 @@ pub async fn value_over_max_size_is_value_too_large(ctx: Ctx) -> CaseResult {
     let set = ctx.backend.set(&fresh, too_large.clone(), None).await;
     expect_error(
         "set of a value one byte over the maximum",
+        Operation::Set,
         &fresh,
         set,
         ErrorKind::ValueTooLarge,
@@ -91,6 +93,7 @@ pub async fn value_over_max_size_is_value_too_large(ctx: Ctx) -> CaseResult {
     let set = ctx.backend.set(&existing, too_large, None).await;
     expect_error(
         "overwrite with a value one byte over the maximum",
+        Operation::Set,
         &existing,
         set,
         ErrorKind::ValueTooLarge,
