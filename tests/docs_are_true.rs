@@ -1,32 +1,46 @@
-//! README.md must list every registered conformance case, and nothing that is not one.
+//! README.md must be true: its rule list is the registry's, and its test command is CI's.
 
-use std::collections::BTreeSet;
+const README: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md");
+const RULES_START: &str = "<!-- rules:start (generated from the registry; CACHEKIT_BLESS=1 cargo test -p cachekit-tests --test docs_are_true rewrites it) -->\n";
+const RULES_END: &str = "<!-- rules:end -->";
 
 fn readme() -> String {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md");
-    std::fs::read_to_string(path).unwrap_or_else(|err| panic!("cannot read {path}: {err}"))
+    std::fs::read_to_string(README).unwrap_or_else(|err| panic!("cannot read {README}: {err}"))
 }
 
+/// The README's rule tables are exactly what the registry generates: every case, its
+/// sentence and its gates, written once in `cases/mod.rs`.
 #[test]
-fn readme_lists_exactly_the_registered_cases() {
-    let registered: BTreeSet<String> = cachekit_conformance::cases::all()
-        .iter()
-        .map(|case| case.id())
-        .collect();
+fn readme_rule_list_is_generated_from_the_registry() {
     let readme = readme();
-    let listed: BTreeSet<String> = readme
+    let (Some(start), Some(end)) = (readme.find(RULES_START), readme.find(RULES_END)) else {
+        panic!("README.md lacks the rule-list markers {RULES_START:?} … {RULES_END:?}");
+    };
+    let listed = &readme[start + RULES_START.len()..end];
+    let generated = cachekit_conformance::cases::rules_markdown();
+    if listed == generated {
+        return;
+    }
+    if std::env::var_os("CACHEKIT_BLESS").is_some() {
+        let updated = format!(
+            "{}{RULES_START}{generated}{}",
+            &readme[..start],
+            &readme[end..]
+        );
+        std::fs::write(README, updated).unwrap_or_else(|err| panic!("cannot write: {err}"));
+        return;
+    }
+    let first_difference = listed
         .lines()
-        .filter_map(|line| line.strip_prefix("| `"))
-        .filter_map(|rest| rest.split('`').next())
-        .filter(|id| id.contains("::"))
-        .map(str::to_owned)
-        .collect();
-    let missing: Vec<_> = registered.difference(&listed).collect();
-    let stale: Vec<_> = listed.difference(&registered).collect();
-    assert!(missing.is_empty(), "cases missing from README: {missing:?}");
-    assert!(
-        stale.is_empty(),
-        "README lists cases that do not exist: {stale:?}"
+        .zip(generated.lines())
+        .find(|(a, b)| a != b)
+        .map_or_else(
+            || "one list is a prefix of the other".to_owned(),
+            |(a, b)| format!("README: {a}\nregistry: {b}"),
+        );
+    panic!(
+        "README's rule list is not the registry's; rerun with CACHEKIT_BLESS=1 to regenerate.\n\
+         first difference:\n{first_difference}"
     );
 }
 

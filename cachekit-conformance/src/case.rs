@@ -21,10 +21,18 @@ pub enum Family {
     DeleteExists,
     /// Keys are exact, limits are enforced.
     Keys,
+    /// Each character some layer treats specially is an ordinary key character.
+    KeyCharacters,
     /// Values are opaque bytes, limits are enforced.
     Values,
     /// Expiry.
     Ttl,
+    /// What was acknowledged stays true when looked at again later.
+    Deferred,
+    /// Every operation agrees with every other after every step.
+    Consistency,
+    /// Hundreds and thousands of keys.
+    Scale,
     /// Dropped futures leave the store consistent.
     Cancel,
     /// Many tasks at once.
@@ -39,12 +47,16 @@ pub enum Family {
 
 impl Family {
     /// Every family, in report order.
-    pub const ALL: [Family; 10] = [
+    pub const ALL: [Family; 14] = [
         Family::Crud,
         Family::DeleteExists,
         Family::Keys,
+        Family::KeyCharacters,
         Family::Values,
         Family::Ttl,
+        Family::Deferred,
+        Family::Consistency,
+        Family::Scale,
         Family::Cancel,
         Family::Concurrency,
         Family::Health,
@@ -58,6 +70,10 @@ impl Family {
             Family::Crud => "crud",
             Family::DeleteExists => "delete_exists",
             Family::Keys => "keys",
+            Family::KeyCharacters => "key_characters",
+            Family::Deferred => "deferred",
+            Family::Consistency => "consistency",
+            Family::Scale => "scale",
             Family::Values => "values",
             Family::Ttl => "ttl",
             Family::Cancel => "cancel",
@@ -94,9 +110,22 @@ pub enum Need {
     DotKeysAccepted,
     /// Entries are never evicted early.
     NoEviction,
+    /// Expiry follows the tokio clock, so a case can jump days ahead for free.
+    VirtualClock,
 }
 
 impl Need {
+    /// The need as the README's rule table shows it.
+    pub fn label(self) -> String {
+        match self {
+            Need::ValuesOfAtLeast(size) if size % (1024 * 1024) == 0 => {
+                format!("values ≥ {} MiB", size / (1024 * 1024))
+            }
+            Need::ValuesOfAtLeast(size) => format!("values ≥ {size} B"),
+            other => format!("{other:?}"),
+        }
+    }
+
     /// Why a backend with `caps` does not meet this need, or `None` if it does.
     pub fn unmet_reason(self, caps: &Capabilities) -> Option<String> {
         let met = match self {
@@ -110,6 +139,7 @@ impl Need {
             Need::RejectedKeys => !caps.rejected_keys.is_empty(),
             Need::DotKeysAccepted => !caps.rejected_keys.iter().any(|k| k == "." || k == ".."),
             Need::NoEviction => !caps.may_evict,
+            Need::VirtualClock => caps.ttl.is_some() && caps.clock == Clock::Tokio,
         };
         if met {
             return None;
@@ -128,6 +158,10 @@ impl Need {
             Need::RejectedKeys => "no keys declared unrepresentable".to_owned(),
             Need::DotKeysAccepted => "`.`/`..` are declared unrepresentable".to_owned(),
             Need::NoEviction => "entries may be evicted early".to_owned(),
+            Need::VirtualClock if caps.ttl.is_none() => "ttl: not claimed".to_owned(),
+            Need::VirtualClock => {
+                "expiry follows a wall clock: days-long horizons cannot be waited for".to_owned()
+            }
         })
     }
 }

@@ -50,7 +50,7 @@ pub mod harness;
 mod runner;
 
 pub use case::{Case, CaseResult, Family, Need, Timing};
-pub use ctx::{expect_error, Ctx, TtlWindow};
+pub use ctx::{expect_error, Ctx, Observation, TtlWindow, OBSERVATION_ATTEMPTS};
 pub use declared::WithCapabilities;
 pub use failure::{Answer, Failure, Operation};
 pub use runner::{

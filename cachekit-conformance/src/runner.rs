@@ -407,9 +407,12 @@ pub fn run_case(
                         ))
                     }
                 };
-            match tokio::time::timeout(timeout, running).await {
-                Ok(result) => result,
-                Err(_) => Err(Failure::new("the case must finish")
+            // Measured on the wall clock: on the paused clock, a case that waits 30 virtual
+            // days would otherwise run straight past a virtual-time timeout.
+            let (_finished, expired) = wall_clock_deadline(timeout);
+            tokio::select! {
+                result = running => result,
+                _ = expired => Err(Failure::new("the case must finish")
                     .expected(format!("done within {timeout:?} ({CASE_TIMEOUT_ENV})"))
                     .got("still running: an operation hangs")),
             }
@@ -430,6 +433,24 @@ pub fn run_case(
 /// The failure under its case's rule, as people read it.
 pub fn describe_failure(case: &Case, failure: &Failure) -> String {
     format!("rule violated: [{}] {}\n{failure}", case.family, case.rule)
+}
+
+/// A receiver that completes once `after` has passed on the wall clock. Dropping the
+/// returned sender ends the watching thread early.
+fn wall_clock_deadline(
+    after: Duration,
+) -> (
+    std::sync::mpsc::Sender<()>,
+    tokio::sync::oneshot::Receiver<()>,
+) {
+    let (finished, finished_rx) = std::sync::mpsc::channel::<()>();
+    let (expire, expired) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = finished_rx.recv_timeout(after) {
+            let _ = expire.send(());
+        }
+    });
+    (finished, expired)
 }
 
 fn case_timeout() -> Duration {

@@ -48,3 +48,42 @@ pub async fn health_check_measures_latency(ctx: Ctx) -> CaseResult {
         ))
         .got(format!("{:?}", report.latency)))
 }
+
+/// How long a health check may take on a reachable backend.
+pub const HEALTH_CHECK_BOUND: Duration = Duration::from_secs(5);
+
+/// A health check of a reachable backend answers within [`HEALTH_CHECK_BOUND`].
+pub async fn health_check_answers_within_the_bound(ctx: Ctx) -> CaseResult {
+    let started = tokio::time::Instant::now();
+    let report = ctx.backend.health_check().await;
+    let took = started.elapsed();
+    if took <= HEALTH_CHECK_BOUND && report.latency <= HEALTH_CHECK_BOUND {
+        return Ok(());
+    }
+    Err(
+        Failure::new("duration of a health check of a reachable backend")
+            .operation(Operation::HealthCheck)
+            .expected(format!("at most {HEALTH_CHECK_BOUND:?}"))
+            .got(format!(
+                "the call took {took:?}, the report says {:?}",
+                report.latency
+            )),
+    )
+}
+
+/// Repeated health checks all report healthy and leave the data alone.
+pub async fn repeated_health_checks_stay_healthy_and_change_nothing(ctx: Ctx) -> CaseResult {
+    let key = ctx.key("k");
+    ctx.set(&key, b"v", None).await?;
+    for round in 1..=3 {
+        let report = ctx.backend.health_check().await;
+        if !report.healthy {
+            return Err(Failure::new(format!("health check #{round} of 3 in a row"))
+                .operation(Operation::HealthCheck)
+                .expected("healthy: true")
+                .got(format!("healthy: false, details: {:?}", report.details)));
+        }
+    }
+    ctx.expect_present("a key after three health checks", &key, b"v")
+        .await
+}

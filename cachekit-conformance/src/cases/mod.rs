@@ -7,11 +7,15 @@ use crate::case::{Case, CaseFn, Family, Need, Timing};
 
 pub mod cancel;
 pub mod concurrency;
+pub mod consistency;
 pub mod crud;
+pub mod deferred;
 pub mod delete_exists;
 pub mod health;
+pub mod key_characters;
 pub mod keys;
 pub mod model;
+pub mod scale;
 pub mod ttl;
 pub mod values;
 
@@ -59,6 +63,22 @@ pub fn all() -> Vec<Case> {
 }
 
 fn backend_cases() -> Vec<Case> {
+    let mut cases = listed_cases();
+    // Families generated from a table register their cases after their family's others.
+    let values_end = cases
+        .iter()
+        .rposition(|case| case.family == Family::Values)
+        .map_or(cases.len(), |i| i + 1);
+    cases.splice(values_end..values_end, values::length_cases());
+    let keys_end = cases
+        .iter()
+        .rposition(|case| case.family == Family::Keys)
+        .map_or(cases.len(), |i| i + 1);
+    cases.splice(keys_end..keys_end, key_characters::cases());
+    cases
+}
+
+fn listed_cases() -> Vec<Case> {
     use Need::*;
     vec![
         case!(
@@ -172,6 +192,13 @@ fn backend_cases() -> Vec<Case> {
         case!(values::one_mib_value_roundtrips, "a 1 MiB value survives a round trip", needs: [ValuesOfAtLeast(MIB)]),
         case!(values::value_at_max_size_roundtrips, "a value of exactly the declared maximum size works", needs: [MaxValueBytes]),
         case!(values::value_over_max_size_is_value_too_large, "a value over the declared maximum fails with ValueTooLarge and stores nothing", needs: [MaxValueBytes]),
+        case!(values::value_just_under_max_size_roundtrips, "a value one byte under the declared maximum works", needs: [MaxValueBytes]),
+        case!(values::compressible_value_roundtrips, "a highly compressible value reads back exactly"),
+        case!(values::incompressible_value_roundtrips, "an incompressible value reads back exactly"),
+        case!(
+            values::text_like_values_are_not_interpreted,
+            "values that look like JSON, numbers or padded text stay bytes"
+        ),
         case!(
             values::shorter_overwrite_leaves_no_tail,
             "overwriting with a shorter value leaves no bytes of the old one"
@@ -189,6 +216,39 @@ fn backend_cases() -> Vec<Case> {
         case!(ttl::zero_ttl_is_invalid_argument, "a zero ttl fails with InvalidArgument, never means `no ttl`", needs: [Ttl]),
         case!(ttl::ttl_above_maximum_is_invalid_argument, "a ttl above the declared maximum fails with InvalidArgument", needs: [Ttl]),
         case!(ttl::ttl_at_maximum_is_accepted, "a ttl of exactly the declared maximum is accepted", needs: [Ttl]),
+        case!(ttl::fractional_ttl_is_not_rounded_down, "a ttl with a fractional second is not rounded down", needs: [Ttl], timing: WaitsForExpiry),
+        case!(ttl::fractional_ttl_is_not_rounded_up_past_the_precision, "a ttl with a fractional second is not rounded up by more than the precision", needs: [Ttl], timing: WaitsForExpiry),
+        case!(ttl::expiry_counts_from_the_set_at_any_sub_second_phase, "expiry counts from the set itself, whatever fraction of a second it falls on", needs: [Ttl], timing: WaitsForExpiry),
+        case!(ttl::reads_do_not_extend_the_ttl, "reading an entry never extends its ttl", needs: [Ttl], timing: WaitsForExpiry),
+        case!(ttl::rejected_set_leaves_the_ttl_alone, "a rejected set leaves the entry's ttl as it was", needs: [Ttl], timing: WaitsForExpiry),
+        case!(ttl::entry_without_ttl_survives_thirty_days, "an entry without ttl is still there thirty days later", needs: [VirtualClock], timing: WaitsForExpiry),
+        case!(ttl::one_day_ttl_lasts_exactly_a_day, "a one-day ttl holds for the whole day and ends with it", needs: [VirtualClock], timing: WaitsForExpiry),
+        case!(ttl::maximum_ttl_lasts_until_its_end, "the maximum ttl holds until its last moment and then ends", needs: [VirtualClock], timing: WaitsForExpiry),
+        case!(ttl::maximum_ttl_with_a_fraction_is_not_truncated, "a ttl just under the maximum keeps its fractional second", needs: [VirtualClock], timing: WaitsForExpiry),
+        case!(deferred::deleted_entry_stays_deleted, "a deleted entry does not come back later", timing: WaitsForExpiry),
+        case!(deferred::overwritten_value_stays_overwritten, "an overwritten value does not come back later", timing: WaitsForExpiry),
+        case!(deferred::stored_value_stays_as_stored, "a stored value does not change or vanish while nobody writes it", needs: [NoEviction], timing: WaitsForExpiry),
+        case!(deferred::rejected_write_never_lands, "a write that failed does not land later", timing: WaitsForExpiry),
+        case!(deferred::delete_of_missing_key_does_not_hit_a_later_set, "a delete of a missing key does not remove a value set after it", timing: WaitsForExpiry),
+        case!(deferred::delete_does_not_spread_later, "deleting one key does not later remove another", needs: [NoEviction], timing: WaitsForExpiry),
+        case!(
+            consistency::operations_agree_after_every_write_and_delete,
+            "after every write and delete, get, exists and delete agree with each other and the history"
+        ),
+        case!(
+            consistency::operations_agree_about_empty_values,
+            "get, exists and delete agree about empty values after every step"
+        ),
+        case!(consistency::operations_agree_across_expiry, "get, exists and delete agree before and after expiry", needs: [Ttl], timing: WaitsForExpiry),
+        case!(scale::a_thousand_keys_keep_their_own_values, "a thousand keys each keep their own value", needs: [NoEviction], timing: Parallel),
+        case!(scale::deleting_half_of_many_keys_leaves_the_rest, "deleting half of 400 keys leaves the other half", needs: [NoEviction], timing: Parallel),
+        case!(scale::keys_differing_in_one_position_are_distinct, "keys that differ in a single position are different keys", needs: [NoEviction]),
+        case!(scale::keys_sharing_a_long_prefix_are_distinct, "keys that share a long prefix and differ only at the end are different keys", needs: [NoEviction]),
+        case!(
+            scale::many_overwrites_leave_the_last_value,
+            "after 200 overwrites of one key, the last value is there"
+        ),
+        case!(scale::many_keys_written_in_parallel_are_all_there, "400 keys written by eight tasks at once are all there", needs: [NoEviction], timing: Parallel),
         case!(
             cancel::dropped_set_leaves_old_or_new_value,
             "a set future dropped mid-flight leaves the old or the new value"
@@ -210,8 +270,50 @@ fn backend_cases() -> Vec<Case> {
             health::health_check_measures_latency,
             "the health report carries a measured latency"
         ),
+        case!(health::health_check_answers_within_the_bound, "a health check of a reachable backend answers within 5 s", timing: WaitsForExpiry),
+        case!(
+            health::repeated_health_checks_stay_healthy_and_change_nothing,
+            "repeated health checks stay healthy and change no data"
+        ),
         case!(model::random_operation_sequences_match_a_hashmap_model, "any sequence of operations behaves like a HashMap", needs: [NoEviction], timing: Parallel),
     ]
+}
+
+/// The rule list as Markdown, one table per family, in registry order: what the README
+/// shows under "The rules the kit checks". Each rule's sentence is written once, in the
+/// registry; the README is generated from it (a test keeps the two equal).
+pub fn rules_markdown() -> String {
+    let cases = all();
+    let mut text = String::new();
+    for family in Family::ALL {
+        let members: Vec<&Case> = cases.iter().filter(|c| c.family == family).collect();
+        if members.is_empty() {
+            continue;
+        }
+        let scope = if family == Family::Faults {
+            " (only in `http_faults(...)` suites, feature `http-faults`)"
+        } else {
+            ""
+        };
+        text.push_str(&format!(
+            "**{family}**{scope} — {} cases\n\n| case | rule | needs |\n|---|---|---|\n",
+            members.len()
+        ));
+        for case in members {
+            let needs = if case.needs_fault_injection() {
+                "HTTP API".to_owned()
+            } else if case.needs.is_empty() {
+                "—".to_owned()
+            } else {
+                let labels: Vec<String> = case.needs.iter().map(|need| need.label()).collect();
+                labels.join(", ")
+            };
+            let rule = case.rule.replace('|', "\\|");
+            text.push_str(&format!("| `{}` | {rule} | {needs} |\n", case.id()));
+        }
+        text.push('\n');
+    }
+    text
 }
 
 #[cfg(test)]

@@ -17,26 +17,58 @@ fn support(ctx: &Ctx) -> Result<TtlSupport, Failure> {
         .ok_or_else(|| Failure::new("the case needs declared ttl support"))
 }
 
+/// How a "present at" check sets its entry and how long the entry must live.
+#[derive(Clone, Copy)]
+struct Lifetime {
+    /// The ttl given to `set`.
+    ttl: Duration,
+    /// The least the entry may live from the start of its set (the ttl, or the ttl rounded
+    /// up to the precision).
+    at_least: Duration,
+}
+
+impl Lifetime {
+    fn exactly(ttl: Duration) -> Self {
+        Lifetime { ttl, at_least: ttl }
+    }
+}
+
+/// Sets a fresh key and checks it is present `at` after the set began; answers that arrive
+/// once the entry may legally have expired prove nothing, and the attempt is made again.
+async fn present_at(
+    ctx: &Ctx,
+    check: &str,
+    name: &str,
+    lifetime: Lifetime,
+    at: Duration,
+) -> CaseResult {
+    ctx.until_judged(check, |attempt| async move {
+        let key = ctx.key(&format!("{name}#{attempt}"));
+        let start = Instant::now();
+        ctx.set(&key, b"v", Some(lifetime.ttl)).await?;
+        ctx.sleep_until(start, at).await;
+        ctx.expect_present_before(check, &key, b"v", start + lifetime.at_least)
+            .await
+    })
+    .await
+}
+
 /// An entry with a ttl is visible right after set.
 pub async fn entry_is_visible_right_after_set(ctx: Ctx) -> CaseResult {
-    let key = ctx.key("k");
-    ctx.set(&key, b"v", Some(ctx.ttl_window().ttl)).await?;
-    ctx.expect_present("get/exists right after a set with ttl", &key, b"v")
-        .await
+    let ttl = ctx.ttl_window().ttl;
+    let check = "get/exists right after a set with ttl";
+    present_at(&ctx, check, "k", Lifetime::exactly(ttl), Duration::ZERO).await
 }
 
 /// An entry never expires early.
 pub async fn entry_is_present_until_just_before_expiry(ctx: Ctx) -> CaseResult {
     let window = ctx.ttl_window();
-    let key = ctx.key("k");
-    let start = Instant::now();
-    ctx.set(&key, b"v", Some(window.ttl)).await?;
-    ctx.sleep_until(start, window.present_until).await;
     let check = format!(
         "get/exists {:?} after a set with ttl {:?}",
         window.present_until, window.ttl
     );
-    ctx.expect_present(&check, &key, b"v").await
+    let lifetime = Lifetime::exactly(window.ttl);
+    present_at(&ctx, &check, "k", lifetime, window.present_until).await
 }
 
 async fn set_and_wait_for_expiry(ctx: &Ctx, key: &str) -> Result<String, Failure> {
@@ -141,11 +173,16 @@ pub async fn sub_precision_ttl_rounds_up(ctx: Ctx) -> CaseResult {
     let precision = support(&ctx)?.precision;
     let tiny = (precision / 2).max(Duration::from_nanos(1));
     let window = ctx.ttl_window();
+    let check = format!("get/exists right after a set with ttl {tiny:?} (precision {precision:?})");
+    // Rounded up, the entry may not expire before `precision` has passed.
+    let lifetime = Lifetime {
+        ttl: tiny,
+        at_least: precision,
+    };
+    present_at(&ctx, &check, "rounded", lifetime, Duration::ZERO).await?;
     let key = ctx.key("k");
     ctx.set(&key, b"v", Some(tiny)).await?;
     let acknowledged = Instant::now();
-    let check = format!("get/exists right after a set with ttl {tiny:?} (precision {precision:?})");
-    ctx.expect_present(&check, &key, b"v").await?;
     ctx.sleep_until(acknowledged, precision + (window.absent_by - window.ttl))
         .await;
     let check = format!("get/exists once the rounded-up ttl of {precision:?} elapsed");
@@ -211,4 +248,163 @@ async fn rejects_ttl(ctx: &Ctx, ttl: Duration, what: &str) -> CaseResult {
         b"old",
     )
     .await
+}
+
+/// A ttl with a fractional second, a little over the usual window.
+fn fractional_ttl(ctx: &Ctx) -> Result<Duration, Failure> {
+    let precision = support(ctx)?.precision;
+    let fraction = (precision * 3 / 10).max(Duration::from_millis(300));
+    Ok(ctx.ttl_window().ttl + fraction)
+}
+
+/// A fractional ttl is not rounded down: the entry lives at least that long.
+pub async fn fractional_ttl_is_not_rounded_down(ctx: Ctx) -> CaseResult {
+    let ttl = fractional_ttl(&ctx)?;
+    let margin = ctx.ttl_window().ttl - ctx.ttl_window().present_until;
+    let check = format!("get/exists {:?} after a set with ttl {ttl:?}", ttl - margin);
+    present_at(&ctx, &check, "k", Lifetime::exactly(ttl), ttl - margin).await
+}
+
+/// A fractional ttl is not rounded up by more than the declared precision.
+pub async fn fractional_ttl_is_not_rounded_up_past_the_precision(ctx: Ctx) -> CaseResult {
+    let ttl = fractional_ttl(&ctx)?;
+    let window = ctx.ttl_window();
+    let key = ctx.key("k");
+    ctx.set(&key, b"v", Some(ttl)).await?;
+    let acknowledged = Instant::now();
+    let absent_by = ttl + (window.absent_by - window.ttl);
+    ctx.sleep_until(acknowledged, absent_by).await;
+    let check = format!("get/exists {absent_by:?} after a set with ttl {ttl:?}");
+    ctx.expect_absent(&check, &key).await
+}
+
+/// Expiry counts from the set itself, at whatever fraction of a second it happens.
+pub async fn expiry_counts_from_the_set_at_any_sub_second_phase(ctx: Ctx) -> CaseResult {
+    // Sets at .25, .5 and .75 of a second, watched side by side: a store that counts from
+    // the whole second the set fell in expires up to a second early.
+    let phases = (1..4u32).map(|quarter| expire_at_phase(&ctx, quarter));
+    futures::future::try_join_all(phases).await.map(|_| ())
+}
+
+async fn expire_at_phase(ctx: &Ctx, quarter: u32) -> CaseResult {
+    let window = ctx.ttl_window();
+    let check = format!(
+        "get/exists {:?} after a set with ttl {:?}, made {quarter}/4 s into a second",
+        window.present_until, window.ttl,
+    );
+    // The attempt that was judged, for the expiry half of the check.
+    let last = std::cell::RefCell::new(None);
+    ctx.until_judged(&check, |attempt| {
+        let check = check.clone();
+        let last = &last;
+        async move {
+            tokio::time::sleep(Duration::from_millis(250) * quarter).await;
+            let key = ctx.key(&format!("phase-{quarter}#{attempt}"));
+            let start = Instant::now();
+            ctx.set(&key, b"v", Some(window.ttl)).await?;
+            *last.borrow_mut() = Some((key.clone(), Instant::now()));
+            ctx.sleep_until(start, window.present_until).await;
+            ctx.expect_present_before(&check, &key, b"v", start + window.ttl)
+                .await
+        }
+    })
+    .await?;
+    let Some((key, acknowledged)) = last.into_inner() else {
+        return Ok(());
+    };
+    ctx.sleep_until(acknowledged, window.absent_by).await;
+    let check = format!("the same key {:?} after its set", window.absent_by);
+    ctx.expect_absent(&check, &key).await
+}
+
+/// Reading an entry does not extend its ttl.
+pub async fn reads_do_not_extend_the_ttl(ctx: Ctx) -> CaseResult {
+    let window = ctx.ttl_window();
+    let key = ctx.key("k");
+    ctx.set(&key, b"v", Some(window.ttl)).await?;
+    let acknowledged = Instant::now();
+    for tenth in 1..10u32 {
+        ctx.sleep_until(acknowledged, window.present_until * tenth / 10)
+            .await;
+        ctx.get(&key).await?;
+        ctx.exists(&key).await?;
+    }
+    ctx.sleep_until(acknowledged, window.absent_by).await;
+    let check = format!(
+        "get/exists {:?} after a set with ttl {:?}, read nine times meanwhile",
+        window.absent_by, window.ttl
+    );
+    ctx.expect_absent(&check, &key).await
+}
+
+/// A rejected set leaves the entry's ttl as it was.
+pub async fn rejected_set_leaves_the_ttl_alone(ctx: Ctx) -> CaseResult {
+    let window = ctx.ttl_window();
+    let key = ctx.key("k");
+    ctx.set(&key, b"v", Some(window.ttl)).await?;
+    let acknowledged = Instant::now();
+    // A zero ttl is refused (the rule of `zero_ttl_is_invalid_argument`); the refusal
+    // must not make the entry persistent or restart its clock.
+    let _ = ctx
+        .backend
+        .set(&key, Bytes::from_static(b"v"), Some(Duration::ZERO))
+        .await;
+    ctx.sleep_until(acknowledged, window.absent_by).await;
+    let check = format!(
+        "get/exists {:?} after a set with ttl {:?} and a rejected overwrite",
+        window.absent_by, window.ttl
+    );
+    ctx.expect_absent(&check, &key).await
+}
+
+/// An entry without ttl is still there after thirty days (virtual time).
+pub async fn entry_without_ttl_survives_thirty_days(ctx: Ctx) -> CaseResult {
+    let key = ctx.key("k");
+    ctx.set(&key, b"v", None).await?;
+    tokio::time::sleep(Duration::from_secs(30 * 24 * 3600)).await;
+    ctx.expect_present("get/exists thirty days after a set without ttl", &key, b"v")
+        .await
+}
+
+/// A one-day ttl holds for the whole day and ends with it (virtual time).
+pub async fn one_day_ttl_lasts_exactly_a_day(ctx: Ctx) -> CaseResult {
+    let day = Duration::from_secs(24 * 3600);
+    long_ttl_boundary(&ctx, day.min(support(&ctx)?.max)).await
+}
+
+/// The maximum ttl holds until its last moment and then ends (virtual time).
+pub async fn maximum_ttl_lasts_until_its_end(ctx: Ctx) -> CaseResult {
+    long_ttl_boundary(&ctx, support(&ctx)?.max).await
+}
+
+async fn long_ttl_boundary(ctx: &Ctx, ttl: Duration) -> CaseResult {
+    let precision = support(ctx)?.precision;
+    let key = ctx.key("k");
+    let start = Instant::now();
+    ctx.set(&key, b"v", Some(ttl)).await?;
+    let acknowledged = Instant::now();
+    let just_before = ttl - precision.min(ttl / 2);
+    ctx.sleep_until(start, just_before).await;
+    let check = format!("get/exists {just_before:?} after a set with ttl {ttl:?}");
+    ctx.expect_present(&check, &key, b"v").await?;
+    let window = ctx.ttl_window();
+    let after = ttl + (window.absent_by - window.ttl);
+    ctx.sleep_until(acknowledged, after).await;
+    let check = format!("get/exists {after:?} after a set with ttl {ttl:?}");
+    ctx.expect_absent(&check, &key).await
+}
+
+/// A ttl just under the maximum with a sub-second remainder is kept to the precision.
+pub async fn maximum_ttl_with_a_fraction_is_not_truncated(ctx: Ctx) -> CaseResult {
+    let max = support(&ctx)?.max;
+    let precision = support(&ctx)?.precision;
+    let fraction = (precision * 3 / 10).max(Duration::from_millis(300));
+    let ttl = max - Duration::from_secs(1) + fraction;
+    let key = ctx.key("k");
+    let start = Instant::now();
+    ctx.set(&key, b"v", Some(ttl)).await?;
+    let just_before = ttl - Duration::from_millis(1).max(precision / 10);
+    ctx.sleep_until(start, just_before).await;
+    let check = format!("get/exists {just_before:?} after a set with ttl {ttl:?}");
+    ctx.expect_present(&check, &key, b"v").await
 }

@@ -124,3 +124,107 @@ fn declared_max_value(ctx: &Ctx) -> Result<usize, Failure> {
         .max_value_bytes
         .ok_or_else(|| Failure::new("the case needs a declared maximum value size"))
 }
+
+/// A value one byte under the declared maximum works.
+pub async fn value_just_under_max_size_roundtrips(ctx: Ctx) -> CaseResult {
+    let max = declared_max_value(&ctx)?;
+    let value = pattern(max.saturating_sub(1), 0x47);
+    roundtrip(
+        &ctx,
+        "get of a value one byte under the maximum",
+        "under-max",
+        &value,
+    )
+    .await
+}
+
+/// A highly compressible value (all zeros) survives a round trip.
+pub async fn compressible_value_roundtrips(ctx: Ctx) -> CaseResult {
+    let len = 200_003.min(ctx.caps.max_value_bytes.unwrap_or(usize::MAX));
+    roundtrip(&ctx, "get of 200,003 zero bytes", "zeros", &vec![0u8; len]).await?;
+    let repeated: Vec<u8> = b"abc".iter().copied().cycle().take(len).collect();
+    roundtrip(&ctx, "get of a repeated 3-byte pattern", "abc", &repeated).await
+}
+
+/// An incompressible value (pseudo-random bytes) survives a round trip.
+pub async fn incompressible_value_roundtrips(ctx: Ctx) -> CaseResult {
+    let len = 200_003.min(ctx.caps.max_value_bytes.unwrap_or(usize::MAX));
+    let mut state = 0x9e37_79b9_7f4a_7c15_u64 ^ ctx.seed;
+    let value: Vec<u8> = (0..len)
+        .map(|_| {
+            // xorshift64*: cheap, and nothing a compressor can shrink.
+            state ^= state >> 12;
+            state ^= state << 25;
+            state ^= state >> 27;
+            (state.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 56) as u8
+        })
+        .collect();
+    roundtrip(&ctx, "get of 200,003 pseudo-random bytes", "random", &value).await
+}
+
+/// Values whose text looks like something else (JSON, numbers, whitespace) stay bytes.
+pub async fn text_like_values_are_not_interpreted(ctx: Ctx) -> CaseResult {
+    let values: [&[u8]; 8] = [
+        b" padded ",
+        b"{\"json\": true}",
+        b"null",
+        b"0042",
+        b"1e3",
+        b"\xef\xbb\xbfbom",
+        b"line\n",
+        b"\t",
+    ];
+    for (i, value) in values.iter().enumerate() {
+        roundtrip(
+            &ctx,
+            "get of a text-like value",
+            &format!("text-{i}"),
+            value,
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+macro_rules! lengths {
+    ($($name:ident => $len:literal;)*) => {
+        $(
+            #[doc = concat!("A value of ", stringify!($len), " bytes survives a round trip.")]
+            pub async fn $name(ctx: Ctx) -> CaseResult {
+                let value = pattern($len, ($len % 251) as u8);
+                let check = concat!("get of a ", stringify!($len), "-byte value");
+                roundtrip(&ctx, check, "sized", &value).await
+            }
+        )*
+
+        /// One case per length, for the registry.
+        pub(crate) fn length_cases() -> Vec<crate::case::Case> {
+            use crate::case::{Case, CaseFn, Family, Need, Timing};
+            vec![$(
+                Case {
+                    family: Family::Values,
+                    name: stringify!($name),
+                    rule: concat!("a value of ", stringify!($len), " bytes reads back exactly, not padded or cut at a block boundary"),
+                    needs: &[Need::ValuesOfAtLeast($len)],
+                    timing: Timing::Instant,
+                    run: CaseFn::Backend(|ctx| Box::pin($name(ctx))),
+                },
+            )*]
+        }
+    };
+}
+
+lengths! {
+    value_of_1_byte_roundtrips => 1;
+    value_of_3_bytes_roundtrips => 3;
+    value_of_255_bytes_roundtrips => 255;
+    value_of_257_bytes_roundtrips => 257;
+    value_of_1000_bytes_roundtrips => 1000;
+    value_of_1023_bytes_roundtrips => 1023;
+    value_of_1025_bytes_roundtrips => 1025;
+    value_of_4097_bytes_roundtrips => 4097;
+    value_of_8191_bytes_roundtrips => 8191;
+    value_of_65535_bytes_roundtrips => 65535;
+    value_of_65537_bytes_roundtrips => 65537;
+    value_of_100003_bytes_roundtrips => 100003;
+}

@@ -1,0 +1,141 @@
+//! Every character that some layer treats specially — a URL, a shell, a file system, a
+//! protocol's delimiter, a text normaliser — is an ordinary part of a key, each on its own.
+//!
+//! For a character `c`, the keys `a{c}b`, `ab`, `a{c}{c}b`, `{c}ab`, `ab{c}`, `a_b` and
+//! `a%XXb` (`c` percent-encoded) must be seven different keys: a store that drops, doubles,
+//! collapses, replaces or decodes `c` makes two of them one.
+
+use crate::case::{Case, CaseFn, Family, Timing};
+use crate::{CaseResult, Ctx};
+
+fn percent_encoded(c: char) -> String {
+    let mut utf8 = [0u8; 4];
+    c.encode_utf8(&mut utf8)
+        .bytes()
+        .map(|byte| format!("%{byte:02X}"))
+        .collect()
+}
+
+/// The seven spellings around `c`, without duplicates (for `_`, `a_b` is `a{c}b`).
+fn spellings(c: char) -> Vec<String> {
+    let mut names = vec![
+        format!("a{c}b"),
+        "ab".to_owned(),
+        format!("a{c}{c}b"),
+        format!("{c}ab"),
+        format!("ab{c}"),
+        "a_b".to_owned(),
+        format!("a{}b", percent_encoded(c)),
+    ];
+    let mut seen = std::collections::HashSet::new();
+    names.retain(|name| seen.insert(name.clone()));
+    names
+}
+
+async fn character_is_plain(ctx: Ctx, c: char) -> CaseResult {
+    let keys: Vec<String> = spellings(c).iter().map(|name| ctx.key(name)).collect();
+    let value = |i: usize| format!("spelling #{i} of {c:?}");
+    for (i, key) in keys.iter().enumerate() {
+        ctx.set(key, value(i).as_bytes(), None).await?;
+    }
+    let check = format!("each spelling around {c:?} reads back its own value");
+    for (i, key) in keys.iter().enumerate() {
+        ctx.expect_present(&check, key, value(i).as_bytes()).await?;
+    }
+    // Deleting the spelling with `c` must leave every other one alone.
+    ctx.expect_delete(&check, &keys[0], true).await?;
+    let check = format!("the other spellings after deleting the one with {c:?}");
+    for (i, key) in keys.iter().enumerate().skip(1) {
+        ctx.expect_present(&check, key, value(i).as_bytes()).await?;
+    }
+    ctx.expect_absent(&check, &keys[0]).await
+}
+
+macro_rules! characters {
+    ($($name:ident => $c:literal, $shown:literal;)*) => {
+        $(
+            #[doc = concat!("The character ", $shown, " is an ordinary part of a key.")]
+            pub async fn $name(ctx: Ctx) -> CaseResult {
+                character_is_plain(ctx, $c).await
+            }
+        )*
+
+        /// One case per character, for the registry.
+        pub(crate) fn cases() -> Vec<Case> {
+            vec![$(
+                Case {
+                    family: Family::KeyCharacters,
+                    name: stringify!($name),
+                    rule: concat!(
+                        $shown,
+                        " is an ordinary key character: never dropped, doubled, replaced or decoded"
+                    ),
+                    needs: &[],
+                    timing: Timing::Instant,
+                    run: CaseFn::Backend(|ctx| Box::pin($name(ctx))),
+                },
+            )*]
+        }
+    };
+}
+
+characters! {
+    slash => '/', "`/`";
+    backslash => '\\', "`\\`";
+    percent => '%', "`%`";
+    plus => '+', "`+`";
+    space => ' ', "a space";
+    question_mark => '?', "`?`";
+    hash => '#', "`#`";
+    ampersand => '&', "`&`";
+    equals => '=', "`=`";
+    semicolon => ';', "`;`";
+    colon => ':', "`:`";
+    at_sign => '@', "`@`";
+    tilde => '~', "`~`";
+    asterisk => '*', "`*`";
+    single_quote => '\'', "`'`";
+    double_quote => '"', "`\"`";
+    less_than => '<', "`<`";
+    greater_than => '>', "`>`";
+    pipe => '|', "`|`";
+    caret => '^', "`^`";
+    backtick => '`', "a backtick";
+    braces => '{', "`{`";
+    brackets => '[', "`[`";
+    comma => ',', "`,`";
+    dollar => '$', "`$`";
+    exclamation_mark => '!', "`!`";
+    dot => '.', "`.`";
+    dash => '-', "`-`";
+    underscore => '_', "`_`";
+    tab => '\t', "a tab";
+    line_feed => '\n', "a line feed";
+    carriage_return => '\r', "a carriage return";
+    nul => '\0', "NUL";
+    escape => '\u{1b}', "ESC";
+    delete_control => '\u{7f}', "DEL";
+    no_break_space => '\u{a0}', "a no-break space";
+    byte_order_mark => '\u{feff}', "a byte-order mark";
+    zero_width_space => '\u{200b}', "a zero-width space";
+    right_to_left_override => '\u{202e}', "a right-to-left override";
+    fullwidth_slash => '\u{ff0f}', "a fullwidth solidus";
+    combining_acute => '\u{301}', "a combining acute accent";
+    four_byte_emoji => '\u{1f980}', "a four-byte emoji";
+    replacement_character => '\u{fffd}', "U+FFFD";
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spellings_are_distinct_and_include_the_encoded_form() {
+        assert_eq!(
+            spellings('/'),
+            ["a/b", "ab", "a//b", "/ab", "ab/", "a_b", "a%2Fb"]
+        );
+        assert_eq!(spellings('_').len(), 6);
+        assert_eq!(percent_encoded('\u{1f980}'), "%F0%9F%A6%80");
+    }
+}

@@ -1,0 +1,169 @@
+//! Hundreds and thousands of keys: collisions, silent capacity limits and eviction that
+//! is never declared only show at scale.
+
+use std::sync::Arc;
+
+use futures::stream::{self, StreamExt, TryStreamExt};
+
+use crate::failure::{Answer, Operation};
+use crate::{CaseResult, Ctx, Failure};
+
+/// Keys the largest case writes, the smaller ones, and requests in flight at once.
+const MANY: usize = 1000;
+const SOME: usize = 400;
+const IN_FLIGHT: usize = 16;
+
+fn value_of(i: usize) -> Vec<u8> {
+    format!("value of key #{i}").into_bytes()
+}
+
+async fn set_all(ctx: &Ctx, keys: &[String]) -> CaseResult {
+    stream::iter(keys.iter().enumerate())
+        .map(|(i, key)| async move { ctx.set(key, &value_of(i), None).await })
+        .buffer_unordered(IN_FLIGHT)
+        .try_collect::<()>()
+        .await
+}
+
+/// Reads every key and reports every one that does not hold its own value.
+async fn expect_all_present(ctx: &Ctx, check: &str, keys: &[String]) -> CaseResult {
+    let wrong: Vec<(usize, Option<cachekit_core::Bytes>)> = stream::iter(keys.iter().enumerate())
+        .map(|(i, key)| async move { ctx.get(key).await.map(|got| (i, got)) })
+        .buffer_unordered(IN_FLIGHT)
+        .try_filter(|(i, got)| {
+            let right = got.as_deref() == Some(value_of(*i).as_slice());
+            std::future::ready(!right)
+        })
+        .try_collect()
+        .await?;
+    let Some((first, got)) = wrong.first().cloned() else {
+        return Ok(());
+    };
+    let mut failure = Failure::new(check)
+        .operation(Operation::Get)
+        .key(&keys[first])
+        .expected(Answer::Value(Some(value_of(first).into())))
+        .got(Answer::Value(got))
+        .note(format!("{} of {} keys were wrong", wrong.len(), keys.len()));
+    for (i, got) in wrong.iter().skip(1).take(4) {
+        let shown = Answer::Value(got.clone());
+        failure = failure.note(format!("also key #{i}: get -> {shown}"));
+    }
+    Err(failure)
+}
+
+/// A thousand keys each keep their own value.
+pub async fn a_thousand_keys_keep_their_own_values(ctx: Ctx) -> CaseResult {
+    let keys: Vec<String> = (0..MANY).map(|i| ctx.key(&format!("many/{i}"))).collect();
+    set_all(&ctx, &keys).await?;
+    expect_all_present(&ctx, "get of each of 1000 keys", &keys).await
+}
+
+/// Deleting half of 400 keys leaves the other half.
+pub async fn deleting_half_of_many_keys_leaves_the_rest(ctx: Ctx) -> CaseResult {
+    let keys: Vec<String> = (0..SOME).map(|i| ctx.key(&format!("half/{i}"))).collect();
+    set_all(&ctx, &keys).await?;
+    let ctx_ref = &ctx;
+    stream::iter(keys.iter().step_by(2))
+        .map(|key| async move {
+            ctx_ref
+                .expect_delete("delete of every other key of 400", key, true)
+                .await
+        })
+        .buffer_unordered(IN_FLIGHT)
+        .try_collect::<()>()
+        .await?;
+    let kept: Vec<String> = keys.iter().skip(1).step_by(2).cloned().collect();
+    let kept_check = "the kept half of 400 keys after the other half was deleted";
+    let kept_indices: Vec<usize> = (1..SOME).step_by(2).collect();
+    let wrong = stream::iter(kept.iter().zip(&kept_indices))
+        .map(|(key, i)| async move { ctx_ref.get(key).await.map(|got| (*i, key, got)) })
+        .buffer_unordered(IN_FLIGHT)
+        .try_filter(|(i, _, got)| {
+            std::future::ready(got.as_deref() != Some(value_of(*i).as_slice()))
+        })
+        .try_collect::<Vec<_>>()
+        .await?;
+    if let Some((i, key, got)) = wrong.first() {
+        return Err(Failure::new(kept_check)
+            .operation(Operation::Get)
+            .key(key)
+            .expected(Answer::Value(Some(value_of(*i).into())))
+            .got(Answer::Value(got.clone()))
+            .note(format!(
+                "{} of {} kept keys were wrong",
+                wrong.len(),
+                kept.len()
+            )));
+    }
+    for key in keys.iter().step_by(2).step_by(10) {
+        ctx.expect_absent("a deleted key among 400", key).await?;
+    }
+    Ok(())
+}
+
+/// Keys that differ in a single position are different keys.
+pub async fn keys_differing_in_one_position_are_distinct(ctx: Ctx) -> CaseResult {
+    let base: Vec<char> = "0123456789abcdefghijklmnopqrstuvwxyz".chars().collect();
+    let mut keys = vec![ctx.key(&base.iter().collect::<String>())];
+    for position in 0..base.len() {
+        let mut changed = base.clone();
+        changed[position] = if changed[position] == 'Z' { 'Y' } else { 'Z' };
+        keys.push(ctx.key(&changed.iter().collect::<String>()));
+    }
+    set_all(&ctx, &keys).await?;
+    expect_all_present(&ctx, "get of keys that differ in one position", &keys).await
+}
+
+/// Keys that share a long prefix and differ only at the end are different keys.
+pub async fn keys_sharing_a_long_prefix_are_distinct(ctx: Ctx) -> CaseResult {
+    let room = ctx
+        .caps
+        .max_key_bytes
+        .unwrap_or(1024)
+        .min(1024)
+        .saturating_sub(ctx.prefix().len() + 4);
+    let shared = "p".repeat(room);
+    let keys: Vec<String> = (0..64)
+        .map(|i| ctx.key(&format!("{shared}{i:02}")))
+        .collect();
+    set_all(&ctx, &keys).await?;
+    expect_all_present(
+        &ctx,
+        "get of keys that differ only after a long shared prefix",
+        &keys,
+    )
+    .await
+}
+
+/// Many overwrites of one key leave the last value.
+pub async fn many_overwrites_leave_the_last_value(ctx: Ctx) -> CaseResult {
+    let key = ctx.key("k");
+    for round in 0..200 {
+        ctx.set(&key, format!("round {round}").as_bytes(), None)
+            .await?;
+    }
+    ctx.expect_present("get after 200 overwrites", &key, b"round 199")
+        .await
+}
+
+/// 400 keys written at once from eight tasks are all there.
+pub async fn many_keys_written_in_parallel_are_all_there(ctx: Ctx) -> CaseResult {
+    let keys: Arc<Vec<String>> =
+        Arc::new((0..SOME).map(|i| ctx.key(&format!("par/{i}"))).collect());
+    let mut tasks = tokio::task::JoinSet::new();
+    for worker in 0..8 {
+        let (ctx, keys) = (ctx.clone(), keys.clone());
+        tasks.spawn(async move {
+            for i in (worker..SOME).step_by(8) {
+                ctx.set(&keys[i], &value_of(i), None).await?;
+            }
+            Ok::<(), Failure>(())
+        });
+    }
+    while let Some(joined) = tasks.join_next().await {
+        joined
+            .map_err(|err| Failure::panicked("a writer task must not panic", err.to_string()))??;
+    }
+    expect_all_present(&ctx, "get of each of 400 keys written by 8 tasks", &keys).await
+}
