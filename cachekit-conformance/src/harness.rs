@@ -11,13 +11,21 @@ use libtest_mimic::{Arguments, Failed, Trial};
 
 use crate::runner::{describe_failure, run_case, seed_from_env, Outcome, RunId, Suite};
 
+/// Cases run at once unless `--test-threads` says otherwise: they mostly wait on I/O and
+/// ttls, so running many at once keeps the matrix to about one ttl window.
+pub const DEFAULT_TEST_THREADS: usize = 64;
+
 /// Runs `suites` as a libtest-compatible test binary; the body of the macro's `main`.
 pub fn main(suites: Vec<Suite>) -> ExitCode {
+    main_with_threads(suites, DEFAULT_TEST_THREADS)
+}
+
+/// [`main`] with another default for the cases run at once, for a store that serves fewer
+/// requests in parallel (an emulator, a single-threaded server); `--test-threads` still wins.
+pub fn main_with_threads(suites: Vec<Suite>, default_test_threads: usize) -> ExitCode {
     let mut args = Arguments::from_args();
-    // Cases mostly wait on I/O and ttls: running them all at once keeps the matrix to about
-    // one ttl window instead of the sum of them.
     if args.test_threads.is_none() {
-        args.test_threads = Some(64);
+        args.test_threads = Some(default_test_threads);
     }
     let seed = seed_from_env();
     let run_id = RunId::new();

@@ -26,6 +26,19 @@ pub async fn overwrite_replaces_the_value(ctx: Ctx) -> CaseResult {
         .await
 }
 
+/// An overwrite with a value of the same length replaces it.
+pub async fn same_length_overwrite_replaces_the_value(ctx: Ctx) -> CaseResult {
+    let key = ctx.key("k");
+    ctx.set(&key, b"first", None).await?;
+    ctx.set(&key, b"fifth", None).await?;
+    ctx.expect_get(
+        "get after overwriting with a value of the same length",
+        &key,
+        Some(b"fifth"),
+    )
+    .await
+}
+
 /// Writing one key never changes another.
 pub async fn keys_hold_independent_values(ctx: Ctx) -> CaseResult {
     let keys: Vec<String> = (0..5).map(|i| ctx.key(&format!("k{i}"))).collect();

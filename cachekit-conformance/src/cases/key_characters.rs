@@ -1,9 +1,13 @@
 //! Every character that some layer treats specially — a URL, a shell, a file system, a
 //! protocol's delimiter, a text normaliser — is an ordinary part of a key, each on its own.
 //!
-//! For a character `c`, the keys `a{c}b`, `ab`, `a{c}{c}b`, `{c}ab`, `ab{c}`, `a_b` and
-//! `a%XXb` (`c` percent-encoded) must be seven different keys: a store that drops, doubles,
-//! collapses, replaces or decodes `c` makes two of them one.
+//! For a character `c`, the keys `a{c}b`, `ab`, `a{c}{c}b`, `{c}ab`, `ab{c}`, `a_b`, `a%XXb`
+//! (`c` percent-encoded), the four Unicode normal forms of `a{c}b`, and `a{p}b` for each
+//! character `p` some layer is known to turn `c` into (`+` into a space, `\` into `/`) must
+//! all be different keys: a store that drops, doubles, collapses, replaces, normalises or
+//! decodes `c` makes two of them one.
+
+use unicode_normalization::UnicodeNormalization;
 
 use crate::case::{Case, CaseFn, Family, Timing};
 use crate::{CaseResult, Ctx};
@@ -16,8 +20,9 @@ fn percent_encoded(c: char) -> String {
         .collect()
 }
 
-/// The seven spellings around `c`, without duplicates (for `_`, `a_b` is `a{c}b`).
-fn spellings(c: char) -> Vec<String> {
+/// The spellings around `c`, without duplicates (for `_`, `a_b` is `a{c}b`).
+fn spellings(c: char, partners: &[char]) -> Vec<String> {
+    let with_c = format!("a{c}b");
     let mut names = vec![
         format!("a{c}b"),
         "ab".to_owned(),
@@ -26,37 +31,48 @@ fn spellings(c: char) -> Vec<String> {
         format!("ab{c}"),
         "a_b".to_owned(),
         format!("a{}b", percent_encoded(c)),
+        with_c.nfc().collect(),
+        with_c.nfd().collect(),
+        with_c.nfkc().collect(),
+        with_c.nfkd().collect(),
     ];
+    names.extend(partners.iter().map(|p| format!("a{p}b")));
     let mut seen = std::collections::HashSet::new();
     names.retain(|name| seen.insert(name.clone()));
     names
 }
 
-async fn character_is_plain(ctx: Ctx, c: char) -> CaseResult {
-    let keys: Vec<String> = spellings(c).iter().map(|name| ctx.key(name)).collect();
+async fn character_is_plain(ctx: Ctx, c: char, partners: &[char]) -> CaseResult {
+    let keys: Vec<String> = spellings(c, partners)
+        .iter()
+        .map(|name| ctx.key(name))
+        .collect();
     let value = |i: usize| format!("spelling #{i} of {c:?}");
     for (i, key) in keys.iter().enumerate() {
         ctx.set(key, value(i).as_bytes(), None).await?;
     }
     let check = format!("each spelling around {c:?} reads back its own value");
     for (i, key) in keys.iter().enumerate() {
-        ctx.expect_present(&check, key, value(i).as_bytes()).await?;
+        ctx.expect_get(&check, key, Some(value(i).as_bytes()))
+            .await?;
     }
+    ctx.expect_exists(&check, &keys[0], true).await?;
     // Deleting the spelling with `c` must leave every other one alone.
     ctx.expect_delete(&check, &keys[0], true).await?;
     let check = format!("the other spellings after deleting the one with {c:?}");
     for (i, key) in keys.iter().enumerate().skip(1) {
-        ctx.expect_present(&check, key, value(i).as_bytes()).await?;
+        ctx.expect_get(&check, key, Some(value(i).as_bytes()))
+            .await?;
     }
     ctx.expect_absent(&check, &keys[0]).await
 }
 
 macro_rules! characters {
-    ($($name:ident => $c:literal, $shown:literal;)*) => {
+    ($($name:ident => $c:literal, $shown:literal $(, like [$($partner:literal),*])?;)*) => {
         $(
             #[doc = concat!("The character ", $shown, " is an ordinary part of a key.")]
             pub async fn $name(ctx: Ctx) -> CaseResult {
-                character_is_plain(ctx, $c).await
+                character_is_plain(ctx, $c, &[$($($partner),*)?]).await
             }
         )*
 
@@ -80,11 +96,11 @@ macro_rules! characters {
 }
 
 characters! {
-    slash => '/', "`/`";
-    backslash => '\\', "`\\`";
+    slash => '/', "`/`", like ['\\'];
+    backslash => '\\', "`\\`", like ['/'];
     percent => '%', "`%`";
-    plus => '+', "`+`";
-    space => ' ', "a space";
+    plus => '+', "`+`", like [' ', '-'];
+    space => ' ', "a space", like ['+', '\u{a0}'];
     question_mark => '?', "`?`";
     hash => '#', "`#`";
     ampersand => '&', "`&`";
@@ -94,8 +110,8 @@ characters! {
     at_sign => '@', "`@`";
     tilde => '~', "`~`";
     asterisk => '*', "`*`";
-    single_quote => '\'', "`'`";
-    double_quote => '"', "`\"`";
+    single_quote => '\'', "`'`", like ['\u{2019}'];
+    double_quote => '"', "`\"`", like ['\u{201d}'];
     less_than => '<', "`<`";
     greater_than => '>', "`>`";
     pipe => '|', "`|`";
@@ -106,20 +122,20 @@ characters! {
     comma => ',', "`,`";
     dollar => '$', "`$`";
     exclamation_mark => '!', "`!`";
-    dot => '.', "`.`";
-    dash => '-', "`-`";
+    dot => '.', "`.`", like ['\u{3002}'];
+    dash => '-', "`-`", like ['\u{2010}'];
     underscore => '_', "`_`";
-    tab => '\t', "a tab";
-    line_feed => '\n', "a line feed";
-    carriage_return => '\r', "a carriage return";
+    tab => '\t', "a tab", like [' '];
+    line_feed => '\n', "a line feed", like ['\r'];
+    carriage_return => '\r', "a carriage return", like ['\n'];
     nul => '\0', "NUL";
     escape => '\u{1b}', "ESC";
     delete_control => '\u{7f}', "DEL";
-    no_break_space => '\u{a0}', "a no-break space";
+    no_break_space => '\u{a0}', "a no-break space", like [' '];
     byte_order_mark => '\u{feff}', "a byte-order mark";
     zero_width_space => '\u{200b}', "a zero-width space";
     right_to_left_override => '\u{202e}', "a right-to-left override";
-    fullwidth_slash => '\u{ff0f}', "a fullwidth solidus";
+    fullwidth_slash => '\u{ff0f}', "a fullwidth solidus", like ['/'];
     combining_acute => '\u{301}', "a combining acute accent";
     four_byte_emoji => '\u{1f980}', "a four-byte emoji";
     replacement_character => '\u{fffd}', "U+FFFD";
@@ -132,10 +148,11 @@ mod tests {
     #[test]
     fn spellings_are_distinct_and_include_the_encoded_form() {
         assert_eq!(
-            spellings('/'),
-            ["a/b", "ab", "a//b", "/ab", "ab/", "a_b", "a%2Fb"]
+            spellings('/', &['\\']),
+            ["a/b", "ab", "a//b", "/ab", "ab/", "a_b", "a%2Fb", "a\\b"]
         );
-        assert_eq!(spellings('_').len(), 6);
+        assert_eq!(spellings('_', &[]).len(), 6);
+        assert!(spellings('\u{301}', &[]).contains(&"\u{e1}b".to_owned()));
         assert_eq!(percent_encoded('\u{1f980}'), "%F0%9F%A6%80");
     }
 }

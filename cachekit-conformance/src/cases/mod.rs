@@ -94,6 +94,10 @@ fn listed_cases() -> Vec<Case> {
             "a second set replaces the value"
         ),
         case!(
+            crud::same_length_overwrite_replaces_the_value,
+            "an overwrite with a value of the same length replaces it"
+        ),
+        case!(
             crud::keys_hold_independent_values,
             "writing one key never changes another"
         ),
@@ -270,7 +274,7 @@ fn listed_cases() -> Vec<Case> {
             health::health_check_measures_latency,
             "the health report carries a measured latency"
         ),
-        case!(health::health_check_answers_within_the_bound, "a health check of a reachable backend answers within 5 s", timing: WaitsForExpiry),
+        case!(health::health_check_answers_within_the_bound, "a health check of a reachable backend holding 300 entries answers within 5 s", timing: WaitsForExpiry),
         case!(
             health::repeated_health_checks_stay_healthy_and_change_nothing,
             "repeated health checks stay healthy and change no data"
@@ -329,7 +333,7 @@ mod tests {
         assert_eq!(ids.len(), cases.len());
         // family_of falls back to Crud, so a typo in a module name would hide here.
         let crud = cases.iter().filter(|c| c.family == Family::Crud).count();
-        assert_eq!(crud, 4);
+        assert_eq!(crud, 5);
         for family in Family::ALL {
             if family == Family::Faults && !cfg!(feature = "http-faults") {
                 continue;

@@ -11,13 +11,13 @@ use crate::{CaseResult, Ctx, Failure};
 /// Keys the largest case writes, the smaller ones, and requests in flight at once.
 const MANY: usize = 1000;
 const SOME: usize = 400;
-const IN_FLIGHT: usize = 16;
+const IN_FLIGHT: usize = 8;
 
 fn value_of(i: usize) -> Vec<u8> {
     format!("value of key #{i}").into_bytes()
 }
 
-async fn set_all(ctx: &Ctx, keys: &[String]) -> CaseResult {
+pub(crate) async fn set_all(ctx: &Ctx, keys: &[String]) -> CaseResult {
     stream::iter(keys.iter().enumerate())
         .map(|(i, key)| async move { ctx.set(key, &value_of(i), None).await })
         .buffer_unordered(IN_FLIGHT)
