@@ -10,16 +10,57 @@
 //!
 //! `{key}` is one percent-encoded path segment. Errors carry a JSON body
 //! `{"kind": "...", "error": "..."}` with the [`ErrorKind`] in snake case; statuses are
-//! `400` (invalid key or argument), `401` (token), `413` (too large), `429`, `500`, `502`,
-//! `503` and `504` (backend timeout). `/health` needs no token.
+//! `400` (invalid key or argument), `401` (token), `408` (request body too slow), `413` (too
+//! large), `429`, `500`, `502`, `503` (backend unavailable, or the server at its request
+//! limit) and `504` (backend timeout).
+//!
+//! # Authentication
+//!
+//! With a [`ServerConfig::token`], `/cache` requests need `Authorization: Bearer <token>`;
+//! the scheme is case-insensitive (RFC 7235). Tokens are compared as SHA-256 digests in
+//! constant time, so timing reveals neither their content nor their length. `/health` needs
+//! no token, but without a valid one it answers only `{"healthy": true|false}`: the backend's
+//! type, latency and details are for authenticated callers. An empty token is refused by
+//! [`start`] and [`router`], and listening beyond loopback without a token logs a warning.
+//!
+//! # Limits
+//!
+//! Every resource a client can make the server spend is bounded:
+//!
+//! | limit | [`ServerConfig`] field | default | when exceeded |
+//! |---|---|---|---|
+//! | open connections | `max_connections` | 1024 | further connections wait in the kernel's listen backlog, unaccepted |
+//! | requests handled at once | `max_concurrent_requests` | 256 | a request waits for a slot up to `queue_timeout`... |
+//! | wait for a request slot | `queue_timeout` | 1 s | ...then gets `503` with `Retry-After: 1` (no backend call made) |
+//! | request head (request line + headers) | `max_header_bytes` | 16 KiB | `431`, connection closed |
+//! | header fields per request | [`MAX_REQUEST_HEADERS`] | 100 | `431`, connection closed |
+//! | read buffer per connection | [`READ_BUFFER_BYTES`] | 256 KiB (or `max_header_bytes` if larger) | reads wait until the buffer drains |
+//! | time to receive a request head, from its first byte | `header_read_timeout` | 10 s | connection closed |
+//! | idle keep-alive connection, between requests | `idle_timeout` | 60 s | connection closed |
+//! | request body (the value) | `max_body_bytes` | 8 MiB | `413` |
+//! | time to receive a request body | `body_read_timeout` | 30 s | `408`, connection closed |
+//! | time for one backend call, `/health` included | `request_timeout` | 5 s | `504` (`/health`: `503`, unhealthy) |
+//! | time to write a response | `write_timeout` | 30 s | connection closed |
+//! | graceful shutdown | `shutdown_timeout` | 10 s | connections still open are closed |
+//!
+//! Request bodies are bounded in size and time and read only while holding a request slot,
+//! so at most `max_concurrent_requests × max_body_bytes` bytes of bodies are buffered at
+//! once (2 GiB with the defaults). A stored value is an exactly-sized copy, never a slice of
+//! a connection's read buffer (which would keep the whole buffer alive with it). The
+//! connection limits apply to [`start`] and [`BackgroundServer`]; an application that mounts
+//! [`router`] in its own server gets the request limits only and must bound its connections
+//! itself.
+
+mod auth;
+mod serve;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::body::Bytes;
-use axum::extract::rejection::{BytesRejection, PathRejection};
-use axum::extract::{DefaultBodyLimit, Path, RawQuery, Request, State};
+use axum::body::{Body, Bytes, HttpBody};
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, RawQuery, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -28,20 +69,45 @@ use axum::{Json, Router};
 use cachekit_core::{Backend, BackendError, ErrorKind};
 use serde::Serialize;
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, Semaphore};
 use tokio::task::JoinHandle;
 
-/// How the server behaves.
+use auth::ExpectedToken;
+pub use serve::{MAX_REQUEST_HEADERS, READ_BUFFER_BYTES};
+
+/// How the server behaves. Every limit is documented in the [crate docs](crate#limits).
 #[derive(Clone, PartialEq, Eq)]
 pub struct ServerConfig {
     /// Address to listen on; port 0 picks a free one.
     pub listen: SocketAddr,
-    /// If set, `/cache` requests need `Authorization: Bearer <token>`.
+    /// If set, `/cache` requests need `Authorization: Bearer <token>`, and `/health` shows
+    /// details only to requests that carry it. Must be non-empty visible ASCII.
     pub token: Option<String>,
     /// Largest accepted request body; larger ones get `413`.
     pub max_body_bytes: usize,
-    /// Longest a backend call may take before the request gets `504`.
+    /// Longest a backend call (`/health` included) may take before the request gets `504`.
     pub request_timeout: Duration,
+    /// Longest the whole request body may take to arrive once its handler starts reading
+    /// it; a slower body gets `408` and the connection is closed.
+    pub body_read_timeout: Duration,
+    /// Longest a request head (request line and headers) may take to arrive, counted from
+    /// its first byte; a slower one has its connection closed.
+    pub header_read_timeout: Duration,
+    /// Longest a keep-alive connection may wait for its next request before it is closed.
+    pub idle_timeout: Duration,
+    /// Longest writing one response may take; a client that does not read is disconnected.
+    pub write_timeout: Duration,
+    /// Most requests handled at once, across all connections.
+    pub max_concurrent_requests: usize,
+    /// Longest a request waits for one of the `max_concurrent_requests` slots before it is
+    /// answered `503` with `Retry-After: 1`.
+    pub queue_timeout: Duration,
+    /// Most connections open at once; beyond it, connections are not accepted until one closes.
+    pub max_connections: usize,
+    /// Largest request head (request line and headers) in bytes; larger ones get `431`.
+    pub max_header_bytes: usize,
+    /// How long a shutdown waits for requests in flight before closing their connections.
+    pub shutdown_timeout: Duration,
 }
 
 impl std::fmt::Debug for ServerConfig {
@@ -51,6 +117,15 @@ impl std::fmt::Debug for ServerConfig {
             .field("token", &self.token.as_ref().map(|_| "<redacted>"))
             .field("max_body_bytes", &self.max_body_bytes)
             .field("request_timeout", &self.request_timeout)
+            .field("body_read_timeout", &self.body_read_timeout)
+            .field("header_read_timeout", &self.header_read_timeout)
+            .field("idle_timeout", &self.idle_timeout)
+            .field("write_timeout", &self.write_timeout)
+            .field("max_concurrent_requests", &self.max_concurrent_requests)
+            .field("queue_timeout", &self.queue_timeout)
+            .field("max_connections", &self.max_connections)
+            .field("max_header_bytes", &self.max_header_bytes)
+            .field("shutdown_timeout", &self.shutdown_timeout)
             .finish()
     }
 }
@@ -62,23 +137,117 @@ impl Default for ServerConfig {
             token: None,
             max_body_bytes: 8 * 1024 * 1024,
             request_timeout: Duration::from_secs(5),
+            body_read_timeout: Duration::from_secs(30),
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            write_timeout: Duration::from_secs(30),
+            max_concurrent_requests: 256,
+            queue_timeout: Duration::from_secs(1),
+            max_connections: 1024,
+            max_header_bytes: 16 * 1024,
+            shutdown_timeout: Duration::from_secs(10),
         }
+    }
+}
+
+impl ServerConfig {
+    /// Checks that the configuration can be served as meant: a token, if given, is
+    /// non-empty visible ASCII; no limit or timeout is zero (which would refuse everything).
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(problem) = self.token.as_deref().and_then(auth::token_problem) {
+            return Err(ConfigError(problem.to_owned()));
+        }
+        let durations = [
+            ("request_timeout", self.request_timeout),
+            ("body_read_timeout", self.body_read_timeout),
+            ("header_read_timeout", self.header_read_timeout),
+            ("idle_timeout", self.idle_timeout),
+            ("write_timeout", self.write_timeout),
+            ("queue_timeout", self.queue_timeout),
+            ("shutdown_timeout", self.shutdown_timeout),
+        ];
+        if let Some((name, _)) = durations.iter().find(|(_, value)| value.is_zero()) {
+            return Err(ConfigError(format!("{name} must be longer than zero")));
+        }
+        let counts = [
+            ("max_concurrent_requests", self.max_concurrent_requests),
+            ("max_connections", self.max_connections),
+            ("max_header_bytes", self.max_header_bytes),
+        ];
+        if let Some((name, _)) = counts.iter().find(|(_, value)| *value == 0) {
+            return Err(ConfigError(format!("{name} must be at least 1")));
+        }
+        Ok(())
+    }
+
+    /// A warning to show when the server listens on a non-loopback address without a token,
+    /// so that anyone who can reach it can read and overwrite the cache; `None` otherwise.
+    pub fn open_access_warning(&self) -> Option<String> {
+        let loopback_only = self.listen.ip().to_canonical().is_loopback();
+        (!loopback_only && self.token.is_none()).then(|| {
+            format!(
+                "listening on {} without a token: anyone who can reach this address can read \
+                 and overwrite the cache; set a token, or listen on a loopback address",
+                self.listen
+            )
+        })
+    }
+
+    fn connection_limits(&self) -> serve::ConnectionLimits {
+        serve::ConnectionLimits {
+            max_connections: self.max_connections,
+            max_header_bytes: self.max_header_bytes,
+            header_read_timeout: self.header_read_timeout,
+            idle_timeout: self.idle_timeout,
+            write_timeout: self.write_timeout,
+            shutdown_timeout: self.shutdown_timeout,
+        }
+    }
+}
+
+/// A [`ServerConfig`] that cannot be served as meant, with the reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError(String);
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "invalid server configuration: {}", self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl From<ConfigError> for std::io::Error {
+    fn from(err: ConfigError) -> Self {
+        std::io::Error::new(std::io::ErrorKind::InvalidInput, err)
     }
 }
 
 #[derive(Clone)]
 struct AppState {
     backend: Arc<dyn Backend>,
-    token: Option<Arc<str>>,
+    token: Option<ExpectedToken>,
+    max_body_bytes: usize,
     request_timeout: Duration,
+    body_read_timeout: Duration,
+    request_slots: Arc<Semaphore>,
+    queue_timeout: Duration,
 }
 
 /// The API as an axum router, for embedding in another server.
-pub fn router(backend: Arc<dyn Backend>, config: &ServerConfig) -> Router {
+///
+/// It applies the request limits (concurrency, body size and time, backend time); the
+/// connection limits are the embedding server's job (see the [crate docs](crate#limits)).
+pub fn router(backend: Arc<dyn Backend>, config: &ServerConfig) -> Result<Router, ConfigError> {
+    config.validate()?;
     let state = AppState {
         backend,
-        token: config.token.as_deref().map(Arc::from),
+        token: config.token.as_deref().map(ExpectedToken::new),
+        max_body_bytes: config.max_body_bytes,
         request_timeout: config.request_timeout,
+        body_read_timeout: config.body_read_timeout,
+        request_slots: Arc::new(Semaphore::new(config.max_concurrent_requests)),
+        queue_timeout: config.queue_timeout,
     };
     let cache = Router::new()
         .route(
@@ -89,12 +258,17 @@ pub fn router(backend: Arc<dyn Backend>, config: &ServerConfig) -> Router {
                 .head(head_entry),
         )
         .route("/cache/", axum::routing::any(empty_key))
-        .layer(middleware::from_fn_with_state(state.clone(), require_token))
-        .layer(DefaultBodyLimit::max(config.max_body_bytes));
-    Router::new()
+        .layer(middleware::from_fn_with_state(state.clone(), require_token));
+    Ok(Router::new()
         .route("/health", get(health))
         .merge(cache)
-        .with_state(state)
+        // Outermost, so that every request, `/health` and unauthenticated ones included,
+        // takes a slot.
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            limit_concurrency,
+        ))
+        .with_state(state))
 }
 
 /// A server running on the current tokio runtime.
@@ -116,7 +290,8 @@ impl RunningServer {
         format!("http://{}", self.addr)
     }
 
-    /// Stops accepting, lets requests in flight finish, and waits.
+    /// Stops accepting, lets requests in flight finish for up to
+    /// [`ServerConfig::shutdown_timeout`], closes whatever is still open, and returns.
     pub async fn shutdown(mut self) -> std::io::Result<()> {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
@@ -128,21 +303,27 @@ impl RunningServer {
 }
 
 /// Binds `config.listen` and serves `backend` on the current runtime until shut down.
+///
+/// Fails with [`std::io::ErrorKind::InvalidInput`] if the configuration does not
+/// [validate](ServerConfig::validate) (an empty token, say), and logs a warning if it
+/// listens beyond loopback without a token.
 pub async fn start(
     backend: Arc<dyn Backend>,
     config: &ServerConfig,
 ) -> std::io::Result<RunningServer> {
+    let app = router(backend, config)?;
+    if let Some(warning) = config.open_access_warning() {
+        tracing::warn!("{warning}");
+    }
     let listener = TcpListener::bind(config.listen).await?;
     let addr = listener.local_addr()?;
-    let app = router(backend, config);
     let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async {
-                let _ = stopped.await;
-            })
-            .await
-    });
+    let task = tokio::spawn(serve::serve(
+        listener,
+        app,
+        config.connection_limits(),
+        stopped,
+    ));
     Ok(RunningServer {
         addr,
         stop: Some(stop),
@@ -244,6 +425,12 @@ pub fn kind_name(kind: ErrorKind) -> &'static str {
     }
 }
 
+/// An error answer with the JSON body `{"kind", "error"}`.
+fn json_error(status: StatusCode, kind: &'static str, error: String) -> Response {
+    (status, Json(ErrorBody { kind, error })).into_response()
+}
+
+/// The answer for a backend error: its kind's status, and `Retry-After` when it has one.
 fn error_response(err: &BackendError) -> Response {
     let status = match err.kind() {
         ErrorKind::InvalidKey | ErrorKind::InvalidArgument => StatusCode::BAD_REQUEST,
@@ -255,11 +442,7 @@ fn error_response(err: &BackendError) -> Response {
         ErrorKind::Auth | ErrorKind::Protocol => StatusCode::BAD_GATEWAY,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     };
-    let body = ErrorBody {
-        kind: kind_name(err.kind()),
-        error: err.message().to_owned(),
-    };
-    let mut response = (status, Json(body)).into_response();
+    let mut response = json_error(status, kind_name(err.kind()), err.message().to_owned());
     if let Some(wait) = err.retry_after() {
         let seconds = wait.as_secs_f64().ceil() as u64;
         if let Ok(value) = HeaderValue::from_str(&seconds.to_string()) {
@@ -269,24 +452,25 @@ fn error_response(err: &BackendError) -> Response {
     response
 }
 
-/// A handler's failure: rendered by [`error_response`].
-struct ApiError(BackendError);
+/// A handler's failure, already rendered as its answer.
+struct ApiError(Response);
 
 impl From<BackendError> for ApiError {
     fn from(err: BackendError) -> Self {
-        ApiError(err)
+        ApiError(error_response(&err))
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        error_response(&self.0)
+        self.0
     }
 }
 
 type ApiResult = Result<Response, ApiError>;
 
 impl AppState {
+    /// Runs one backend call within `request_timeout`.
     async fn call<T>(
         &self,
         operation: impl std::future::Future<Output = cachekit_core::Result<T>>,
@@ -311,9 +495,7 @@ fn key_from(path: Result<Path<String>, PathRejection>) -> cachekit_core::Result<
 }
 
 async fn empty_key() -> ApiError {
-    ApiError(BackendError::invalid_key(
-        "the empty key is not a valid key",
-    ))
+    BackendError::invalid_key("the empty key is not a valid key").into()
 }
 
 async fn get_entry(
@@ -358,23 +540,105 @@ async fn put_entry(
     State(app): State<AppState>,
     path: Result<Path<String>, PathRejection>,
     RawQuery(query): RawQuery,
-    body: Result<Bytes, BytesRejection>,
+    headers: HeaderMap,
+    body: Body,
 ) -> ApiResult {
     let key = key_from(path)?;
     let ttl = parse_ttl(query.as_deref())?;
-    let value = body.map_err(|rejection| {
-        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            BackendError::value_too_large(format!(
-                "the request body exceeds the server's limit: {rejection}"
-            ))
-        } else {
-            BackendError::invalid_argument(format!(
-                "the request body could not be read: {rejection}"
-            ))
-        }
-    })?;
+    let value = read_value(&app, &headers, body).await?;
     app.call(app.backend.set(&key, value, ttl)).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// Reads a PUT body: at most `max_body_bytes` (`413` beyond), within `body_read_timeout`
+/// (`408` beyond, so a client trickling a body cannot hold a request slot forever).
+async fn read_value(app: &AppState, headers: &HeaderMap, body: Body) -> Result<Bytes, ApiError> {
+    let too_large = || {
+        ApiError::from(BackendError::value_too_large(format!(
+            "the request body exceeds the server's limit of {} bytes",
+            app.max_body_bytes
+        )))
+    };
+    // Refused before reading a byte when the client says up front that it is too large.
+    let declared_length = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<u64>().ok());
+    if declared_length.is_some_and(|length| length > app.max_body_bytes as u64) {
+        return Err(too_large());
+    }
+    let chunks = tokio::time::timeout(
+        app.body_read_timeout,
+        collect_chunks(body, app.max_body_bytes),
+    )
+    .await
+    .map_err(|_| {
+        let mut response = json_error(
+            StatusCode::REQUEST_TIMEOUT,
+            kind_name(ErrorKind::Timeout),
+            format!(
+                "the request body did not arrive within {:?}",
+                app.body_read_timeout
+            ),
+        );
+        // The rest of the body is unread, so this connection cannot carry another request.
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        ApiError(response)
+    })?;
+    match chunks {
+        Ok(chunks) => Ok(exactly_sized_copy(&chunks)),
+        Err(BodyError::TooLarge) => Err(too_large()),
+        Err(BodyError::Unreadable(reason)) => Err(BackendError::invalid_argument(format!(
+            "the request body could not be read: {reason}"
+        ))
+        .into()),
+    }
+}
+
+enum BodyError {
+    TooLarge,
+    Unreadable(axum::Error),
+}
+
+/// The body's data chunks, failing as soon as they add up to more than `max_bytes`.
+async fn collect_chunks(mut body: Body, max_bytes: usize) -> Result<Vec<Bytes>, BodyError> {
+    let mut chunks = Vec::new();
+    let mut total = 0usize;
+    while let Some(frame) =
+        std::future::poll_fn(|cx| std::pin::Pin::new(&mut body).poll_frame(cx)).await
+    {
+        let Ok(data) = frame.map_err(BodyError::Unreadable)?.into_data() else {
+            continue; // trailers carry no value bytes
+        };
+        total = total.saturating_add(data.len());
+        if total > max_bytes {
+            return Err(BodyError::TooLarge);
+        }
+        chunks.push(data);
+    }
+    Ok(chunks)
+}
+
+/// One owned allocation holding exactly the value.
+///
+/// hyper hands out body chunks that are slices of its connection read buffer, an allocation
+/// of 8 KiB or more shared with the rest of that read. Stored as they are, a 1-byte value
+/// would keep that whole buffer alive for as long as the entry lives (8 KiB+ per entry, and
+/// invisible to the backend's byte budget), so the value is always copied out.
+fn exactly_sized_copy(chunks: &[Bytes]) -> Bytes {
+    match chunks {
+        [] => Bytes::new(),
+        [only] => Bytes::copy_from_slice(only),
+        several => {
+            let mut value = Vec::with_capacity(several.iter().map(Bytes::len).sum());
+            for chunk in several {
+                value.extend_from_slice(chunk);
+            }
+            Bytes::from(value)
+        }
+    }
 }
 
 /// `ttl=N` with N a whole number of seconds; anything else is a `400`, never "no ttl".
@@ -410,37 +674,42 @@ fn parse_ttl(query: Option<&str>) -> Result<Option<Duration>, BackendError> {
     Ok(ttl)
 }
 
-async fn require_token(
-    State(app): State<AppState>,
-    headers: HeaderMap,
-    request: Request,
-    next: Next,
-) -> Response {
-    let Some(expected) = app.token.as_deref() else {
+/// Lets the request through with `Authorization: Bearer <token>`, else answers `401`.
+async fn require_token(State(app): State<AppState>, request: Request, next: Next) -> Response {
+    let Some(expected) = app.token.as_ref() else {
         return next.run(request).await;
     };
-    let presented = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Bearer "));
-    match presented {
-        Some(token) if constant_time_eq(token.as_bytes(), expected.as_bytes()) => {
-            next.run(request).await
-        }
-        _ => {
-            let mut response = error_response(&BackendError::new(
-                ErrorKind::Auth,
-                "a valid `Authorization: Bearer <token>` header is required",
-            ));
-            *response.status_mut() = StatusCode::UNAUTHORIZED;
-            response
-        }
+    if expected.authorizes(request.headers()) {
+        return next.run(request).await;
     }
+    let mut response = error_response(&BackendError::new(
+        ErrorKind::Auth,
+        "a valid `Authorization: Bearer <token>` header is required",
+    ));
+    *response.status_mut() = StatusCode::UNAUTHORIZED;
+    response
 }
 
-/// Compares without an early exit, so response timing does not reveal a token prefix.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+/// Holds one of `max_concurrent_requests` slots for the whole request. A request that finds
+/// none free waits up to `queue_timeout` (waiting requests are bounded too: one per open
+/// connection), then gets `503` with `Retry-After: 1` before anything reaches the backend,
+/// so the client may retry any method.
+async fn limit_concurrency(State(app): State<AppState>, request: Request, next: Next) -> Response {
+    let slot = tokio::time::timeout(
+        app.queue_timeout,
+        Arc::clone(&app.request_slots).acquire_owned(),
+    )
+    .await;
+    let Ok(Ok(_slot)) = slot else {
+        return error_response(
+            &BackendError::unavailable(format!(
+                "the server is handling its limit of concurrent requests; none finished within {:?}",
+                app.queue_timeout
+            ))
+            .with_retry_after(Duration::from_secs(1)),
+        );
+    };
+    next.run(request).await
 }
 
 #[derive(Debug, Serialize)]
@@ -451,20 +720,57 @@ struct HealthBody {
     details: std::collections::BTreeMap<String, String>,
 }
 
-async fn health(State(app): State<AppState>) -> Response {
-    let report = app.backend.health_check().await;
-    let status = if report.healthy {
+/// What `/health` shows a caller without a valid token, when the server has one.
+#[derive(Debug, Serialize)]
+struct AnonymousHealthBody {
+    healthy: bool,
+}
+
+async fn health(State(app): State<AppState>, headers: HeaderMap) -> Response {
+    let body = app.health_within_timeout().await;
+    let status = if body.healthy {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    let body = HealthBody {
-        healthy: report.healthy,
-        backend_type: report.backend_type,
-        latency_ms: report.latency.as_secs_f64() * 1000.0,
-        details: report.details,
-    };
-    (status, Json(body)).into_response()
+    let shows_details = app
+        .token
+        .as_ref()
+        .is_none_or(|expected| expected.authorizes(&headers));
+    if shows_details {
+        (status, Json(body)).into_response()
+    } else {
+        let healthy = body.healthy;
+        (status, Json(AnonymousHealthBody { healthy })).into_response()
+    }
+}
+
+impl AppState {
+    /// The backend's health report; a check that outlasts `request_timeout` is unhealthy.
+    async fn health_within_timeout(&self) -> HealthBody {
+        let started = tokio::time::Instant::now();
+        match tokio::time::timeout(self.request_timeout, self.backend.health_check()).await {
+            Ok(report) => HealthBody {
+                healthy: report.healthy,
+                backend_type: report.backend_type,
+                latency_ms: report.latency.as_secs_f64() * 1000.0,
+                details: report.details,
+            },
+            Err(_) => HealthBody {
+                healthy: false,
+                backend_type: self.backend.capabilities().backend_type,
+                latency_ms: started.elapsed().as_secs_f64() * 1000.0,
+                details: [(
+                    "error".to_owned(),
+                    format!(
+                        "the health check did not finish within {:?}",
+                        self.request_timeout
+                    ),
+                )]
+                .into(),
+            },
+        }
+    }
 }
 
 #[cfg(test)]
@@ -498,9 +804,15 @@ mod tests {
     }
 
     #[test]
-    fn token_comparison_needs_equal_length_and_bytes() {
-        assert!(constant_time_eq(b"secret", b"secret"));
-        assert!(!constant_time_eq(b"secret", b"secreT"));
-        assert!(!constant_time_eq(b"secret", b"secret2"));
+    fn values_are_copied_into_allocations_of_their_own_size() {
+        let read_buffer = Bytes::from(vec![7u8; 8192]);
+        let value = exactly_sized_copy(&[read_buffer.slice(10..11)]);
+        assert_eq!(value.as_ref(), &[7u8]);
+        // A copy, not a view: it does not point into the read buffer.
+        let buffer_range = read_buffer.as_ptr_range();
+        assert!(!buffer_range.contains(&value.as_ptr()));
+        let joined = exactly_sized_copy(&[read_buffer.slice(0..2), read_buffer.slice(5..6)]);
+        assert_eq!(joined.as_ref(), &[7u8; 3]);
+        assert!(exactly_sized_copy(&[]).is_empty());
     }
 }

@@ -77,6 +77,7 @@ async fn cache_requests_need_the_token_but_health_does_not() {
 
     let health = client
         .get(format!("{}/health", server.base_url()))
+        .bearer_auth("s3cret")
         .send()
         .await
         .expect("request");
@@ -85,6 +86,13 @@ async fn cache_requests_need_the_token_but_health_does_not() {
     assert_eq!(body["healthy"], true);
     assert_eq!(body["backend_type"], "memory");
     assert!(body["latency_ms"].is_number());
+
+    let anonymous_health = client
+        .get(format!("{}/health", server.base_url()))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(anonymous_health.status(), StatusCode::OK);
 }
 
 #[tokio::test]

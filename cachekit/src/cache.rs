@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,7 +13,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tokio::sync::watch;
 
-use crate::envelope;
+use crate::envelope::{self, Unusable};
 use crate::key::CacheKey;
 
 /// What a [`Cache`] has done so far.
@@ -28,9 +28,16 @@ pub struct CacheStats {
     pub coalesced: u64,
     /// Backend operations that failed (swallowed and logged when failing open).
     pub errors: u64,
-    /// Stored values that did not decode (corrupt, or of an incompatible version); each
-    /// was treated as a miss and overwritten.
+    /// Stored values that did not decode (corrupt, or of an incompatible envelope format);
+    /// each was treated as a miss and overwritten.
     pub corrupt: u64,
+    /// Stored values written for another result type (see [`crate::envelope`]): a
+    /// same-shaped value of another type is never returned; each was treated as a miss and
+    /// overwritten.
+    pub type_mismatch: u64,
+    /// Stored values over the cache's size limit (never decoded; treated as a miss), and
+    /// results over it (returned, not stored). See [`Cache::with_max_value_bytes`].
+    pub oversized: u64,
 }
 
 #[derive(Default)]
@@ -40,6 +47,8 @@ struct Counters {
     coalesced: AtomicU64,
     errors: AtomicU64,
     corrupt: AtomicU64,
+    type_mismatch: AtomicU64,
+    oversized: AtomicU64,
 }
 
 fn bump(counter: &AtomicU64) {
@@ -48,13 +57,33 @@ fn bump(counter: &AtomicU64) {
 
 /// The state of one in-flight computation, as its waiters see it.
 #[derive(Clone)]
-enum Flight {
+enum FlightState {
     Running,
     /// The encoded result: waiters decode their own copy, so `T` need not be `Clone`.
     Done(Bytes),
+    /// No result for the waiters: the leader failed, was cancelled or panicked, or the key
+    /// was invalidated while it computed. They start over.
+    Abandoned,
 }
 
-type InFlight = Mutex<HashMap<String, watch::Receiver<Flight>>>;
+/// One in-flight computation of a key: its leader's, joined by concurrent callers.
+struct Flight {
+    state: watch::Sender<FlightState>,
+    /// Set by an invalidate of the key while the computation runs. The computation may
+    /// have read the data the invalidate is about, so its result is stored for nobody and
+    /// handed to nobody but its own caller.
+    invalidated: AtomicBool,
+    /// Held by the leader while it checks `invalidated`, stores and publishes, and taken by
+    /// an invalidate before it deletes: an invalidate that arrives during the store waits
+    /// for it, then deletes what it wrote.
+    storing: tokio::sync::Mutex<()>,
+}
+
+type InFlight = Mutex<HashMap<String, Arc<Flight>>>;
+
+/// The default of [`Cache::with_max_value_bytes`]: 8 MiB, the value limit of the memory
+/// and HTTP backends' defaults and of `cachekit-server`'s request bodies.
+pub const DEFAULT_MAX_VALUE_BYTES: usize = 8 * 1024 * 1024;
 
 /// Function-result caching over a [`Backend`].
 ///
@@ -62,8 +91,9 @@ type InFlight = Mutex<HashMap<String, watch::Receiver<Flight>>>;
 /// Backend failures *fail open* by default: the function runs, its result is returned, and
 /// the error is logged with `tracing` and counted; [`Cache::strict`] surfaces them instead.
 /// Concurrent misses of one key in this process run the function once; the other callers
-/// wait for that result. `Err` results are never stored. Cloning is cheap and shares
-/// state.
+/// wait for that result. `Err` results are never stored. Stored values over
+/// [`max_value_bytes`](Cache::with_max_value_bytes) are misses, never decoded. Cloning is
+/// cheap and shares state.
 #[derive(Clone)]
 pub struct Cache {
     inner: Arc<Inner>,
@@ -71,9 +101,25 @@ pub struct Cache {
 
 struct Inner {
     backend: Arc<dyn Backend>,
-    backend_timeout: Option<Duration>,
+    settings: Settings,
     in_flight: InFlight,
     counters: Counters,
+}
+
+/// What the builder methods set.
+#[derive(Debug, Clone, Copy)]
+struct Settings {
+    backend_timeout: Option<Duration>,
+    max_value_bytes: usize,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            backend_timeout: None,
+            max_value_bytes: DEFAULT_MAX_VALUE_BYTES,
+        }
+    }
 }
 
 impl std::fmt::Debug for Cache {
@@ -146,14 +192,14 @@ impl Cache {
 
     /// A cache over a shared backend.
     pub fn from_arc(backend: Arc<dyn Backend>) -> Self {
-        Self::build(backend, None)
+        Self::build(backend, Settings::default())
     }
 
-    fn build(backend: Arc<dyn Backend>, backend_timeout: Option<Duration>) -> Self {
+    fn build(backend: Arc<dyn Backend>, settings: Settings) -> Self {
         Cache {
             inner: Arc::new(Inner {
                 backend,
-                backend_timeout,
+                settings,
                 in_flight: Mutex::new(HashMap::new()),
                 counters: Counters::default(),
             }),
@@ -165,7 +211,35 @@ impl Cache {
     /// by at most `timeout` per operation. Without it, the backend's own timeouts apply.
     /// Call it before sharing the cache: clones made earlier keep their setting.
     pub fn with_backend_timeout(self, timeout: Duration) -> Self {
-        Self::build(self.inner.backend.clone(), Some(timeout))
+        let settings = Settings {
+            backend_timeout: Some(timeout),
+            ..self.inner.settings
+        };
+        Self::build(self.inner.backend.clone(), settings)
+    }
+
+    /// The largest stored value, envelope included, this cache decodes: bytes a backend
+    /// returns beyond it are a miss (counted as `oversized`, recomputed and overwritten)
+    /// without being decoded, and a result that encodes beyond it is returned but not
+    /// stored (counted too). Default: [`DEFAULT_MAX_VALUE_BYTES`] (8 MiB).
+    ///
+    /// Values within the limit are decoded with their length prefixes checked against
+    /// their bytes first (see [`crate::envelope`]), so decoding allocates in proportion to
+    /// the bytes stored, never to what they claim. The limit does not bound what the
+    /// backend reads off the wire: that is the backend's own response cap (the HTTP
+    /// backend has one). Call it before sharing the cache: clones made earlier keep their
+    /// setting.
+    pub fn with_max_value_bytes(self, max_value_bytes: usize) -> Self {
+        let settings = Settings {
+            max_value_bytes,
+            ..self.inner.settings
+        };
+        Self::build(self.inner.backend.clone(), settings)
+    }
+
+    /// The limit set by [`with_max_value_bytes`](Self::with_max_value_bytes).
+    pub fn max_value_bytes(&self) -> usize {
+        self.inner.settings.max_value_bytes
     }
 
     async fn bounded<T>(
@@ -173,7 +247,7 @@ impl Cache {
         operation: &str,
         call: impl Future<Output = Result<T, BackendError>>,
     ) -> Result<T, BackendError> {
-        match self.inner.backend_timeout {
+        match self.inner.settings.backend_timeout {
             None => call.await,
             Some(limit) => tokio::time::timeout(limit, call).await.unwrap_or_else(|_| {
                 Err(BackendError::timeout(format!(
@@ -197,6 +271,8 @@ impl Cache {
             coalesced: c.coalesced.load(Ordering::Relaxed),
             errors: c.errors.load(Ordering::Relaxed),
             corrupt: c.corrupt.load(Ordering::Relaxed),
+            type_mismatch: c.type_mismatch.load(Ordering::Relaxed),
+            oversized: c.oversized.load(Ordering::Relaxed),
         }
     }
 
@@ -269,7 +345,23 @@ impl Cache {
     }
 
     /// Removes the stored value of `key`; `true` if one was there.
+    ///
+    /// Once it returns, no call through this cache is answered by a computation of `key`
+    /// that started before it: a computation still running is detached (later callers
+    /// start a new one instead of joining it; callers waiting for it start over) and its
+    /// result is not stored; one that is storing is waited for, and what it stored is
+    /// deleted. The detached computation's own caller still gets its result: that call
+    /// began before the invalidate, as if it had finished first. The guarantee is this
+    /// process's: a computation in another process may still store an older value.
     pub async fn invalidate(&self, key: &CacheKey) -> Result<bool, BackendError> {
+        let detached = self.inner.in_flight.lock().remove(key.as_str());
+        if let Some(flight) = detached {
+            // Set before waiting, so that a leader that has not begun storing never will
+            // (and a cancelled invalidate still leaves the flight detached).
+            flight.invalidated.store(true, Ordering::SeqCst);
+            flight.state.send_replace(FlightState::Abandoned);
+            drop(flight.storing.lock().await);
+        }
         self.bounded("delete", self.inner.backend.delete(key.as_str()))
             .await
             .inspect_err(|err| {
@@ -306,18 +398,28 @@ impl Cache {
             .bounded("get", self.inner.backend.get(key.as_str()))
             .await
         {
-            Ok(Some(bytes)) => match envelope::decode(&bytes) {
-                Ok(value) => {
-                    bump(&self.inner.counters.hits);
-                    Ok(Some(value))
+            Ok(Some(bytes)) => {
+                match envelope::decode(&bytes, self.inner.settings.max_value_bytes) {
+                    Ok(value) => {
+                        bump(&self.inner.counters.hits);
+                        Ok(Some(value))
+                    }
+                    Err(_) if recheck => Ok(None),
+                    Err(unusable) => {
+                        let counters = &self.inner.counters;
+                        bump(match unusable {
+                            Unusable::Oversized { .. } => &counters.oversized,
+                            Unusable::OtherType => &counters.type_mismatch,
+                            Unusable::NoMagic
+                            | Unusable::Version(_)
+                            | Unusable::Malformed(_)
+                            | Unusable::Payload(_) => &counters.corrupt,
+                        });
+                        tracing::warn!(key = %key, reason = %unusable, "cachekit: stored value is unusable; recomputing");
+                        Ok(None)
+                    }
                 }
-                Err(_) if recheck => Ok(None),
-                Err(corrupt) => {
-                    bump(&self.inner.counters.corrupt);
-                    tracing::warn!(key = %key, reason = %corrupt, "cachekit: stored value is unusable; recomputing");
-                    Ok(None)
-                }
-            },
+            }
             Ok(None) => Ok(None),
             Err(_) if recheck && M::SWALLOWS => Ok(None),
             Err(err) => M::on_error(self, "get", key.as_str(), err).map(|()| None),
@@ -346,17 +448,20 @@ impl Cache {
             }
             match self.join_or_lead(key) {
                 Role::Follow(mut flight) => {
-                    // Ends when the leader publishes, or drops its sender (it failed, was
-                    // cancelled or panicked): then this caller starts over.
+                    // Ends when the leader publishes, or gives up (it failed, was cancelled or
+                    // panicked, or the key was invalidated): then this caller starts over.
                     let published = match flight
-                        .wait_for(|state| matches!(state, Flight::Done(_)))
+                        .wait_for(|state| !matches!(state, FlightState::Running))
                         .await
                         .as_deref()
                     {
-                        Ok(Flight::Done(bytes)) => Some(bytes.clone()),
+                        Ok(FlightState::Done(bytes)) => Some(bytes.clone()),
                         _ => None,
                     };
-                    if let Some(value) = published.and_then(|bytes| envelope::decode(&bytes).ok()) {
+                    // This process encoded these bytes: no size limit applies to them.
+                    if let Some(value) =
+                        published.and_then(|bytes| envelope::decode(&bytes, usize::MAX).ok())
+                    {
                         bump(&self.inner.counters.coalesced);
                         return Ok(value);
                     }
@@ -385,35 +490,73 @@ impl Cache {
                             return Ok(value);
                         }
                     };
-                    let stored = self.inner.backend.set(key.as_str(), bytes.clone(), ttl);
-                    if let Err(err) = self.bounded("set", stored).await {
-                        M::on_error(self, "set", key.as_str(), err).map_err(Failure::Backend)?;
-                    }
-                    leader.publish(bytes);
+                    self.store::<M>(&leader, key, bytes, ttl)
+                        .await
+                        .map_err(Failure::Backend)?;
                     return Ok(value);
                 }
             }
         }
     }
 
+    /// The leader's last step: stores `bytes` and hands them to its waiters, unless the key
+    /// was invalidated since the computation began.
+    async fn store<M: Mode>(
+        &self,
+        leader: &Leader<'_>,
+        key: &CacheKey,
+        bytes: Bytes,
+        ttl: Option<Duration>,
+    ) -> Result<(), M::Error> {
+        let flight = &leader.flight;
+        let _storing = flight.storing.lock().await;
+        if flight.invalidated.load(Ordering::SeqCst) {
+            tracing::debug!(key = %key, "cachekit: invalidated while computing; not stored");
+            return Ok(());
+        }
+        let limit = self.inner.settings.max_value_bytes;
+        if bytes.len() > limit {
+            bump(&self.inner.counters.oversized);
+            tracing::warn!(
+                key = %key,
+                len = bytes.len(),
+                limit,
+                "cachekit: result is over the cache's max_value_bytes; not stored"
+            );
+        } else {
+            let stored = self.inner.backend.set(key.as_str(), bytes.clone(), ttl);
+            if let Err(err) = self.bounded("set", stored).await {
+                M::on_error(self, "set", key.as_str(), err)?;
+            }
+        }
+        // An invalidate that arrived during the set has already sent the waiters away.
+        if !flight.invalidated.load(Ordering::SeqCst) {
+            flight.state.send_replace(FlightState::Done(bytes));
+        }
+        Ok(())
+    }
+
     fn join_or_lead(&self, key: &CacheKey) -> Role<'_> {
         let mut in_flight = self.inner.in_flight.lock();
         if let Some(flight) = in_flight.get(key.as_str()) {
-            return Role::Follow(flight.clone());
+            return Role::Follow(flight.state.subscribe());
         }
-        let (sender, receiver) = watch::channel(Flight::Running);
-        in_flight.insert(key.as_str().to_owned(), receiver.clone());
+        let flight = Arc::new(Flight {
+            state: watch::Sender::new(FlightState::Running),
+            invalidated: AtomicBool::new(false),
+            storing: tokio::sync::Mutex::new(()),
+        });
+        in_flight.insert(key.as_str().to_owned(), flight.clone());
         Role::Lead(Leader {
             in_flight: &self.inner.in_flight,
             key: key.as_str().to_owned(),
-            sender,
-            receiver,
+            flight,
         })
     }
 }
 
 enum Role<'a> {
-    Follow(watch::Receiver<Flight>),
+    Follow(watch::Receiver<FlightState>),
     Lead(Leader<'a>),
 }
 
@@ -421,26 +564,28 @@ enum Role<'a> {
 struct Leader<'a> {
     in_flight: &'a InFlight,
     key: String,
-    sender: watch::Sender<Flight>,
-    receiver: watch::Receiver<Flight>,
-}
-
-impl Leader<'_> {
-    fn publish(&self, bytes: Bytes) {
-        let _ = self.sender.send(Flight::Done(bytes));
-    }
+    flight: Arc<Flight>,
 }
 
 impl Drop for Leader<'_> {
     fn drop(&mut self) {
         let mut in_flight = self.in_flight.lock();
+        // An invalidate may have detached this flight, and another begun since.
         if in_flight
             .get(&self.key)
-            .is_some_and(|flight| flight.same_channel(&self.receiver))
+            .is_some_and(|flight| Arc::ptr_eq(flight, &self.flight))
         {
             in_flight.remove(&self.key);
         }
-        // Dropping the sender then wakes waiters of an unpublished flight to start over.
+        drop(in_flight);
+        // Waiters of a flight that ends without a result start over.
+        self.flight.state.send_if_modified(|state| {
+            let running = matches!(state, FlightState::Running);
+            if running {
+                *state = FlightState::Abandoned;
+            }
+            running
+        });
     }
 }
 
@@ -512,5 +657,296 @@ impl StrictCache<'_> {
         Fut: Future<Output = Result<T, E>>,
     {
         self.get_or_try_compute(&key?, ttl, compute).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use cachekit_backend_memory::MemoryBackend;
+    use cachekit_core::{async_trait, Capabilities, HealthReport};
+    use serde::Deserialize;
+    use tokio::sync::Notify;
+
+    use super::*;
+
+    /// Two types of the same shape: MessagePack writes both as `[id, name]`.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    struct User {
+        id: u64,
+        name: String,
+    }
+
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    struct Team {
+        id: u64,
+        name: String,
+    }
+
+    fn key(name: &str) -> CacheKey {
+        CacheKey::for_call(name, 1, &(1u64,)).expect("a u64 serialises")
+    }
+
+    #[tokio::test]
+    async fn a_stored_value_of_another_type_is_a_miss_not_a_wrong_value() {
+        let cache = Cache::new(MemoryBackend::new());
+        let key = key("shared");
+        let user = User {
+            id: 1,
+            name: "ada".to_owned(),
+        };
+        let stored: User = cache
+            .get_or_compute(&key, None, || async { user.clone() })
+            .await;
+        assert_eq!(stored, user);
+
+        let team = Team {
+            id: 1,
+            name: "core".to_owned(),
+        };
+        let got: Team = cache
+            .get_or_compute(&key, None, || async { team.clone() })
+            .await;
+        assert_eq!(got, team, "a User's bytes were returned as a Team");
+        // The Team overwrote the entry: the next Team call hits it.
+        let again: Team = cache
+            .get_or_compute(&key, None, || async { unreachable!("a hit") })
+            .await;
+        assert_eq!(again, team);
+        let stats = cache.stats();
+        assert_eq!(
+            (stats.type_mismatch, stats.corrupt, stats.hits, stats.misses),
+            (1, 0, 1, 2),
+            "{stats:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn values_over_the_size_limit_are_neither_decoded_nor_stored() {
+        let cache = Cache::new(MemoryBackend::new())
+            .with_max_value_bytes(64)
+            .with_backend_timeout(Duration::from_secs(5));
+        assert_eq!(cache.max_value_bytes(), 64, "one setting kept the other");
+        let roomy = Cache::from_arc(cache.backend().clone());
+        assert_eq!(roomy.max_value_bytes(), DEFAULT_MAX_VALUE_BYTES);
+        let big = "x".repeat(100);
+
+        // Stored by a cache with a larger limit: a miss here, recomputed and overwritten.
+        let stored_big = key("stored-big");
+        let _: String = roomy
+            .get_or_compute(&stored_big, None, || async { big.clone() })
+            .await;
+        let got: String = cache
+            .get_or_compute(&stored_big, None, || async { "small".to_owned() })
+            .await;
+        assert_eq!(got, "small");
+        let again: String = cache
+            .get_or_compute(&stored_big, None, || async { unreachable!("a hit") })
+            .await;
+        assert_eq!(again, "small");
+
+        // Computed here over the limit: returned, and not stored.
+        let computed_big = key("computed-big");
+        let got: String = cache
+            .get_or_compute(&computed_big, None, || async { big.clone() })
+            .await;
+        assert_eq!(got, big);
+        let stored = cache.backend().exists(computed_big.as_str()).await;
+        assert!(!stored.expect("exists"));
+
+        let stats = cache.stats();
+        assert_eq!(
+            (stats.oversized, stats.corrupt, stats.hits),
+            (2, 0, 1),
+            "{stats:?}"
+        );
+    }
+
+    /// Lets a test hold a computation at a point of its choosing.
+    #[derive(Default)]
+    struct Gate {
+        entered: Notify,
+        released: Notify,
+    }
+
+    impl Gate {
+        async fn pass(&self) {
+            self.entered.notify_one();
+            self.released.notified().await;
+        }
+    }
+
+    /// Lets every runnable task run until it waits on something.
+    async fn let_others_run() {
+        for _ in 0..16 {
+            tokio::task::yield_now().await;
+        }
+    }
+
+    #[tokio::test]
+    async fn after_an_invalidate_no_call_is_answered_by_an_older_computation() {
+        let cache = Cache::new(MemoryBackend::new());
+        let key = key("invalidated-while-computing");
+        let gate = Arc::new(Gate::default());
+
+        let leader = tokio::spawn({
+            let (cache, key, gate) = (cache.clone(), key.clone(), gate.clone());
+            async move {
+                cache
+                    .get_or_compute(&key, None, || async {
+                        gate.pass().await;
+                        "computed before the invalidate".to_owned()
+                    })
+                    .await
+            }
+        });
+        gate.entered.notified().await;
+        // A caller that joined the flight before the invalidate.
+        let follower = tokio::spawn({
+            let (cache, key) = (cache.clone(), key.clone());
+            async move {
+                cache
+                    .get_or_compute(&key, None, || async { "follower's own".to_owned() })
+                    .await
+            }
+        });
+        let_others_run().await;
+
+        assert!(!cache.invalidate(&key).await.expect("invalidate"));
+
+        // A call after the invalidate does not wait for the older computation: it computes.
+        let after = tokio::time::timeout(
+            Duration::from_secs(2),
+            cache.get_or_compute(&key, None, || async {
+                "computed after the invalidate".to_owned()
+            }),
+        )
+        .await
+        .expect("a call after the invalidate joined the older computation");
+        assert_eq!(after, "computed after the invalidate");
+
+        gate.released.notify_one();
+        // The older computation's own caller gets its own result: its call began first.
+        assert_eq!(
+            leader.await.expect("leader"),
+            "computed before the invalidate"
+        );
+        // Its waiters were not handed the older result either.
+        assert_ne!(
+            follower.await.expect("follower"),
+            "computed before the invalidate"
+        );
+        // And the older result was not stored over the newer one.
+        let later: String = cache
+            .get_or_compute(&key, None, || async { "recomputed".to_owned() })
+            .await;
+        assert_eq!(later, "computed after the invalidate");
+    }
+
+    #[tokio::test]
+    async fn waiters_of_a_cancelled_computation_start_over() {
+        let cache = Cache::new(MemoryBackend::new());
+        let key = key("cancelled");
+        let gate = Arc::new(Gate::default());
+        let leader = tokio::spawn({
+            let (cache, key, gate) = (cache.clone(), key.clone(), gate.clone());
+            async move {
+                cache
+                    .get_or_compute(&key, None, || async {
+                        gate.pass().await;
+                        "never".to_owned()
+                    })
+                    .await
+            }
+        });
+        gate.entered.notified().await;
+        let follower = tokio::spawn({
+            let (cache, key) = (cache.clone(), key.clone());
+            async move {
+                cache
+                    .get_or_compute(&key, None, || async { "follower's own".to_owned() })
+                    .await
+            }
+        });
+        let_others_run().await;
+        leader.abort();
+        let answer = tokio::time::timeout(Duration::from_secs(2), follower)
+            .await
+            .expect("the follower waited for a cancelled leader")
+            .expect("follower");
+        assert_eq!(answer, "follower's own");
+    }
+
+    /// A memory backend whose next `set` waits at a gate.
+    struct SlowSets {
+        store: MemoryBackend,
+        gate: Arc<Gate>,
+        hold_next_set: AtomicBool,
+    }
+
+    #[async_trait]
+    impl Backend for SlowSets {
+        async fn get(&self, key: &str) -> cachekit_core::Result<Option<Bytes>> {
+            self.store.get(key).await
+        }
+        async fn set(
+            &self,
+            key: &str,
+            value: Bytes,
+            ttl: Option<Duration>,
+        ) -> cachekit_core::Result<()> {
+            if self.hold_next_set.swap(false, Ordering::SeqCst) {
+                self.gate.pass().await;
+            }
+            self.store.set(key, value, ttl).await
+        }
+        async fn delete(&self, key: &str) -> cachekit_core::Result<bool> {
+            self.store.delete(key).await
+        }
+        async fn exists(&self, key: &str) -> cachekit_core::Result<bool> {
+            self.store.exists(key).await
+        }
+        async fn health_check(&self) -> HealthReport {
+            self.store.health_check().await
+        }
+        fn capabilities(&self) -> Capabilities {
+            self.store.capabilities()
+        }
+    }
+
+    #[tokio::test]
+    async fn an_invalidate_during_the_store_removes_what_was_stored() {
+        let gate = Arc::new(Gate::default());
+        let cache = Cache::new(SlowSets {
+            store: MemoryBackend::new(),
+            gate: gate.clone(),
+            hold_next_set: AtomicBool::new(true),
+        });
+        let key = key("invalidated-while-storing");
+        let leader = tokio::spawn({
+            let (cache, key) = (cache.clone(), key.clone());
+            async move {
+                cache
+                    .get_or_compute(&key, None, || async { "old".to_owned() })
+                    .await
+            }
+        });
+        gate.entered.notified().await;
+        // The leader's `set` is under way; the invalidate must not be overtaken by it.
+        let invalidate = tokio::spawn({
+            let (cache, key) = (cache.clone(), key.clone());
+            async move { cache.invalidate(&key).await }
+        });
+        let_others_run().await;
+        gate.released.notify_one();
+        assert_eq!(leader.await.expect("leader"), "old");
+        invalidate.await.expect("task").expect("invalidate");
+
+        let after: String = cache
+            .get_or_compute(&key, None, || async { "new".to_owned() })
+            .await;
+        assert_eq!(
+            after, "new",
+            "the value stored during the invalidate survived it"
+        );
     }
 }

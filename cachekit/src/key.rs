@@ -1,21 +1,44 @@
 //! Cache keys for function calls.
 //!
-//! The scheme, stable across runs, processes, platforms and languages:
+//! The scheme (key scheme 2), stable across runs, processes and platforms:
 //!
 //! ```text
-//! {namespace}:v{version}:{hex(sha256(msgpack(args)))[..32]}
+//! {namespace}:v{version}:k2:{hex(sha256(canonical_msgpack([scope, generics, args])))[..32]}
 //! ```
 //!
 //! - `namespace` defaults to the function's `module_path!()::name`;
 //! - `version` is bumped by hand when the function's meaning or its return type changes,
 //!   so old entries are simply never read again;
-//! - `args` is the tuple of the function's (non-skipped) arguments, serialised with
-//!   rmp-serde's defaults (MessagePack; a tuple is an array, a struct an array of its
-//!   fields in declaration order, a string a str, an integer its smallest encoding);
+//! - `k2` is the key scheme: it changes whenever what goes into the digest changes, so keys
+//!   of one scheme never meet values written under another;
+//! - `scope` is `""` for a function at module level (its path is unique there) and for an
+//!   explicit namespace; for a function nested in a block, which its module path does not
+//!   identify, it is the path of the enclosing item and the function's line and column,
+//!   `"app::outer@12:5"` (see `#[cachekit::cache]`);
+//! - `generics` is an array: for each type parameter of the function, in declaration
+//!   order, `std::any::type_name` of its concrete type, and for each const parameter its
+//!   value; then the `type_name` of the concrete type of each keyed `impl Trait` argument.
+//!   Empty for a function without any;
+//! - `args` is the array of the function's (non-skipped) arguments;
+//! - the three are encoded as one MessagePack array by the canonical encoding: rmp-serde's
+//!   defaults (a struct is an array of its fields, a string a str, an integer its smallest
+//!   encoding), except that map entries and set elements are sorted by their encoded bytes,
+//!   so that a `HashMap` or `HashSet` argument has one key per content, whatever its
+//!   iteration order (detailed below);
 //! - the digest is SHA-256, truncated to 128 bits and written as 32 lowercase hex digits.
 //!
 //! The digest keeps keys short and free of characters some backends reject, whatever the
 //! arguments are; 128 bits make a collision between two live entries negligible.
+//!
+//! `type_name` is per type *name*: its text is not guaranteed across compiler versions,
+//! so a toolchain upgrade can change a generic function's keys (a cold cache, never a
+//! wrong value); and two types of one name (two versions of a crate in one build) share
+//! keys. A function whose key other languages must compute should not be generic.
+//!
+//! Canonical MessagePack, in detail: maps (of any Rust type) are sorted by entry; sets are
+//! recognised by the collection's type name (`HashSet`, `BTreeSet`, `IndexSet` and their
+//! aliases), since serde gives sets and lists the same shape, and sorted by element;
+//! sequences, tuples and structs keep their order.
 
 use std::fmt::{self, Write as _};
 
@@ -23,12 +46,22 @@ use cachekit_core::BackendError;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use crate::canonical;
+
+/// The key scheme this build writes, as it appears in keys (`k2`).
+pub const KEY_SCHEME: u32 = 2;
+
+/// The `generics` of a function without type or const parameters: an empty array.
+pub const NO_GENERICS: [&str; 0] = [];
+
 /// The key one function call is cached under.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct CacheKey(String);
 
 impl CacheKey {
-    /// The key of a call to the function `namespace` (at `version`) with `args`.
+    /// The key of a call with `args` to the non-generic, module-level function `namespace`
+    /// at `version`: [`for_generic_call`](Self::for_generic_call) with no scope and no
+    /// generics.
     ///
     /// Fails with an `InvalidArgument`-kind error only if `args`' `Serialize` impl fails.
     pub fn for_call<A: Serialize + ?Sized>(
@@ -36,15 +69,36 @@ impl CacheKey {
         version: u32,
         args: &A,
     ) -> Result<CacheKey, BackendError> {
-        let encoded = rmp_serde::to_vec(args).map_err(|err| {
+        Self::for_generic_call(namespace, version, "", &NO_GENERICS, args)
+    }
+
+    /// The key of a call with `args` to one instantiation of the function `namespace` at
+    /// `version`, in the scheme above: `scope` tells apart functions of one path (`""` at
+    /// module level), `generics` is the array of the concrete type names and const values
+    /// the call instantiates ([`NO_GENERICS`] for none; a tuple such as
+    /// `(std::any::type_name::<T>(),)` otherwise).
+    ///
+    /// Fails with an `InvalidArgument`-kind error only if a `Serialize` impl fails.
+    pub fn for_generic_call<G, A>(
+        namespace: &str,
+        version: u32,
+        scope: &str,
+        generics: &G,
+        args: &A,
+    ) -> Result<CacheKey, BackendError>
+    where
+        G: Serialize + ?Sized,
+        A: Serialize + ?Sized,
+    {
+        let encoded = canonical::to_vec(&(scope, generics, args)).map_err(|err| {
             BackendError::invalid_argument(format!(
                 "cannot serialise the arguments of {namespace} into a cache key: {err}"
             ))
         })?;
         let digest = Sha256::digest(&encoded);
-        let mut key = String::with_capacity(namespace.len() + 48);
+        let mut key = String::with_capacity(namespace.len() + 52);
         key.push_str(namespace);
-        let _ = write!(key, ":v{version}:");
+        let _ = write!(key, ":v{version}:k{KEY_SCHEME}:");
         for byte in &digest[..16] {
             key.push(char::from(HEX[usize::from(byte >> 4)]));
             key.push(char::from(HEX[usize::from(byte & 0x0f)]));
@@ -73,34 +127,170 @@ const HEX: &[u8; 16] = b"0123456789abcdef";
 
 #[cfg(test)]
 mod tests {
+    use std::collections::hash_map::RandomState;
+    use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+
+    use rstest::rstest;
+
     use super::*;
 
-    #[test]
-    fn the_key_scheme_is_pinned_by_a_fixed_vector() {
-        // msgpack([42, "en"]) = 92 2a a2 65 6e, and Python's
-        // hashlib.sha256(bytes([0x92, 0x2a, 0xa2, 0x65, 0x6e])).hexdigest()[:32] gives the digits below.
-        // Any process, on any platform, in any language that follows the documented scheme
-        // computes this same key.
-        let key = CacheKey::for_call("app::user_profile", 1, &(42u64, "en")).expect("key");
-        assert_eq!(
-            key.as_str(),
-            "app::user_profile:v1:601dfa61477464dfc842e1c9e716b745"
-        );
+    fn user_profile() -> CacheKey {
+        CacheKey::for_call("app::user_profile", 1, &(42u64, "en")).expect("key")
+    }
+
+    fn generic_load() -> CacheKey {
+        CacheKey::for_generic_call("app::load", 1, "", &("app::User",), &(1u64,)).expect("key")
+    }
+
+    fn const_generic_top() -> CacheKey {
+        CacheKey::for_generic_call("app::top", 1, "", &("app::User", 3usize), &(10u64,))
+            .expect("key")
+    }
+
+    fn nested_helper() -> CacheKey {
+        CacheKey::for_generic_call("app::helper", 1, "app::outer@12:5", &NO_GENERICS, &(1u64,))
+            .expect("key")
+    }
+
+    fn map_total() -> CacheKey {
+        let weights: HashMap<&str, u8> = [("b", 2), ("a", 1)].into();
+        CacheKey::for_call("app::total", 1, &(weights,)).expect("key")
+    }
+
+    fn set_tags() -> CacheKey {
+        let tags: HashSet<u32> = [300, 5].into();
+        CacheKey::for_call("app::tags", 1, &(tags,)).expect("key")
+    }
+
+    /// Any process, on any platform, that follows the documented scheme computes these
+    /// keys. Each digest was derived apart from this code: the canonical MessagePack of
+    /// `[scope, generics, args]` written out by hand (in the comment), then Python's
+    /// `hashlib.sha256(bytes.fromhex(HEX)).hexdigest()[:32]`.
+    #[rstest]
+    // ["", [], [42, "en"]] = 93 a0 90 92 2a a2 65 6e
+    #[case::plain(
+        user_profile(),
+        "app::user_profile:v1:k2:a61234235ae6976163f144b12969bac9"
+    )]
+    // ["", ["app::User"], [1]] = 93 a0 91 a9 "app::User" 91 01
+    #[case::generic(generic_load(), "app::load:v1:k2:70781fe1e0cd7341fa1769eb4a31a82b")]
+    // ["", ["app::User", 3], [10]] = 93 a0 92 a9 "app::User" 03 91 0a
+    #[case::const_generic(const_generic_top(), "app::top:v1:k2:358c1d9a61eeb72adfa55be5637c017b")]
+    // ["app::outer@12:5", [], [1]] = 93 af "app::outer@12:5" 90 91 01
+    #[case::nested(nested_helper(), "app::helper:v1:k2:7abcf1ddf7bf041c935572848e134ebc")]
+    // ["", [], [{"a": 1, "b": 2}]] = 93 a0 90 91 82 a1 61 01 a1 62 02: entries sorted
+    #[case::map(map_total(), "app::total:v1:k2:756030f37b374f29a7dda8215f9b25bc")]
+    // ["", [], [[5, 300]]] = 93 a0 90 91 92 05 cd 01 2c: elements sorted by their bytes
+    #[case::set(set_tags(), "app::tags:v1:k2:99c28f3983a8170bc64659d0e9ac5a8f")]
+    fn the_key_scheme_is_pinned_by_fixed_vectors(#[case] key: CacheKey, #[case] expected: &str) {
+        assert_eq!(key.as_str(), expected);
+    }
+
+    fn base() -> CacheKey {
+        CacheKey::for_call("ns", 1, &(1u64, "a")).expect("key")
+    }
+
+    #[rstest]
+    #[case::another_argument(CacheKey::for_call("ns", 1, &(2u64, "a")))]
+    #[case::another_second_argument(CacheKey::for_call("ns", 1, &(1u64, "b")))]
+    #[case::another_version(CacheKey::for_call("ns", 2, &(1u64, "a")))]
+    #[case::another_namespace(CacheKey::for_call("ns2", 1, &(1u64, "a")))]
+    #[case::another_scope(CacheKey::for_generic_call("ns", 1, "ns::f@1:1", &NO_GENERICS, &(1u64, "a")))]
+    #[case::a_type_parameter(CacheKey::for_generic_call("ns", 1, "", &("u8",), &(1u64, "a")))]
+    #[case::another_type_parameter(CacheKey::for_generic_call("ns", 1, "", &("u16",), &(1u64, "a")))]
+    fn everything_in_the_scheme_changes_the_key(#[case] other: Result<CacheKey, BackendError>) {
+        assert_ne!(base(), other.expect("key"));
     }
 
     #[test]
-    fn arguments_version_and_namespace_all_change_the_key() {
-        let base = CacheKey::for_call("ns", 1, &(1u64, "a")).expect("key");
-        for other in [
-            CacheKey::for_call("ns", 1, &(2u64, "a")),
-            CacheKey::for_call("ns", 1, &(1u64, "b")),
-            CacheKey::for_call("ns", 2, &(1u64, "a")),
-            CacheKey::for_call("ns2", 1, &(1u64, "a")),
-        ] {
-            assert_ne!(base, other.expect("key"));
-        }
+    fn a_plain_call_is_a_generic_call_without_scope_or_generics() {
+        let generic = CacheKey::for_generic_call("ns", 1, "", &NO_GENERICS, &(1u64, "a"));
+        assert_eq!(base(), generic.expect("key"));
         // References serialise as what they point to: a call with borrowed args hits.
         let borrowed = CacheKey::for_call("ns", 1, &(&1u64, &"a")).expect("key");
-        assert_eq!(base, borrowed);
+        assert_eq!(base(), borrowed);
+    }
+
+    /// Builds one call's arguments from the same content, with `state` as the hasher (its
+    /// random seed fixes the iteration order), `capacity` and, when `reverse`, insertion in
+    /// the other order.
+    type Arguments = fn(&dyn Fn() -> RandomState, usize, bool) -> CacheKey;
+
+    fn entries(reverse: bool) -> Vec<(String, u32)> {
+        let mut entries: Vec<(String, u32)> = (0..40).map(|i| (format!("k{i}"), i)).collect();
+        if reverse {
+            entries.reverse();
+        }
+        entries
+    }
+
+    fn map(
+        state: &dyn Fn() -> RandomState,
+        capacity: usize,
+        reverse: bool,
+    ) -> HashMap<String, u32> {
+        let mut map = HashMap::with_capacity_and_hasher(capacity, state());
+        map.extend(entries(reverse));
+        map
+    }
+
+    fn set(state: &dyn Fn() -> RandomState, capacity: usize, reverse: bool) -> HashSet<String> {
+        let mut set = HashSet::with_capacity_and_hasher(capacity, state());
+        set.extend(entries(reverse).into_iter().map(|(name, _)| name));
+        set
+    }
+
+    fn key_of<A: Serialize>(args: &A) -> CacheKey {
+        CacheKey::for_call("ns", 1, args).expect("key")
+    }
+
+    #[derive(Serialize)]
+    struct Query {
+        id: u64,
+        tags: HashSet<String>,
+        weights: Option<Vec<HashMap<String, u32>>>,
+    }
+
+    #[rstest]
+    #[case::hash_map((|s, c, r| key_of(&(map(s, c, r),))) as Arguments)]
+    #[case::hash_set((|s, c, r| key_of(&(set(s, c, r),))) as Arguments)]
+    #[case::maps_nested_in_a_map((|s, c, r| {
+        let mut outer = HashMap::with_capacity_and_hasher(c, s());
+        for i in 0..8u32 {
+            outer.insert(i, map(s, c, r));
+        }
+        key_of(&(outer,))
+    }) as Arguments)]
+    #[case::sets_and_maps_inside_a_struct((|s, c, r| key_of(&(Query {
+        id: 7,
+        tags: set(s, c, r),
+        weights: Some(vec![map(s, c, r), map(s, c, !r)]),
+    },))) as Arguments)]
+    #[case::sets_in_a_set_of_maps((|s, c, r| {
+        let inner: BTreeSet<String> = set(s, c, r).into_iter().collect();
+        let mut outer = HashMap::with_capacity_and_hasher(c, s());
+        outer.insert("inner".to_owned(), set(s, c, r));
+        key_of(&(inner, outer))
+    }) as Arguments)]
+    fn unordered_collections_key_by_content(#[case] arguments: Arguments) {
+        // Each map and set gets its own random hasher seed, so iteration orders differ.
+        let first = arguments(&RandomState::new, 0, false);
+        for capacity in [0, 1000] {
+            for reverse in [false, true] {
+                assert_eq!(first, arguments(&RandomState::new, capacity, reverse));
+            }
+        }
+    }
+
+    #[test]
+    fn order_still_matters_where_it_is_part_of_the_value() {
+        assert_ne!(key_of(&(vec![1u8, 2],)), key_of(&(vec![2u8, 1],)));
+        assert_ne!(key_of(&((1u8, 2u8),)), key_of(&((2u8, 1u8),)));
+        // A map is its set of entries: the same entries are the same argument.
+        let btree: BTreeMap<String, u32> = entries(false).into_iter().collect();
+        assert_eq!(
+            key_of(&(btree,)),
+            key_of(&(map(&RandomState::new, 0, true),))
+        );
     }
 }

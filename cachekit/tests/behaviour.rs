@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use cachekit::{Backend, BackendError, Bytes, Cache, CacheKey, ErrorKind};
+use cachekit::{envelope, Backend, BackendError, Bytes, Cache, CacheKey, ErrorKind};
 use cachekit_backend_dynamodb::local::DynamoDbLocal;
 use cachekit_backend_dynamodb::{DynamoDbBackend, DynamoDbConfig, TtlDeletion};
 use cachekit_backend_http::{HttpBackend, HttpConfig, RetryPolicy};
@@ -178,11 +178,17 @@ async fn corrupt_bytes_are_recomputed_and_overwritten(kind: Kind, ns: String) ->
     let backend = kind.backend()?;
     let cache = Cache::from_arc(backend.clone());
     let f = Counted::default();
-    let unusable: [&[u8]; 4] = [
+    // A current envelope of a `String`: well-formed, of another type than `Profile`.
+    let mut other_type = b"CK".to_vec();
+    other_type.push(envelope::FORMAT_VERSION);
+    other_type.extend_from_slice(&envelope::type_fingerprint::<String>());
+    other_type.extend_from_slice(b"\xa4text");
+    let unusable: [&[u8]; 5] = [
         b"garbage",
         b"",
         b"CK\x09\x00",     // an envelope of a future format
-        b"CK\x01\xa4text", // a valid envelope of another type
+        b"CK\x01\xa4text", // an envelope of format 1, which had no type fingerprint
+        &other_type,
     ];
     for (round, bytes) in unusable.iter().enumerate() {
         let k = key(&ns, round as u64, "en");
@@ -200,7 +206,10 @@ async fn corrupt_bytes_are_recomputed_and_overwritten(kind: Kind, ns: String) ->
     }
     let stats = cache.stats();
     check(
-        f.runs() == unusable.len() && stats.corrupt == unusable.len() as u64,
+        f.runs() == unusable.len()
+            && stats.corrupt == 4
+            && stats.type_mismatch == 1
+            && stats.hits == unusable.len() as u64,
         format!("runs {}, {stats:?}", f.runs()),
     )
 }
@@ -309,6 +318,49 @@ async fn invalidation_forces_a_recompute(kind: Kind, ns: String) -> TestResult {
     check(again.computed == 2, format!("{again:?}"))
 }
 
+async fn an_invalidate_during_a_computation_is_not_lost(kind: Kind, ns: String) -> TestResult {
+    let cache = Cache::from_arc(kind.backend()?);
+    let k = key(&ns, 1, "en");
+    let started = Arc::new(tokio::sync::Notify::new());
+    let release = Arc::new(tokio::sync::Notify::new());
+    let older = tokio::spawn({
+        let (cache, k, started, release) =
+            (cache.clone(), k.clone(), started.clone(), release.clone());
+        async move {
+            cache
+                .get_or_compute(&k, None, || async {
+                    started.notify_one();
+                    release.notified().await;
+                    "older".to_owned()
+                })
+                .await
+        }
+    });
+    started.notified().await;
+    cache.invalidate(&k).await?;
+    // Arrives after the invalidate: computes rather than waiting for the older computation.
+    let newer = tokio::time::timeout(
+        Duration::from_secs(10),
+        cache.get_or_compute(&k, None, || async { "newer".to_owned() }),
+    )
+    .await
+    .map_err(|_| "a call after the invalidate waited for the older computation")?;
+    check(newer == "newer", format!("after the invalidate: {newer}"))?;
+    release.notify_one();
+    let own = older.await?;
+    check(
+        own == "older",
+        format!("the older call's own answer: {own}"),
+    )?;
+    let later: String = cache
+        .get_or_compute(&k, None, || async { "recomputed".to_owned() })
+        .await;
+    check(
+        later == "newer",
+        format!("the older result was stored over the newer one: {later}"),
+    )
+}
+
 type TestFn = fn(Kind, String) -> std::pin::Pin<Box<dyn std::future::Future<Output = TestResult>>>;
 
 macro_rules! tests {
@@ -355,6 +407,7 @@ fn main() -> ExitCode {
         concurrent_misses_compute_once,
         errors_are_not_cached,
         invalidation_forces_a_recompute,
+        an_invalidate_during_a_computation_is_not_lost,
     );
     let run_id = std::process::id();
     let mut trials = Vec::new();

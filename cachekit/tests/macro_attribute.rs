@@ -169,3 +169,189 @@ async fn a_hanging_backend_is_bounded_by_the_cache_timeout() {
     // Two bounded operations of 200 ms, against 30 s each without the bound.
     assert!(took < Duration::from_secs(10), "took {took:?}");
 }
+
+/// One store shared by several cached functions, as in production: what keeps their
+/// entries apart is the key alone.
+fn shared_store() -> std::sync::Arc<MemoryBackend> {
+    static STORE: std::sync::OnceLock<std::sync::Arc<MemoryBackend>> = std::sync::OnceLock::new();
+    STORE
+        .get_or_init(|| std::sync::Arc::new(MemoryBackend::new()))
+        .clone()
+}
+
+/// Two types of the same shape: MessagePack writes both as `[id, name]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct User {
+    id: u64,
+    name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Team {
+    id: u64,
+    name: String,
+}
+
+trait Loadable: Serialize + serde::de::DeserializeOwned {
+    fn load(id: u64) -> Self;
+}
+
+impl Loadable for User {
+    fn load(id: u64) -> Self {
+        User {
+            id,
+            name: format!("user {id}"),
+        }
+    }
+}
+
+impl Loadable for Team {
+    fn load(id: u64) -> Self {
+        Team {
+            id,
+            name: format!("team {id}"),
+        }
+    }
+}
+
+#[cachekit::cache(backend = shared_store())]
+async fn load<T: Loadable>(id: u64) -> T {
+    T::load(id)
+}
+
+#[tokio::test]
+async fn generic_instantiations_have_their_own_entries() {
+    let user: User = load::<User>(1).await;
+    let team: Team = load::<Team>(1).await;
+    assert_eq!(user.name, "user 1");
+    assert_eq!(
+        team.name, "team 1",
+        "load::<Team> answered with load::<User>'s entry"
+    );
+    // Each instantiation hits its own entry.
+    assert_eq!(load::<User>(1).await, user);
+    assert_eq!(load::<Team>(1).await, team);
+    assert_eq!(load_cache().stats().hits, 2, "{:?}", load_cache().stats());
+    // Invalidation names the instantiation too, and leaves the others alone.
+    assert!(load_invalidate::<User>(1).await.expect("invalidate"));
+    assert!(!load_invalidate::<User>(1).await.expect("invalidate"));
+    assert_eq!(load::<Team>(1).await, team);
+    assert_eq!(load_cache().stats().hits, 3, "{:?}", load_cache().stats());
+}
+
+static FIRST_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+#[cachekit::cache(backend = shared_store())]
+async fn first<const N: usize>(items: Vec<u32>) -> Vec<u32> {
+    FIRST_RUNS.fetch_add(1, Ordering::SeqCst);
+    items.into_iter().take(N).collect()
+}
+
+#[tokio::test]
+async fn const_generic_values_are_part_of_the_key() {
+    let items = vec![1, 2, 3, 4];
+    assert_eq!(first::<2>(items.clone()).await, [1, 2]);
+    assert_eq!(first::<3>(items.clone()).await, [1, 2, 3]);
+    assert_eq!(first::<2>(items.clone()).await, [1, 2]);
+    assert_eq!(FIRST_RUNS.load(Ordering::SeqCst), 2);
+    assert!(first_invalidate::<3>(items).await.expect("invalidate"));
+}
+
+#[cachekit::cache(backend = shared_store())]
+async fn type_of(value: impl Serialize + Send) -> String {
+    std::any::type_name_of_val(&value).to_owned()
+}
+
+#[tokio::test]
+async fn impl_trait_arguments_key_on_their_concrete_type() {
+    // 1u8 and 1u64 are the same MessagePack byte; the functions they instantiate differ.
+    assert_eq!(type_of(1u8).await, "u8");
+    assert_eq!(type_of(1u64).await, "u64");
+    assert_eq!(type_of(1u8).await, "u8");
+    assert_eq!(type_of_cache().stats().hits, 1);
+    assert!(type_of_invalidate(1u64).await.expect("invalidate"));
+    assert!(type_of_invalidate(1u8).await.expect("invalidate"));
+}
+
+#[tokio::test]
+async fn same_named_nested_functions_have_their_own_entries() {
+    let plus_one = {
+        #[cachekit::cache(backend = shared_store())]
+        async fn helper(x: u64) -> u64 {
+            x + 1
+        }
+        (
+            helper(10).await,
+            helper(10).await,
+            helper_cache().stats().hits,
+        )
+    };
+    let times_ten = {
+        #[cachekit::cache(backend = shared_store())]
+        async fn helper(x: u64) -> u64 {
+            x * 10
+        }
+        (
+            helper(10).await,
+            helper(10).await,
+            helper_cache().stats().hits,
+        )
+    };
+    assert_eq!(plus_one, (11, 11, 1));
+    assert_eq!(
+        times_ten,
+        (100, 100, 1),
+        "the second `helper` answered with the first's entry"
+    );
+}
+
+static LARGE_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+#[cachekit::cache(backend = MemoryBackend::new(), max_value_bytes = 1024)]
+async fn large(len: usize) -> String {
+    LARGE_RUNS.fetch_add(1, Ordering::SeqCst);
+    "x".repeat(len)
+}
+
+#[tokio::test]
+async fn max_value_bytes_bounds_what_is_stored() {
+    assert_eq!(large_cache().max_value_bytes(), 1024);
+    assert_eq!(large(2000).await.len(), 2000);
+    assert_eq!(large(2000).await.len(), 2000);
+    assert_eq!(
+        LARGE_RUNS.load(Ordering::SeqCst),
+        2,
+        "over the limit: not stored"
+    );
+    assert_eq!(large(10).await.len(), 10);
+    assert_eq!(large(10).await.len(), 10);
+    assert_eq!(LARGE_RUNS.load(Ordering::SeqCst), 3);
+    let stats = large_cache().stats();
+    assert_eq!((stats.oversized, stats.hits), (2, 1), "{stats:?}");
+}
+
+static TOTAL_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+#[cachekit::cache(backend = MemoryBackend::new())]
+async fn total(weights: std::collections::HashMap<String, u64>) -> u64 {
+    TOTAL_RUNS.fetch_add(1, Ordering::SeqCst);
+    weights.values().sum()
+}
+
+#[tokio::test]
+async fn hash_map_arguments_hit_whatever_their_iteration_order() {
+    let entries: Vec<(String, u64)> = (0..40).map(|i| (format!("w{i}"), i)).collect();
+    let first: std::collections::HashMap<String, u64> = entries.iter().cloned().collect();
+    // Same content; another hasher seed, capacity and insertion order.
+    let mut second = std::collections::HashMap::with_capacity(1000);
+    second.extend(entries.iter().rev().cloned());
+    assert_eq!(first, second);
+    assert_eq!(total(first).await, 780);
+    assert_eq!(total(second).await, 780);
+    assert_eq!(
+        TOTAL_RUNS.load(Ordering::SeqCst),
+        1,
+        "an equal map in another order missed: {:?}",
+        total_cache().stats()
+    );
+}

@@ -7,6 +7,15 @@
 //! `..` cannot travel as a segment (URL parsers collapse dot segments, even encoded ones)
 //! and are rejected with `InvalidKey` before anything is sent.
 //!
+//! Nothing the server sends is trusted. Success bodies are capped by
+//! [`HttpConfig::max_response_bytes`]; error bodies are read up to [`MAX_ERROR_BODY_BYTES`]
+//! within [`ERROR_BODY_READ_TIMEOUT`] and classified by their status alone; server text
+//! reaches errors and health details escaped and capped ([`MAX_SERVER_TEXT_CHARS`], ending
+//! in [`ELISION_MARKER`] where cut); `Retry-After` is clamped to [`MAX_RETRY_AFTER`]; health
+//! answers keep at most [`MAX_HEALTH_DETAILS`] fields. A base URL with user-info, a query or
+//! a fragment is refused by [`HttpBackend::new`], and every `PUT` carries its
+//! `Content-Length`, `0` for an empty value.
+//!
 //! ```no_run
 //! use std::time::Duration;
 //! use cachekit_backend_http::{HttpBackend, HttpConfig};
@@ -27,7 +36,7 @@ use cachekit_core::{
     TtlSupport,
 };
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
-use reqwest::header::{HeaderValue, AUTHORIZATION, RETRY_AFTER};
+use reqwest::header::{HeaderValue, AUTHORIZATION, CONTENT_LENGTH, RETRY_AFTER};
 use reqwest::{Method, RequestBuilder, Response, StatusCode, Url};
 
 /// Everything but RFC 3986 unreserved characters is escaped.
@@ -36,6 +45,53 @@ const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'.')
     .remove(b'_')
     .remove(b'~');
+
+/// Most bytes of an error response's body that are read (4 KiB).
+///
+/// The status alone decides the error's kind; the body only adds a message, so it is
+/// stream-read up to this many bytes and the connection is then dropped. A huge or endless
+/// error body therefore costs at most this much memory, never a hang.
+pub const MAX_ERROR_BODY_BYTES: usize = 4 * 1024;
+
+/// Longest wait for an error response's body (1 s), on top of which the request's own
+/// timeout still applies.
+///
+/// A server that sends an error status and then trickles its body never holds the call
+/// longer than this: the error is returned with whatever arrived, marked as cut.
+pub const ERROR_BODY_READ_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Most characters of server-supplied text kept in an error message or a health detail
+/// (256), counted after escaping.
+///
+/// Server text (an error body's `error`, health fields) is escaped first: control characters
+/// (C0, DEL, C1, so ANSI escape sequences, CR and LF too) and the Unicode bidi and line
+/// separator controls become visible escapes like `\u{1b}`, `\r`, `\n`, so that it cannot
+/// forge log lines or repaint a terminal. Text longer than this ends in [`ELISION_MARKER`].
+pub const MAX_SERVER_TEXT_CHARS: usize = 256;
+
+/// Appended where server text was cut, by [`MAX_SERVER_TEXT_CHARS`] or because the body was
+/// cut short ([`MAX_ERROR_BODY_BYTES`], [`ERROR_BODY_READ_TIMEOUT`], a broken connection), so
+/// that nothing looks silently truncated.
+pub const ELISION_MARKER: &str = "…[elided]";
+
+/// Longest `Retry-After` taken from a server (24 h); a longer one, even one too large for a
+/// `u64`, counts as this long.
+///
+/// It is reported through [`BackendError::retry_after`], where a caller may add it to an
+/// `Instant`: an unbounded value from the server would make that overflow. Only
+/// delay-seconds (`Retry-After: 120`) are understood; an HTTP-date is ignored, and the
+/// computed backoff is used instead.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// Most fields of a health answer kept in [`HealthReport::details`] (32).
+///
+/// The API's own fields (`healthy`, `backend_type`, `latency_ms`, `details`) are always kept;
+/// others fill up to this count, in name order, and the number left out is reported as
+/// `fields_elided`.
+pub const MAX_HEALTH_DETAILS: usize = 32;
+
+/// The health answer's fields that are kept whatever else the server sends.
+const HEALTH_API_FIELDS: [&str; 4] = ["healthy", "backend_type", "latency_ms", "details"];
 
 /// A bearer token; never shown by `Debug`.
 #[derive(Clone, PartialEq, Eq)]
@@ -73,9 +129,14 @@ impl Default for RetryPolicy {
 }
 
 /// Configuration of an [`HttpBackend`].
-#[derive(Debug, Clone)]
+///
+/// `Debug` shows the base URL without its user-info, query or fragment, which may hold
+/// secrets (and which [`HttpBackend::new`] refuses anyway).
+#[derive(Clone)]
 pub struct HttpConfig {
-    /// Base URL; requests go to `{base_url}/cache/{key}` and `{base_url}/health`.
+    /// Base URL, `http` or `https`; requests go to `{base_url}/cache/{key}` and
+    /// `{base_url}/health`. It may have a path prefix, but no user-info (`user:password@`),
+    /// query (`?`) or fragment (`#`): [`HttpBackend::new`] refuses those.
     pub base_url: String,
     /// Deadline of each attempt, connect to last body byte.
     pub timeout: Duration,
@@ -112,6 +173,20 @@ impl HttpConfig {
     }
 }
 
+impl fmt::Debug for HttpConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HttpConfig")
+            .field("base_url", &redacted_base_url(&self.base_url))
+            .field("timeout", &self.timeout)
+            .field("token", &self.token)
+            .field("retry", &self.retry)
+            .field("max_response_bytes", &self.max_response_bytes)
+            .field("max_key_bytes", &self.max_key_bytes)
+            .field("max_value_bytes", &self.max_value_bytes)
+            .finish()
+    }
+}
+
 /// A [`Backend`] that talks to a cachekit HTTP service through one pooled client.
 #[derive(Debug, Clone)]
 pub struct HttpBackend {
@@ -134,16 +209,13 @@ enum Idempotence {
 
 impl HttpBackend {
     /// Validates the configuration and builds the client.
+    ///
+    /// A base URL that is not `http(s)`, or that carries user-info, a query or a fragment,
+    /// is refused with [`ErrorKind::InvalidArgument`]; the message names the problem and
+    /// never shows the user-info, query or fragment.
     pub fn new(config: HttpConfig) -> Result<Self> {
-        let trimmed = config.base_url.trim_end_matches('/');
-        let base = Url::parse(trimmed).map_err(|err| {
-            BackendError::invalid_argument(format!("invalid base URL {trimmed:?}: {err}"))
-        })?;
-        if !matches!(base.scheme(), "http" | "https") || base.cannot_be_a_base() {
-            return Err(BackendError::invalid_argument(format!(
-                "base URL {trimmed:?} must be an http(s) URL"
-            )));
-        }
+        let base = validated_base_url(&config.base_url)?;
+        let trimmed = base.as_str().trim_end_matches('/');
         let health_url = Url::parse(&format!("{trimmed}/health"))
             .map_err(|err| BackendError::invalid_argument(format!("invalid health URL: {err}")))?;
         let auth = match &config.token {
@@ -265,11 +337,11 @@ impl HttpBackend {
         Ok(Bytes::from(body))
     }
 
+    /// The error for a status outside an operation's answers, classified by the status.
     async fn status_error(&self, what: &str, response: Response) -> BackendError {
         let status = response.status();
         let retry_after = parse_retry_after(&response);
-        // Only a short prefix of an error body is kept for the message.
-        let body = response.bytes().await.unwrap_or_default();
+        let body = read_error_body_prefix(response).await;
         let (kind_hint, message) = error_body(&body);
         let kind = match status {
             StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => ErrorKind::Auth,
@@ -319,7 +391,11 @@ impl Backend for HttpBackend {
         let what = "PUT";
         let response = self
             .send(what, Idempotence::Full, || {
-                self.request(Method::PUT, url.clone()).body(value.clone())
+                // Explicit even for an empty value, which would otherwise go without one:
+                // servers such as nginx's WebDAV refuse a PUT that has no length.
+                self.request(Method::PUT, url.clone())
+                    .header(CONTENT_LENGTH, value.len())
+                    .body(value.clone())
             })
             .await?;
         match response.status() {
@@ -368,15 +444,23 @@ impl Backend for HttpBackend {
                 .map_err(|err| classify("GET /health", err))?;
             let status = response.status();
             let body = self.read_body("GET /health", response).await?;
-            let mut details = health_details(&body);
+            let HealthAnswer {
+                says_unhealthy,
+                mut details,
+            } = health_answer(&body);
             details.insert("status".to_owned(), status.as_u16().to_string());
             details.insert("url".to_owned(), self.health_url.to_string());
-            let says_unhealthy = details.get("healthy").is_some_and(|h| h == "false");
             if status.is_success() && !says_unhealthy {
                 Ok(details)
             } else {
+                // The fields are escaped already; Debug would escape their escapes again.
+                let fields: Vec<String> = details
+                    .iter()
+                    .map(|(name, value)| format!("{name}={value}"))
+                    .collect();
                 Err(BackendError::unavailable(format!(
-                    "health endpoint answered {status}: {details:?}"
+                    "health endpoint answered {status}: {}",
+                    fields.join(", ")
                 )))
             }
         })
@@ -403,7 +487,19 @@ fn retryable_error(err: &reqwest::Error, idempotence: Idempotence) -> bool {
 
 fn parse_retry_after(response: &Response) -> Option<Duration> {
     let value = response.headers().get(RETRY_AFTER)?.to_str().ok()?;
-    value.trim().parse::<u64>().ok().map(Duration::from_secs)
+    parse_retry_after_value(value)
+}
+
+/// `Retry-After` as delay-seconds (digits only), clamped to [`MAX_RETRY_AFTER`].
+fn parse_retry_after_value(value: &str) -> Option<Duration> {
+    let digits = value.trim();
+    if digits.is_empty() || !digits.bytes().all(|byte| byte.is_ascii_digit()) {
+        return None;
+    }
+    // Digits too many for a u64 still mean "longer than any wait worth reporting"; treating
+    // them as absent would retry at once, against what the server asked.
+    let seconds = digits.parse::<u64>().unwrap_or(u64::MAX);
+    Some(Duration::from_secs(seconds).min(MAX_RETRY_AFTER))
 }
 
 fn jittered_backoff(policy: &RetryPolicy, attempt: u32) -> Duration {
@@ -449,39 +545,243 @@ fn is_parse_error(err: &reqwest::Error) -> bool {
     false
 }
 
-/// The `kind` and a short message from a JSON error body, if it is one.
-fn error_body(body: &[u8]) -> (Option<String>, String) {
-    let json: Option<serde_json::Value> = serde_json::from_slice(body).ok();
+/// Parses and checks a base URL; see [`HttpBackend::new`].
+fn validated_base_url(raw: &str) -> Result<Url> {
+    // The URL itself is not shown: it failed to parse, so which part is a password is unknown.
+    let base = Url::parse(raw).map_err(|err| {
+        BackendError::invalid_argument(format!(
+            "invalid base URL (not shown, it may hold credentials): {err}"
+        ))
+    })?;
+    if !matches!(base.scheme(), "http" | "https") || base.cannot_be_a_base() {
+        return Err(BackendError::invalid_argument(format!(
+            "base URL must be an http(s) URL, not a `{}:` URL",
+            base.scheme()
+        )));
+    }
+    let shown = redacted_url(&base);
+    if !base.username().is_empty() || base.password().is_some() {
+        return Err(BackendError::invalid_argument(format!(
+            "base URL {shown} must not carry user-info (`user:password@`): it would show in \
+             Debug output, errors and health details; use HttpConfig::with_token"
+        )));
+    }
+    if base.query().is_some() {
+        return Err(BackendError::invalid_argument(format!(
+            "base URL {shown} must not have a query (`?`): `/cache/{{key}}` would land inside \
+             it, every key on one path"
+        )));
+    }
+    if base.fragment().is_some() {
+        return Err(BackendError::invalid_argument(format!(
+            "base URL {shown} must not have a fragment (`#`): `/cache/{{key}}` would land \
+             inside it, every key on one path"
+        )));
+    }
+    Ok(base)
+}
+
+/// A base URL as `Debug` and errors show it: see [`redacted_url`]; an unparsable one is not
+/// shown, since which part of it is a secret is unknown.
+fn redacted_base_url(raw: &str) -> String {
+    match Url::parse(raw) {
+        Ok(url) => redacted_url(&url),
+        Err(_) => "<unparsable URL, not shown>".to_owned(),
+    }
+}
+
+/// `url` with its user-info, query and fragment replaced by `<redacted>`, keeping only
+/// whether they were there.
+fn redacted_url(url: &Url) -> String {
+    if url.cannot_be_a_base() {
+        // Its "path" is everything after the scheme, secrets included.
+        return format!("{}:<not shown>", url.scheme());
+    }
+    let user_info = if url.username().is_empty() && url.password().is_none() {
+        ""
+    } else {
+        "<redacted>@"
+    };
+    let host = url.host_str().unwrap_or_default();
+    let port = url
+        .port()
+        .map(|port| format!(":{port}"))
+        .unwrap_or_default();
+    let query = if url.query().is_some() {
+        "?<redacted>"
+    } else {
+        ""
+    };
+    let fragment = if url.fragment().is_some() {
+        "#<redacted>"
+    } else {
+        ""
+    };
+    format!(
+        "{}://{user_info}{host}{port}{}{query}{fragment}",
+        url.scheme(),
+        url.path()
+    )
+}
+
+/// The start of an error response's body: at most [`MAX_ERROR_BODY_BYTES`], read for at most
+/// [`ERROR_BODY_READ_TIMEOUT`].
+struct ErrorBodyPrefix {
+    bytes: Vec<u8>,
+    /// Whether `bytes` is the whole body; false when a cap, the deadline or a broken
+    /// connection ended the read first.
+    whole: bool,
+}
+
+async fn read_error_body_prefix(mut response: Response) -> ErrorBodyPrefix {
+    let mut bytes = Vec::new();
+    let read = tokio::time::timeout(
+        ERROR_BODY_READ_TIMEOUT,
+        read_capped(&mut response, &mut bytes, MAX_ERROR_BODY_BYTES),
+    )
+    .await;
+    // Dropping the response unread closes its connection, so the server's remaining bytes
+    // are never received, let alone buffered.
+    ErrorBodyPrefix {
+        bytes,
+        whole: read.unwrap_or(false),
+    }
+}
+
+/// Appends the body to `into` up to `cap` bytes in all; true if the whole body fit.
+async fn read_capped(response: &mut Response, into: &mut Vec<u8>, cap: usize) -> bool {
+    loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                let room = cap.saturating_sub(into.len());
+                if chunk.len() > room {
+                    into.extend_from_slice(&chunk[..room]);
+                    return false;
+                }
+                into.extend_from_slice(&chunk);
+            }
+            Ok(None) => return true,
+            // The status is already known; a body broken off only shortens the message.
+            Err(_) => return false,
+        }
+    }
+}
+
+/// The `kind` hint and an escaped, capped message from an error body, JSON or not.
+fn error_body(body: &ErrorBodyPrefix) -> (Option<String>, String) {
+    let json: Option<serde_json::Value> = if body.whole {
+        serde_json::from_slice(&body.bytes).ok()
+    } else {
+        None
+    };
     let field = |name: &str| {
         json.as_ref()
             .and_then(|v| v.get(name))
             .and_then(|v| v.as_str())
             .map(str::to_owned)
     };
-    let message = field("error").unwrap_or_else(|| {
-        let text = String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned();
-        text.chars().filter(|c| !c.is_control()).collect()
-    });
+    let text = field("error").unwrap_or_else(|| String::from_utf8_lossy(&body.bytes).into_owned());
+    let message = sanitize_server_text_part(&text, body.whole);
     let message = if message.is_empty() {
         String::new()
     } else {
         format!(": {message}")
     };
+    // Only compared against known names, never shown.
     (field("kind"), message)
 }
 
-fn health_details(body: &[u8]) -> std::collections::BTreeMap<String, String> {
-    let mut details = std::collections::BTreeMap::new();
-    if let Ok(serde_json::Value::Object(fields)) = serde_json::from_slice(body) {
-        for (name, value) in fields {
-            let text = match value {
-                serde_json::Value::String(text) => text,
-                other => other.to_string(),
-            };
-            details.insert(name, text);
+/// Server text made safe to show: see [`MAX_SERVER_TEXT_CHARS`].
+fn sanitize_server_text(text: &str) -> String {
+    sanitize_server_text_part(text, true)
+}
+
+/// [`sanitize_server_text`] of text that may be only the start of what the server sent
+/// (`whole` false), which then ends in [`ELISION_MARKER`] whatever its length.
+fn sanitize_server_text_part(text: &str, whole: bool) -> String {
+    let mut shown = String::new();
+    let mut shown_chars = 0;
+    let mut piece = String::new();
+    for c in text.chars() {
+        piece.clear();
+        match c {
+            '\t' | '\r' | '\n' => piece.extend(c.escape_default()),
+            c if c.is_control() || is_layout_control(c) => piece.extend(c.escape_unicode()),
+            c => piece.push(c),
         }
+        // An escape is kept whole or not at all, so a cut never leaves half of one.
+        let piece_chars = piece.chars().count();
+        if shown_chars + piece_chars > MAX_SERVER_TEXT_CHARS {
+            shown.push_str(ELISION_MARKER);
+            return shown;
+        }
+        shown.push_str(&piece);
+        shown_chars += piece_chars;
     }
-    details
+    if !whole {
+        shown.push_str(ELISION_MARKER);
+    }
+    shown
+}
+
+/// Invisible characters that reorder or break displayed text: the bidi controls (which can
+/// make `exe.txt` read as `txt.exe`) and the Unicode line and paragraph separators.
+fn is_layout_control(c: char) -> bool {
+    matches!(
+        c,
+        '\u{061c}'
+            | '\u{200e}'
+            | '\u{200f}'
+            | '\u{2028}'
+            | '\u{2029}'
+            | '\u{202a}'..='\u{202e}'
+            | '\u{2066}'..='\u{2069}'
+    )
+}
+
+/// What a health answer's body says, made safe to report.
+struct HealthAnswer {
+    /// The body's `healthy` is `false` (or `"false"`).
+    says_unhealthy: bool,
+    /// Its fields, escaped and capped: see [`MAX_HEALTH_DETAILS`].
+    details: std::collections::BTreeMap<String, String>,
+}
+
+fn health_answer(body: &[u8]) -> HealthAnswer {
+    let mut answer = HealthAnswer {
+        says_unhealthy: false,
+        details: std::collections::BTreeMap::new(),
+    };
+    let Ok(serde_json::Value::Object(fields)) = serde_json::from_slice(body) else {
+        return answer;
+    };
+    // Read from the JSON, so no cap or escape can hide it.
+    answer.says_unhealthy = match fields.get("healthy") {
+        Some(serde_json::Value::Bool(healthy)) => !healthy,
+        Some(serde_json::Value::String(healthy)) => healthy == "false",
+        _ => false,
+    };
+    let (api_fields, other_fields): (Vec<_>, Vec<_>) = fields
+        .iter()
+        .partition(|(name, _)| HEALTH_API_FIELDS.contains(&name.as_str()));
+    let room = MAX_HEALTH_DETAILS.saturating_sub(api_fields.len());
+    let elided = other_fields.len().saturating_sub(room);
+    for (name, value) in api_fields
+        .into_iter()
+        .chain(other_fields.into_iter().take(room))
+    {
+        let text = match value {
+            serde_json::Value::String(text) => sanitize_server_text(text),
+            other => sanitize_server_text(&other.to_string()),
+        };
+        answer.details.insert(sanitize_server_text(name), text);
+    }
+    if elided > 0 {
+        answer
+            .details
+            .insert("fields_elided".to_owned(), elided.to_string());
+    }
+    answer
 }
 
 #[cfg(test)]
@@ -540,11 +840,95 @@ mod tests {
 
     #[test]
     fn error_bodies_yield_kind_and_message_even_when_garbage() {
-        let (kind, message) = error_body(br#"{"kind":"invalid_key","error":"too long"}"#);
+        let whole = |bytes: &[u8]| ErrorBodyPrefix {
+            bytes: bytes.to_vec(),
+            whole: true,
+        };
+        let (kind, message) = error_body(&whole(br#"{"kind":"invalid_key","error":"too long"}"#));
         assert_eq!(kind.as_deref(), Some("invalid_key"));
         assert_eq!(message, ": too long");
-        let (kind, message) = error_body(&[0xff, 0x00, b'\n', b'x']);
+        let (kind, message) = error_body(&whole(&[0xff, 0x00, b'\n', b'x']));
         assert_eq!(kind, None);
-        assert_eq!(message, ": \u{fffd}x");
+        assert_eq!(message, ": \u{fffd}\\u{0}\\nx");
+    }
+
+    #[test]
+    fn a_cut_error_body_is_shown_as_cut_and_not_parsed() {
+        let cut = ErrorBodyPrefix {
+            bytes: br#"{"kind":"invalid_key","error":"too long"}"#.to_vec(),
+            whole: false,
+        };
+        let (kind, message) = error_body(&cut);
+        assert_eq!(kind, None);
+        assert!(message.ends_with(ELISION_MARKER), "{message}");
+    }
+
+    #[test]
+    fn debug_of_a_config_hides_user_info_query_and_fragment() {
+        let config = HttpConfig::new("https://alice:hunter2@cache.internal:8443/api?key=k1#frag");
+        let debug = format!("{config:?}");
+        assert!(
+            debug.contains(
+                r#"base_url: "https://<redacted>@cache.internal:8443/api?<redacted>#<redacted>""#
+            ),
+            "{debug}"
+        );
+        for secret in ["alice", "hunter2", "k1", "frag"] {
+            assert!(!debug.contains(secret), "{debug} shows {secret:?}");
+        }
+        let unparsable = HttpConfig::new("http://alice:hunter2@cache.internal:99999");
+        assert!(!format!("{unparsable:?}").contains("hunter2"));
+    }
+
+    /// Item 3: server text is escaped and capped, with a visible marker where it was cut.
+    #[rstest::rstest]
+    #[case::plain_text_is_unchanged("value too large", "value too large")]
+    #[case::empty_stays_empty("", "")]
+    #[case::unicode_is_kept("clé trop longue ✓", "clé trop longue ✓")]
+    #[case::ansi_colour_is_escaped("\u{1b}[31mred\u{1b}[0m", "\\u{1b}[31mred\\u{1b}[0m")]
+    #[case::cr_lf_are_escaped("line\r\nINFO forged", "line\\r\\nINFO forged")]
+    #[case::tab_is_escaped("a\tb", "a\\tb")]
+    #[case::nul_and_del_are_escaped("a\0b\u{7f}", "a\\u{0}b\\u{7f}")]
+    #[case::c1_csi_is_escaped("\u{9b}31m", "\\u{9b}31m")]
+    #[case::bidi_override_is_escaped("\u{202e}txt.exe", "\\u{202e}txt.exe")]
+    #[case::line_separator_is_escaped("a\u{2028}b", "a\\u{2028}b")]
+    #[case::at_the_limit_is_whole(&"x".repeat(MAX_SERVER_TEXT_CHARS), &"x".repeat(MAX_SERVER_TEXT_CHARS))]
+    #[case::over_the_limit_is_marked(
+        &"x".repeat(MAX_SERVER_TEXT_CHARS + 1),
+        &format!("{}{ELISION_MARKER}", "x".repeat(MAX_SERVER_TEXT_CHARS))
+    )]
+    #[case::limit_counts_characters_not_bytes(
+        &"é".repeat(MAX_SERVER_TEXT_CHARS),
+        &"é".repeat(MAX_SERVER_TEXT_CHARS)
+    )]
+    #[case::an_escape_is_never_split(
+        &format!("{}\n", "x".repeat(MAX_SERVER_TEXT_CHARS - 1)),
+        &format!("{}{ELISION_MARKER}", "x".repeat(MAX_SERVER_TEXT_CHARS - 1))
+    )]
+    fn server_text_is_escaped_and_capped(#[case] text: &str, #[case] shown: &str) {
+        assert_eq!(sanitize_server_text(text), shown);
+    }
+
+    /// Also: `Retry-After` is delay-seconds only, clamped to [`MAX_RETRY_AFTER`].
+    #[rstest::rstest]
+    #[case::one_second("1", Some(Duration::from_secs(1)))]
+    #[case::zero("0", Some(Duration::ZERO))]
+    #[case::surrounding_whitespace(" 2 ", Some(Duration::from_secs(2)))]
+    #[case::at_the_clamp("86400", Some(MAX_RETRY_AFTER))]
+    #[case::over_the_clamp("86401", Some(MAX_RETRY_AFTER))]
+    #[case::u64_max("18446744073709551615", Some(MAX_RETRY_AFTER))]
+    #[case::beyond_u64("99999999999999999999999", Some(MAX_RETRY_AFTER))]
+    #[case::empty("", None)]
+    #[case::negative("-1", None)]
+    #[case::plus_sign("+5", None)]
+    #[case::fraction("1.5", None)]
+    #[case::two_numbers("1 2", None)]
+    #[case::words("soon", None)]
+    #[case::http_date("Wed, 21 Oct 2015 07:28:00 GMT", None)]
+    fn retry_after_is_parsed_strictly_and_clamped(
+        #[case] header: &str,
+        #[case] wait: Option<Duration>,
+    ) {
+        assert_eq!(parse_retry_after_value(header), wait);
     }
 }

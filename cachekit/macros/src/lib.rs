@@ -6,9 +6,10 @@ use quote::{format_ident, quote, quote_spanned};
 use syn::parse::{Parse, ParseStream};
 use syn::punctuated::Punctuated;
 use syn::spanned::Spanned;
+use syn::visit::Visit;
 use syn::{
-    parse_macro_input, Error, Expr, FnArg, GenericArgument, Ident, ItemFn, LitInt, LitStr, Pat,
-    PathArguments, ReturnType, Token, Type,
+    parse_macro_input, Error, Expr, FnArg, GenericArgument, GenericParam, Ident, ItemFn, LitInt,
+    LitStr, Pat, PathArguments, ReturnType, Token, Type, TypeImplTrait,
 };
 
 /// Caches an async function's results in a cachekit backend; see the `cachekit` crate.
@@ -28,6 +29,7 @@ struct Options {
     namespace: Option<LitStr>,
     version: Option<LitInt>,
     timeout_ms: Option<LitInt>,
+    max_value_bytes: Option<LitInt>,
     skip: Vec<Ident>,
     strict: bool,
 }
@@ -58,6 +60,10 @@ impl Parse for Options {
                     input.parse::<Token![=]>()?;
                     options.timeout_ms = Some(input.parse()?);
                 }
+                "max_value_bytes" => {
+                    input.parse::<Token![=]>()?;
+                    options.max_value_bytes = Some(input.parse()?);
+                }
                 "skip" => {
                     let content;
                     syn::parenthesized!(content in input);
@@ -70,7 +76,7 @@ impl Parse for Options {
                         name.span(),
                         format!(
                             "unknown cachekit::cache option `{other}`; expected backend, ttl, \
-                             namespace, version, timeout_ms, skip(..) or strict"
+                             namespace, version, timeout_ms, max_value_bytes, skip(..) or strict"
                         ),
                     ))
                 }
@@ -96,6 +102,19 @@ fn is_result(output: &ReturnType) -> bool {
             && matches!(&segment.arguments, PathArguments::AngleBracketed(args)
                 if args.args.iter().filter(|a| matches!(a, GenericArgument::Type(_))).count() == 2)
     })
+}
+
+/// Whether `ty` mentions `impl Trait` anywhere: an anonymous type parameter.
+fn has_impl_trait(ty: &Type) -> bool {
+    struct Finder(bool);
+    impl Visit<'_> for Finder {
+        fn visit_type_impl_trait(&mut self, _: &TypeImplTrait) {
+            self.0 = true;
+        }
+    }
+    let mut finder = Finder(false);
+    finder.visit_type(ty);
+    finder.0
 }
 
 fn expand(options: Options, function: ItemFn) -> syn::Result<TokenStream2> {
@@ -133,7 +152,11 @@ fn expand(options: Options, function: ItemFn) -> syn::Result<TokenStream2> {
                 };
                 params.push(typed.clone());
                 if !options.skip.contains(&ident.ident) {
-                    key_args.push((ident.ident.clone(), typed.ty.span()));
+                    key_args.push((
+                        ident.ident.clone(),
+                        typed.ty.span(),
+                        has_impl_trait(&typed.ty),
+                    ));
                 }
             }
         }
@@ -150,13 +173,43 @@ fn expand(options: Options, function: ItemFn) -> syn::Result<TokenStream2> {
         }
     }
 
-    let namespace = match &options.namespace {
-        Some(namespace) => quote!(#namespace),
-        None => quote!(::core::concat!(
-            ::core::module_path!(),
-            "::",
-            ::core::stringify!(#name)
-        )),
+    let static_name = format_ident!("__CACHEKIT_{}", name.to_string().to_uppercase());
+    let scope_static = format_ident!("__CACHEKIT_{}_SCOPE", name.to_string().to_uppercase());
+    let cache_fn = format_ident!("{}_cache", name);
+    let invalidate_fn = format_ident!("{}_invalidate", name);
+    // An explicit namespace is the user's choice of identity, shared or not; the default
+    // one, the module path, needs a scope to tell apart functions nested in blocks.
+    let (namespace, scope, scope_item) = match &options.namespace {
+        Some(namespace) => (quote!(#namespace), quote!(""), quote!()),
+        None => {
+            // Where the function is: its line and column, as the compiler reports them
+            // for its name (or for the outermost macro call that produced it).
+            let line = quote_spanned!(name.span()=> ::core::line!());
+            let column = quote_spanned!(name.span()=> ::core::column!());
+            (
+                quote!(::core::concat!(
+                    ::core::module_path!(),
+                    "::",
+                    ::core::stringify!(#name)
+                )),
+                quote! {
+                    #scope_static
+                        .get_or_init(|| ::cachekit::__private::scope(
+                            ::core::module_path!(),
+                            ::core::any::type_name_of_val(&#cache_fn),
+                            ::core::stringify!(#cache_fn),
+                            #line,
+                            #column,
+                        ))
+                        .as_str()
+                },
+                quote! {
+                    #[allow(non_upper_case_globals)]
+                    static #scope_static: ::std::sync::OnceLock<::std::string::String> =
+                        ::std::sync::OnceLock::new();
+                },
+            )
+        }
     };
     let version = match &options.version {
         Some(version) => quote!(#version),
@@ -166,20 +219,59 @@ fn expand(options: Options, function: ItemFn) -> syn::Result<TokenStream2> {
         Some(ttl) => quote!(::core::option::Option::Some(::std::time::Duration::from_secs(#ttl))),
         None => quote!(::core::option::Option::None),
     };
-    let make_cache = match &options.timeout_ms {
-        Some(ms) => quote! {
-            ::cachekit::Cache::new(#backend)
-                .with_backend_timeout(::std::time::Duration::from_millis(#ms))
-        },
-        None => quote!(::cachekit::Cache::new(#backend)),
-    };
+    let mut make_cache = quote!(::cachekit::Cache::new(#backend));
+    if let Some(ms) = &options.timeout_ms {
+        make_cache =
+            quote!(#make_cache.with_backend_timeout(::std::time::Duration::from_millis(#ms)));
+    }
+    if let Some(bytes) = &options.max_value_bytes {
+        make_cache = quote!(#make_cache.with_max_value_bytes(#bytes));
+    }
     let checks = key_args.iter().map(
-        |(arg, span)| quote_spanned!(*span=> ::cachekit::__private::assert_key_argument(&#arg);),
+        |(arg, span, _)| quote_spanned!(*span=> ::cachekit::__private::assert_key_argument(&#arg);),
     );
-    let key_names: Vec<&Ident> = key_args.iter().map(|(arg, _)| arg).collect();
-    let static_name = format_ident!("__CACHEKIT_{}", name.to_string().to_uppercase());
-    let cache_fn = format_ident!("{}_cache", name);
-    let invalidate_fn = format_ident!("{}_invalidate", name);
+    let key_names: Vec<&Ident> = key_args.iter().map(|(arg, _, _)| arg).collect();
+    // What the call instantiates: each type parameter's concrete type, each const
+    // parameter's value, then each keyed `impl Trait` argument's concrete type.
+    let mut instantiation = Vec::new();
+    for param in &signature.generics.params {
+        match param {
+            GenericParam::Type(param) => {
+                let ident = &param.ident;
+                instantiation.push(quote!(::core::any::type_name::<#ident>()));
+            }
+            GenericParam::Const(param) => {
+                let ident = &param.ident;
+                instantiation.push(quote!(#ident));
+            }
+            // Lifetimes are erased: they cannot change a value.
+            GenericParam::Lifetime(_) => {}
+        }
+    }
+    for (arg, _, is_impl_trait) in &key_args {
+        if *is_impl_trait {
+            instantiation.push(quote!(::core::any::type_name_of_val(&#arg)));
+        }
+    }
+    let array = |items: &[TokenStream2]| {
+        if items.is_empty() {
+            quote!(&::cachekit::__private::EMPTY)
+        } else {
+            quote!(&(#(#items,)*))
+        }
+    };
+    let generics_array = array(&instantiation);
+    let borrowed_args: Vec<TokenStream2> = key_names.iter().map(|arg| quote!(&#arg)).collect();
+    let args_array = array(&borrowed_args);
+    let make_key = quote! {
+        ::cachekit::CacheKey::for_generic_call(
+            #namespace,
+            #version,
+            #scope,
+            #generics_array,
+            #args_array,
+        )
+    };
     let vis = &function.vis;
     let attrs = &function.attrs;
     let body = &function.block;
@@ -221,17 +313,20 @@ fn expand(options: Options, function: ItemFn) -> syn::Result<TokenStream2> {
     Ok(quote! {
         #[allow(non_upper_case_globals)]
         static #static_name: ::std::sync::OnceLock<::cachekit::Cache> = ::std::sync::OnceLock::new();
+        #scope_item
 
         /// The cache behind this function: its backend and its hit/miss/error counters.
         #vis fn #cache_fn() -> &'static ::cachekit::Cache {
             #static_name.get_or_init(|| #make_cache)
         }
 
-        /// Removes the cached result of one call; `true` if there was one.
-        #vis async fn #invalidate_fn(#(#invalidate_params),*)
+        /// Removes the cached result of one call; `true` if there was one. Once it returns,
+        /// no call is answered by a computation of that call that began before it.
+        #vis async fn #invalidate_fn #generics(#(#invalidate_params),*)
             -> ::core::result::Result<bool, ::cachekit::BackendError>
+            #where_clause
         {
-            let __key = ::cachekit::CacheKey::for_call(#namespace, #version, &(#(&#key_names,)*))?;
+            let __key = #make_key?;
             #cache_fn().invalidate(&__key).await
         }
 
@@ -240,7 +335,7 @@ fn expand(options: Options, function: ItemFn) -> syn::Result<TokenStream2> {
             #(#checks)*
             let __cache = #cache_fn();
             // The key borrows the arguments; the body then takes them.
-            let __key = ::cachekit::CacheKey::for_call(#namespace, #version, &(#(&#key_names,)*));
+            let __key = #make_key;
             // An inner async block, so that `return` in the body returns its value.
             let __compute = move || async move #body;
             #cached_call
