@@ -43,11 +43,13 @@ pub enum Family {
     Model,
     /// Error classification and retries under injected HTTP faults.
     Faults,
+    /// The cachekit HTTP API as a wire contract, checked with raw requests.
+    HttpApi,
 }
 
 impl Family {
     /// Every family, in report order.
-    pub const ALL: [Family; 14] = [
+    pub const ALL: [Family; 15] = [
         Family::Crud,
         Family::DeleteExists,
         Family::Keys,
@@ -62,6 +64,7 @@ impl Family {
         Family::Health,
         Family::Model,
         Family::Faults,
+        Family::HttpApi,
     ];
 
     /// The module-like name used in test names.
@@ -81,6 +84,7 @@ impl Family {
             Family::Health => "health",
             Family::Model => "model",
             Family::Faults => "faults",
+            Family::HttpApi => "http_api",
         }
     }
 }
@@ -193,18 +197,36 @@ pub struct Case {
     pub(crate) run: CaseFn,
 }
 
-/// How a case is invoked: against a backend, or against a fault-injecting HTTP server.
+/// How a case is invoked: against a backend, against a fault-injecting HTTP server, or
+/// with raw requests against an HTTP service.
 #[derive(Clone, Copy)]
 pub(crate) enum CaseFn {
     Backend(fn(Ctx) -> LocalBoxFuture<'static, CaseResult>),
     #[cfg(feature = "http-faults")]
     HttpFaults(fn(crate::faults::FaultCtx) -> LocalBoxFuture<'static, CaseResult>),
+    HttpApi(fn(crate::cases::http_api::ApiCtx) -> LocalBoxFuture<'static, CaseResult>),
+}
+
+/// Which kind of suite a case runs in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SuiteKind {
+    /// [`Suite::new`](crate::Suite::new): a backend from a factory.
+    Backend,
+    /// [`Suite::http_faults`](crate::Suite::http_faults): a backend pointed at fault servers.
+    HttpFaults,
+    /// [`Suite::http_api`](crate::Suite::http_api): raw requests to an HTTP service.
+    HttpApi,
 }
 
 impl Case {
-    /// Whether this case runs against HTTP fault suites rather than ordinary backends.
-    pub fn needs_fault_injection(&self) -> bool {
-        !matches!(self.run, CaseFn::Backend(_))
+    /// The kind of suite this case belongs to.
+    pub fn suite_kind(&self) -> SuiteKind {
+        match self.run {
+            CaseFn::Backend(_) => SuiteKind::Backend,
+            #[cfg(feature = "http-faults")]
+            CaseFn::HttpFaults(_) => SuiteKind::HttpFaults,
+            CaseFn::HttpApi(_) => SuiteKind::HttpApi,
+        }
     }
 
     /// `family::name`, the name used in reports and test filters.

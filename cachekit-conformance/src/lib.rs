@@ -49,7 +49,7 @@ pub mod faults;
 pub mod harness;
 mod runner;
 
-pub use case::{Case, CaseResult, Family, Need, Timing};
+pub use case::{Case, CaseResult, Family, Need, SuiteKind, Timing};
 pub use ctx::{expect_error, Ctx, Observation, TtlWindow, OBSERVATION_ATTEMPTS};
 pub use declared::WithCapabilities;
 pub use failure::{Answer, Failure, Operation};
@@ -84,6 +84,11 @@ macro_rules! conformance_tests {
         fn main() -> ::std::process::ExitCode {
             $crate::harness::main(::std::vec![$($suite),*])
         }
+    };
+    (@suites [$($suite:expr),*] $name:ident => http_api($url:expr, $token:expr) $(, $($rest:tt)*)?) => {
+        $crate::conformance_tests!(@suites [
+            $($suite,)* $crate::Suite::http_api(::std::stringify!($name), &$url, $token)
+        ] $($($rest)*)?);
     };
     (@suites [$($suite:expr),*] $name:ident => http_faults($factory:expr) $(, $($rest:tt)*)?) => {
         $crate::conformance_tests!(@suites [

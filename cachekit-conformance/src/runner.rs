@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use cachekit_core::{Backend, Capabilities, Clock};
 
-use crate::case::{Case, CaseFn, Family, Timing};
+use crate::case::{Case, CaseFn, Family, SuiteKind, Timing};
 use crate::ctx::Ctx;
 use crate::failure::{Failure, Operation};
 
@@ -39,6 +39,7 @@ pub(crate) enum SuiteFactory {
     Backend(Arc<Factory>),
     #[cfg(feature = "http-faults")]
     HttpFaults(Arc<crate::faults::FaultFactory>),
+    HttpApi(Result<crate::cases::http_api::ApiTarget, String>),
 }
 
 impl Suite {
@@ -59,7 +60,6 @@ impl Suite {
         }
     }
 
-    #[cfg(feature = "http-faults")]
     pub(crate) fn from_factory(name: impl Into<String>, factory: SuiteFactory) -> Self {
         Suite {
             name: name.into(),
@@ -67,14 +67,20 @@ impl Suite {
         }
     }
 
-    /// Whether `case` belongs in this suite: backend cases in backend suites, fault cases
-    /// in fault suites.
-    pub fn includes(&self, case: &Case) -> bool {
+    /// The kind of cases this suite runs.
+    pub fn kind(&self) -> SuiteKind {
         match self.factory {
-            SuiteFactory::Backend(_) => !case.needs_fault_injection(),
+            SuiteFactory::Backend(_) => SuiteKind::Backend,
             #[cfg(feature = "http-faults")]
-            SuiteFactory::HttpFaults(_) => case.needs_fault_injection(),
+            SuiteFactory::HttpFaults(_) => SuiteKind::HttpFaults,
+            SuiteFactory::HttpApi(_) => SuiteKind::HttpApi,
         }
+    }
+
+    /// Whether `case` belongs in this suite: backend cases in backend suites, fault cases
+    /// in fault suites, API cases in API suites.
+    pub fn includes(&self, case: &Case) -> bool {
+        case.suite_kind() == self.kind()
     }
 
     /// The suite's name, the first segment of every test name.
@@ -90,6 +96,8 @@ impl Suite {
             // the fault cases depend on.
             #[cfg(feature = "http-faults")]
             SuiteFactory::HttpFaults(_) => return Ok(Capabilities::new("http-faults")),
+            SuiteFactory::HttpApi(Ok(_)) => return Ok(Capabilities::new("http-api")),
+            SuiteFactory::HttpApi(Err(reason)) => return Err(reason.clone()),
         };
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -400,7 +408,9 @@ pub fn run_case(
                     (SuiteFactory::HttpFaults(factory), CaseFn::HttpFaults(run)) => {
                         run(crate::faults::FaultCtx::new(factory.clone()))
                     }
-                    #[cfg(feature = "http-faults")]
+                    (SuiteFactory::HttpApi(Ok(target)), CaseFn::HttpApi(run)) => {
+                        run(crate::cases::http_api::ApiCtx::new(target.clone(), prefix))
+                    }
                     _ => {
                         return Err(Failure::new("run the case in a suite of its kind").got(
                             format!("`{}` does not belong in suite `{}`", case.id(), suite.name),

@@ -147,6 +147,12 @@ pub fn run(args: &ConformanceArgs) -> Result<bool, String> {
         suites.push(args.suite("http", move || {
             HttpBackend::new(config.clone()).expect("validated above")
         }));
+        // The API itself, byte for byte, whichever client the service's users have.
+        if url.starts_with("http://") {
+            suites.push(Suite::http_api("http_api", url, args.token.clone()));
+        } else {
+            println!("    skipping the raw http_api family: it speaks plain http:// only");
+        }
     }
     if let (Some(endpoint), Some(table)) = (&args.dynamodb_endpoint, &args.table) {
         let config = DynamoDbConfig::new(table.clone())
@@ -177,6 +183,7 @@ pub fn run(args: &ConformanceArgs) -> Result<bool, String> {
         println!("    cachekit-server (memory backend) at {url}");
         _server = Some(server);
         suites.push(args.suite("memory", MemoryBackend::new));
+        suites.push(Suite::http_api("http_api", &url, None));
         let config = HttpConfig::new(url);
         suites.push(args.suite("http", move || {
             HttpBackend::new(config.clone()).expect("a loopback URL is valid")

@@ -6,19 +6,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-/// The conformance rule families, in report order (as in `cachekit_conformance::Family`).
-const FAMILIES: [&str; 10] = [
-    "crud",
-    "delete_exists",
-    "keys",
-    "values",
-    "ttl",
-    "cancel",
-    "concurrency",
-    "health",
-    "model",
-    "faults",
-];
+use cachekit_conformance::Family;
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 struct Cell {
@@ -66,13 +54,17 @@ impl Matrix {
     }
 
     fn count(&mut self, suite: &str, family: &str, result: Outcome) {
-        let Some(family) = FAMILIES.iter().find(|f| **f == family) else {
+        let Some(family) = Family::ALL
+            .into_iter()
+            .map(Family::as_str)
+            .find(|f| *f == family)
+        else {
             return;
         };
         if !self.suites.iter().any(|s| s == suite) {
             self.suites.push(suite.to_owned());
         }
-        let cell = self.cells.entry((suite.to_owned(), *family)).or_default();
+        let cell = self.cells.entry((suite.to_owned(), family)).or_default();
         match result {
             Outcome::Passed => cell.passed += 1,
             Outcome::Skipped => cell.skipped += 1,
@@ -110,7 +102,7 @@ impl fmt::Display for Matrix {
         }
         writeln!(f)?;
         let mut totals = vec![Cell::default(); self.suites.len()];
-        for family in FAMILIES {
+        for family in Family::ALL.into_iter().map(Family::as_str) {
             write!(f, "  {family:<14}")?;
             for (i, suite) in self.suites.iter().enumerate() {
                 let cell = self

@@ -1,5 +1,6 @@
 //! The full conformance matrix for the HTTP backend against a real `cachekit-server` on an
-//! ephemeral loopback port, and the HTTP fault family against injected faults.
+//! ephemeral loopback port, the raw HTTP API family against the same server, and the HTTP
+//! fault family against injected faults.
 
 use std::sync::OnceLock;
 
@@ -25,6 +26,7 @@ fn server_url() -> String {
 
 cachekit_conformance::conformance_tests!(
     http => async { HttpBackend::new(HttpConfig::new(server_url())).expect("valid config") },
+    http_api => http_api(server_url(), None),
     http_faults => http_faults(|target| async move {
         let mut config = HttpConfig::new(target.base_url);
         config.timeout = target.timeout;

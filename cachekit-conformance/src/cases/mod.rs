@@ -12,6 +12,7 @@ pub mod crud;
 pub mod deferred;
 pub mod delete_exists;
 pub mod health;
+pub mod http_api;
 pub mod key_characters;
 pub mod keys;
 pub mod model;
@@ -51,14 +52,10 @@ const MIB: usize = 1024 * 1024;
 /// Every case, in report order: backend cases, then (with the `http-faults` feature) the
 /// fault-injection cases that run only against [`Suite::http_faults`](crate::Suite::http_faults) suites.
 pub fn all() -> Vec<Case> {
+    let mut cases = backend_cases();
     #[cfg(feature = "http-faults")]
-    let cases = {
-        let mut cases = backend_cases();
-        cases.extend(crate::faults::cases());
-        cases
-    };
-    #[cfg(not(feature = "http-faults"))]
-    let cases = backend_cases();
+    cases.extend(crate::faults::cases());
+    cases.extend(http_api::cases());
     cases
 }
 
@@ -294,17 +291,17 @@ pub fn rules_markdown() -> String {
         if members.is_empty() {
             continue;
         }
-        let scope = if family == Family::Faults {
-            " (only in `http_faults(...)` suites, feature `http-faults`)"
-        } else {
-            ""
+        let scope = match family {
+            Family::Faults => " (only in `http_faults(...)` suites, feature `http-faults`)",
+            Family::HttpApi => " (only in `http_api(URL, token)` suites: raw requests)",
+            _ => "",
         };
         text.push_str(&format!(
             "**{family}**{scope} — {} cases\n\n| case | rule | needs |\n|---|---|---|\n",
             members.len()
         ));
         for case in members {
-            let needs = if case.needs_fault_injection() {
+            let needs = if case.suite_kind() != crate::case::SuiteKind::Backend {
                 "HTTP API".to_owned()
             } else if case.needs.is_empty() {
                 "—".to_owned()

@@ -1,0 +1,111 @@
+//! The raw HTTP API family: our own server passes all of it, with and without a token, and
+//! a third-party-style server that routes `/cache/*key` with a wildcard and parses `ttl`
+//! leniently is failed by the rules it breaks — whatever client its users have.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::Router;
+use cachekit_backend_memory::MemoryBackend;
+use cachekit_conformance::{run_suite, Report, RunOptions, Suite};
+use cachekit_server::{BackgroundServer, ServerConfig};
+
+fn run(suite: &Suite) -> Report {
+    run_suite(suite, &RunOptions::default())
+}
+
+fn failed(report: &Report) -> Vec<String> {
+    report.failures().map(|c| c.case.id()).collect()
+}
+
+#[test]
+fn cachekit_server_passes_every_api_case_with_a_token() {
+    let server = BackgroundServer::spawn(
+        MemoryBackend::new,
+        ServerConfig {
+            listen: ([127, 0, 0, 1], 0).into(),
+            token: Some("s3cret".to_owned()),
+            ..ServerConfig::default()
+        },
+    )
+    .expect("start cachekit-server");
+    let suite = Suite::http_api("http_api", server.base_url(), Some("s3cret".to_owned()));
+    let report = run(&suite);
+    assert!(report.passed(), "{report}");
+    let (passed, _, skipped) = report.counts(None);
+    assert_eq!((passed, skipped), (18, 0), "{report}");
+}
+
+type Store = Arc<Mutex<HashMap<String, Vec<u8>>>>;
+
+/// A plausible hand-written server: one wildcard route, so `/cache/a/b` is the key `a/b`,
+/// and `ttl` read as a float (`1.5`, `+1`, `1e3` all accepted; the ttl itself ignored).
+fn wildcard_server(store: Store) -> Router {
+    async fn read(State(store): State<Store>, Path(key): Path<String>) -> Result<Vec<u8>, StatusCode> {
+        let store = store.lock().map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)?;
+        store.get(&key).cloned().ok_or(StatusCode::NOT_FOUND)
+    }
+    async fn write(
+        State(store): State<Store>,
+        Path(key): Path<String>,
+        Query(query): Query<HashMap<String, String>>,
+        body: Bytes,
+    ) -> StatusCode {
+        if let Some(ttl) = query.get("ttl") {
+            if ttl.parse::<f64>().is_err() {
+                return StatusCode::BAD_REQUEST;
+            }
+        }
+        match store.lock() {
+            Ok(mut store) => {
+                store.insert(key, body.to_vec());
+                StatusCode::NO_CONTENT
+            }
+            Err(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+    async fn remove(State(store): State<Store>, Path(key): Path<String>) -> StatusCode {
+        match store.lock().map(|mut store| store.remove(&key)) {
+            Ok(Some(_)) => StatusCode::NO_CONTENT,
+            Ok(None) => StatusCode::NOT_FOUND,
+            Err(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+    Router::new()
+        .route("/cache/{*key}", get(read).put(write).delete(remove))
+        .route("/health", get(|| async { "{\"healthy\": true}" }))
+        .with_state(store)
+}
+
+#[test]
+fn a_wildcard_server_with_lenient_ttl_parsing_is_failed_on_those_rules() {
+    let runtime = tokio::runtime::Runtime::new().expect("a runtime");
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .expect("bind loopback");
+    let address = listener.local_addr().expect("address");
+    let app = wildcard_server(Store::default());
+    runtime.spawn(async move { axum::serve(listener, app).await });
+    let suite = Suite::http_api("wildcard", &format!("http://{address}"), None);
+    let report = run(&suite);
+    let failed = failed(&report);
+    for rule in [
+        "http_api::a_literal_slash_never_reaches_a_key",
+        "http_api::ttl_is_parsed_strictly",
+        "http_api::ttl_in_whole_seconds_expires",
+    ] {
+        assert!(failed.iter().any(|id| id == rule), "{rule} passed\n{report}");
+    }
+    // What it does right stays green.
+    for rule in [
+        "http_api::put_then_get_returns_the_body_exactly",
+        "http_api::get_of_a_missing_key_is_404",
+        "http_api::encoded_slash_is_part_of_one_key",
+    ] {
+        assert!(!failed.iter().any(|id| id == rule), "{rule} failed\n{report}");
+    }
+}
