@@ -67,6 +67,9 @@ enum Flaw {
     DefaultTtlOfOneDay,
     /// `SET` then `EXPIRE` as two commands: the value lands before the ttl is refused.
     SetThenExpireNotAtomic,
+    /// Writes with a ttl acknowledged and dropped (a cache tier that only admits persistent
+    /// entries, or a queue that discards "short-lived" writes).
+    DropsWritesWithTtl,
     /// A zero ttl accepted and stored already expired instead of refused.
     AcceptsZeroTtlAsExpired,
     /// `ttl >= max` instead of `ttl > max`: the maximum itself refused.
@@ -555,6 +558,9 @@ impl Flawed {
                 return Err(err);
             }
         };
+        if self.flaw == DropsWritesWithTtl && ttl.is_some() {
+            return Ok(());
+        }
         let expires_at = self.deadline(ttl, now);
         match self.write(key, value, ttl, expires_at, now) {
             Pending::Done => {}
@@ -923,6 +929,13 @@ fn expectations() -> Vec<(Flaw, &'static [&'static str])> {
         (
             AcceptsZeroTtlAsExpired,
             &["ttl::zero_ttl_is_invalid_argument"],
+        ),
+        (
+            DropsWritesWithTtl,
+            &[
+                "ttl::entry_is_visible_right_after_set",
+                "consistency::operations_agree_across_expiry",
+            ],
         ),
         (RejectsTheMaximumTtl, &["ttl::ttl_at_maximum_is_accepted"]),
         (

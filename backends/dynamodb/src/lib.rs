@@ -193,7 +193,16 @@ impl Backend for DynamoDbBackend {
     async fn set(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> Result<()> {
         self.caps.check_key(key)?;
         self.caps.check_value(&value)?;
-        let ttl = self.caps.check_ttl(ttl)?;
+        // Validated here, but the expiry is computed from the ttl as given: `expiry_number`
+        // rounds the instant up once, and rounding the ttl first as well would let an entry
+        // outlive its ttl by up to two seconds where one second of precision is declared.
+        self.caps.check_ttl(ttl)?;
+        // A ttl below the precision still lives a whole precision step.
+        let precision = self
+            .caps
+            .ttl
+            .map_or(Duration::ZERO, |support| support.precision);
+        let ttl = ttl.map(|ttl| ttl.max(precision));
         let names = &self.config.attributes;
         let mut request = self
             .client

@@ -30,8 +30,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cachekit_core::{
-    async_trait, Backend, Bytes, Capabilities, Clock, HealthReport, Result, TtlSupport,
-    PROTOCOL_MAX_TTL,
+    async_trait, Backend, BackendError, Bytes, Capabilities, Clock, ErrorKind, HealthReport,
+    Result, TtlSupport, PROTOCOL_MAX_TTL,
 };
 use parking_lot::RwLock;
 use tokio::time::Instant;
@@ -62,7 +62,8 @@ pub struct MemoryConfig {
     pub max_key_bytes: usize,
     /// Largest value in bytes.
     pub max_value_bytes: usize,
-    /// Most entries held at once; beyond it, writes evict other entries.
+    /// Most entries held at once; beyond it, writes evict other entries. Split evenly over
+    /// the [`SHARDS`] shards and rounded up, so up to `SHARDS - 1` more may be held.
     pub capacity: Option<usize>,
     /// Most bytes held at once (keys + values + [`ENTRY_OVERHEAD_BYTES`] per entry); beyond
     /// it, writes evict other entries.
@@ -129,9 +130,13 @@ struct WriteEffects {
 
 impl Shard {
     fn remove(&mut self, key: &str) -> Option<Entry> {
+        self.remove_keeping_key(key).map(|(_, entry)| entry)
+    }
+
+    fn remove_keeping_key(&mut self, key: &str) -> Option<(Arc<str>, Entry)> {
         let (key, entry) = self.entries.remove_entry(key)?;
         self.bytes -= entry_cost(&key, &entry.value);
-        Some(entry)
+        Some((key, entry))
     }
 
     fn is_current(&self, record: &(Arc<str>, u64)) -> bool {
@@ -223,7 +228,8 @@ impl Shard {
         now: Instant,
     ) -> WriteEffects {
         let mut effects = WriteEffects::default();
-        self.remove(key);
+        // An overwrite reuses the key's allocation, so its stale clock record costs no copy.
+        let previous_key = self.remove_keeping_key(key).map(|(key, _)| key);
         let cost = entry_cost(key, &value);
         while self.over(limits, cost) {
             if !self.evict_one(now, &mut effects) {
@@ -237,7 +243,7 @@ impl Shard {
         }
         self.next_generation += 1;
         let generation = self.next_generation;
-        let key: Arc<str> = Arc::from(key);
+        let key: Arc<str> = previous_key.unwrap_or_else(|| Arc::from(key));
         self.clock.push_back((key.clone(), generation));
         self.bytes += cost;
         self.entries.insert(
@@ -393,6 +399,19 @@ impl Backend for MemoryBackend {
         self.capabilities.check_key(key)?;
         self.capabilities.check_value(&value)?;
         let ttl = self.capabilities.check_ttl(ttl)?;
+        let cost = entry_cost(key, &value);
+        if let Some(shard_bytes) = self.limits.bytes.filter(|most| cost > *most) {
+            return Err(BackendError::new(
+                ErrorKind::ValueTooLarge,
+                format!(
+                    "an entry of {cost} bytes (key + value + {ENTRY_OVERHEAD_BYTES} overhead) \
+                     exceeds a shard's share of the byte budget ({shard_bytes} bytes)"
+                ),
+            ));
+        }
+        // A `Bytes` may share a larger allocation (a read buffer, a grown Vec); an exact
+        // copy makes the budget count what is really held.
+        let value = Bytes::copy_from_slice(&value);
         let now = Instant::now();
         let expires_at = ttl.map(|ttl| now + ttl);
         let mut effects = self
@@ -600,6 +619,49 @@ mod tests {
         );
         assert!(after.evictions - before.evictions >= 15_000, "{after:?}");
         Ok(())
+    }
+
+    #[tokio::test]
+    async fn an_entry_larger_than_a_shards_budget_is_refused() -> Result<()> {
+        // A shard's share is 4 KiB: any 1 KiB key with more than ~2.9 KiB of value cannot fit.
+        let cache = bounded(None, Some(SHARDS * 4096));
+        let long_key = "k".repeat(1024);
+        let err = cache
+            .set(&long_key, Bytes::from(vec![0u8; 3000]), None)
+            .await
+            .err()
+            .map(|err| err.kind());
+        assert_eq!(err, Some(ErrorKind::ValueTooLarge));
+        assert_eq!(cache.stats().bytes, 0);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_stored_value_does_not_keep_a_larger_buffer_alive() -> Result<()> {
+        let cache = MemoryBackend::new();
+        let buffer = Bytes::from(vec![7u8; 64 * 1024]);
+        cache.set("k", buffer.slice(..1), None).await?;
+        let stored = cache.get("k").await?.unwrap_or_default();
+        // The stored value is its own allocation, not a window into the 64 KiB buffer.
+        assert_ne!(stored.as_ptr(), buffer.as_ptr());
+        Ok(())
+    }
+
+    #[test]
+    fn overwrites_share_one_key_allocation_with_their_stale_records() {
+        let limits = ShardLimits {
+            entries: None,
+            bytes: None,
+        };
+        let now = Instant::now();
+        let mut shard = Shard::default();
+        let key = "k".repeat(1000);
+        for _ in 0..10 {
+            shard.insert(&key, Bytes::from_static(b"v"), None, limits, now);
+        }
+        let first = shard.clock.front().map(|(key, _)| Arc::as_ptr(key));
+        let current = shard.entries.keys().next().map(Arc::as_ptr);
+        assert_eq!(first, current);
     }
 
     #[tokio::test]

@@ -9,7 +9,7 @@ use cachekit_core::Bytes;
 use tokio::time::Instant;
 
 use crate::failure::{Answer, Operation};
-use crate::{CaseResult, Ctx, Failure};
+use crate::{CaseResult, Ctx, Failure, OBSERVATION_ATTEMPTS};
 
 #[derive(Debug, Clone, Copy)]
 enum Step {
@@ -49,6 +49,9 @@ struct Observer<'a> {
     keys: Vec<String>,
     model: BTreeMap<usize, Entry>,
     seen: Vec<Disagreement>,
+    /// Observations of an entry with a ttl that were judged "must be present": without
+    /// one, a store that drops every write with a ttl would pass on a slow machine.
+    judged_expiring: usize,
 }
 
 impl Observer<'_> {
@@ -102,7 +105,16 @@ impl Observer<'_> {
             let exists = self.ctx.exists(&self.keys[key]).await?;
             let answered = Instant::now();
             let expected = match self.expected(key, sent, answered) {
-                Expected::Present(value) => Some(value),
+                Expected::Present(value) => {
+                    if self
+                        .model
+                        .get(&key)
+                        .is_some_and(|entry| entry.expiry.is_some())
+                    {
+                        self.judged_expiring += 1;
+                    }
+                    Some(value)
+                }
                 Expected::Absent => None,
                 Expected::Either => continue,
             };
@@ -195,20 +207,47 @@ impl Observer<'_> {
 const EXPIRING: &[u8] = b"expiring";
 
 async fn cross_check(ctx: Ctx, script: &[Step]) -> CaseResult {
-    let keys = KEYS.iter().map(|name| ctx.key(name)).collect();
-    let mut observer = Observer {
-        ctx: &ctx,
-        keys,
-        model: BTreeMap::new(),
-        seen: Vec::new(),
-    };
-    observer.look("the start").await?;
-    for step in script {
-        observer.run(*step).await?;
+    let sets_ttl = script
+        .iter()
+        .any(|step| matches!(step, Step::SetWithTtl(..)));
+    for attempt in 0..OBSERVATION_ATTEMPTS {
+        let keys = KEYS
+            .iter()
+            .map(|name| ctx.key(&format!("{name}#{attempt}")))
+            .collect();
+        let mut observer = Observer {
+            ctx: &ctx,
+            keys,
+            model: BTreeMap::new(),
+            seen: Vec::new(),
+            judged_expiring: 0,
+        };
+        observer.look("the start").await?;
+        for step in script {
+            observer.run(*step).await?;
+        }
+        if !observer.seen.is_empty() {
+            return Err(report(observer.seen));
+        }
+        if !sets_ttl || observer.judged_expiring > 0 {
+            return Ok(());
+        }
     }
-    let mut seen = observer.seen.into_iter();
+    Err(
+        Failure::new("observe an entry with a ttl before it may expire")
+            .expected(
+                "at least one answer about an entry with a ttl that arrives before its ttl elapses",
+            )
+            .got(format!(
+                "{OBSERVATION_ATTEMPTS} runs of the script, every such answer too late to judge"
+            )),
+    )
+}
+
+fn report(seen: Vec<Disagreement>) -> Failure {
+    let mut seen = seen.into_iter();
     let Some(first) = seen.next() else {
-        return Ok(());
+        return Failure::new("cross-check").got("no disagreement recorded");
     };
     let rest: Vec<String> = seen.map(|d| d.line).collect();
     let mut failure = first
@@ -217,7 +256,7 @@ async fn cross_check(ctx: Ctx, script: &[Step]) -> CaseResult {
     for line in rest {
         failure = failure.note(line);
     }
-    Err(failure)
+    failure
 }
 
 /// get, exists and delete agree after every step of plain writes and deletes.

@@ -33,6 +33,11 @@ impl Lifetime {
     }
 }
 
+/// How much a retried "present" check stretches its ttl and waits: doubled per attempt.
+fn stretch_factor(attempt: usize) -> u32 {
+    1 << attempt.min(8)
+}
+
 /// Sets a fresh key and checks it is present `at` after the set began; answers that arrive
 /// once the entry may legally have expired prove nothing, and the attempt is made again.
 async fn present_at(
@@ -43,11 +48,18 @@ async fn present_at(
     at: Duration,
 ) -> CaseResult {
     ctx.until_judged(check, |attempt| async move {
+        // A late answer is retried with everything stretched, so it can be judged next time;
+        // a ttl below the precision cannot stretch and is checked at once anyway.
+        let stretch = if lifetime.ttl == lifetime.at_least {
+            stretch_factor(attempt)
+        } else {
+            1
+        };
         let key = ctx.key(&format!("{name}#{attempt}"));
         let start = Instant::now();
-        ctx.set(&key, b"v", Some(lifetime.ttl)).await?;
-        ctx.sleep_until(start, at).await;
-        ctx.expect_present_before(check, &key, b"v", start + lifetime.at_least)
+        ctx.set(&key, b"v", Some(lifetime.ttl * stretch)).await?;
+        ctx.sleep_until(start, at * stretch).await;
+        ctx.expect_present_before(check, &key, b"v", start + lifetime.at_least * stretch)
             .await
     })
     .await
@@ -270,12 +282,25 @@ pub async fn fractional_ttl_is_not_rounded_up_past_the_precision(ctx: Ctx) -> Ca
     let ttl = fractional_ttl(&ctx)?;
     let window = ctx.ttl_window();
     let key = ctx.key("k");
+    if !ctx.virtual_time {
+        // Just after a wall-clock second begins, a store that rounds twice (the ttl up to the
+        // precision, then the expiry instant up to a whole second) always overshoots.
+        sleep_until_just_after_a_wall_clock_second().await;
+    }
     ctx.set(&key, b"v", Some(ttl)).await?;
     let acknowledged = Instant::now();
     let absent_by = ttl + (window.absent_by - window.ttl);
     ctx.sleep_until(acknowledged, absent_by).await;
     let check = format!("get/exists {absent_by:?} after a set with ttl {ttl:?}");
     ctx.expect_absent(&check, &key).await
+}
+
+async fn sleep_until_just_after_a_wall_clock_second() {
+    let since_epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let into_second = Duration::from_nanos(u64::from(since_epoch.subsec_nanos()));
+    tokio::time::sleep(Duration::from_secs(1) - into_second + Duration::from_millis(20)).await;
 }
 
 /// Expiry counts from the set itself, at whatever fraction of a second it happens.
@@ -298,22 +323,24 @@ async fn expire_at_phase(ctx: &Ctx, quarter: u32) -> CaseResult {
         let check = check.clone();
         let last = &last;
         async move {
+            let stretch = stretch_factor(attempt);
             tokio::time::sleep(Duration::from_millis(250) * quarter).await;
             let key = ctx.key(&format!("phase-{quarter}#{attempt}"));
             let start = Instant::now();
-            ctx.set(&key, b"v", Some(window.ttl)).await?;
-            *last.borrow_mut() = Some((key.clone(), Instant::now()));
-            ctx.sleep_until(start, window.present_until).await;
-            ctx.expect_present_before(&check, &key, b"v", start + window.ttl)
+            ctx.set(&key, b"v", Some(window.ttl * stretch)).await?;
+            let absent_by = window.ttl * stretch + (window.absent_by - window.ttl);
+            *last.borrow_mut() = Some((key.clone(), Instant::now(), absent_by));
+            ctx.sleep_until(start, window.present_until * stretch).await;
+            ctx.expect_present_before(&check, &key, b"v", start + window.ttl * stretch)
                 .await
         }
     })
     .await?;
-    let Some((key, acknowledged)) = last.into_inner() else {
+    let Some((key, acknowledged, absent_by)) = last.into_inner() else {
         return Ok(());
     };
-    ctx.sleep_until(acknowledged, window.absent_by).await;
-    let check = format!("the same key {:?} after its set", window.absent_by);
+    ctx.sleep_until(acknowledged, absent_by).await;
+    let check = format!("the same key {absent_by:?} after its set");
     ctx.expect_absent(&check, &key).await
 }
 
