@@ -91,6 +91,19 @@ enum Flaw {
     GetOfMissingIsEmpty,
     /// `exists` hard-wired to true (a stub left in).
     ExistsAlwaysTrue,
+    /// A near cache that remembers misses (negative caching) and answers them until it
+    /// expires, even after the key is set through the same client.
+    CachesMisses,
+    /// A read-through cache that inserts a placeholder on every miss.
+    GetCreatesPlaceholder,
+    /// Tombstones visible to `exists` after a delete of a key that never existed.
+    DeleteOfMissingKeyCreatesATombstone,
+    /// `delete` and `exists` normalise case while get and set do not.
+    CaseInsensitiveDeleteAndExists,
+    /// `EXPIRE ... NX`-style: a ttl applies only when the key is created.
+    TtlOnlyOnInsert,
+    /// A coarse expiry wheel: entries written within one second share the first one's deadline.
+    SharedDeadlinePerSecond,
     /// Delete markers that outlive the delete and swallow later writes (tombstones).
     SetAfterDeleteIgnored,
     /// `delete` answers "did this key ever exist", from a never-pruned index.
@@ -250,6 +263,10 @@ enum Later {
 #[derive(Default)]
 struct State {
     entries: HashMap<String, Entry>,
+    /// Misses remembered by a negative cache.
+    misses: HashSet<String>,
+    /// The deadline shared by everything written in one whole second.
+    wheel: HashMap<u64, Option<Instant>>,
     later: Vec<(Instant, Later)>,
     tombstones: HashSet<String>,
     ever_stored: HashSet<String>,
@@ -461,6 +478,14 @@ impl Flawed {
 
     fn deadline(&self, ttl: Option<Duration>, now: Instant) -> Option<Instant> {
         use Flaw::*;
+        if self.flaw == SharedDeadlinePerSecond && ttl.is_some() {
+            let second = (now - self.created).as_secs();
+            let mut state = self.state.lock();
+            return *state
+                .wheel
+                .entry(second)
+                .or_insert_with(|| ttl.map(|ttl| now + ttl));
+        }
         let ttl = match (self.flaw, ttl) {
             (DefaultTtlOfOneDay, None) => Some(DAY),
             (_, None) => return None,
@@ -605,6 +630,9 @@ impl Flawed {
             if self.flaw == KeepsOldTtlOnOverwrite && expires_at.is_none() {
                 expires_at = previous.expires_at;
             }
+            if self.flaw == TtlOnlyOnInsert && previous.is_live(now) {
+                expires_at = previous.expires_at;
+            }
         }
         let value = match (&previous, self.flaw) {
             (Some(previous), OverwritesInPlace) if previous.value.len() > value.len() => {
@@ -685,6 +713,7 @@ impl Flawed {
         }
         let mut state = self.state.lock();
         self.catch_up(&mut state);
+        let key = self.case_folded(&state, key);
         let live = self.live(&mut state, &key, false);
         let removed = state.entries.remove(&key);
         if self.flaw == DeletesByPrefix {
@@ -712,14 +741,42 @@ impl Flawed {
         })
     }
 
+    /// For the case-folding flaw: the stored key that equals `key` ignoring case.
+    fn case_folded(&self, state: &State, key: String) -> String {
+        if self.flaw != Flaw::CaseInsensitiveDeleteAndExists {
+            return key;
+        }
+        let lower = key.to_lowercase();
+        let stored = state
+            .entries
+            .keys()
+            .find(|stored| stored.to_lowercase() == lower);
+        stored.cloned().unwrap_or(key)
+    }
+
     async fn get_inner(&self, key: &str) -> Result<Option<Bytes>> {
         let key = self.key(key)?;
         let mut state = self.state.lock();
         self.catch_up(&mut state);
         let refresh = self.flaw == Flaw::SlidingExpirationOnGet;
+        if self.flaw == Flaw::CachesMisses && state.misses.contains(&key) {
+            return Ok(None);
+        }
         let got = self
             .live(&mut state, &key, refresh)
             .map(|entry| entry.value);
+        if got.is_none() {
+            match self.flaw {
+                Flaw::CachesMisses => {
+                    state.misses.insert(key.clone());
+                }
+                Flaw::GetCreatesPlaceholder => {
+                    let placeholder = self.entry(Bytes::new(), None, None, Instant::now());
+                    state.entries.insert(key.clone(), placeholder);
+                }
+                _ => {}
+            }
+        }
         Ok(match (self.flaw, got) {
             (Flaw::EmptyValueReadAsNone, Some(value)) if value.is_empty() => None,
             (Flaw::GetOfMissingIsEmpty, None) => Some(Bytes::new()),
@@ -732,6 +789,10 @@ impl Flawed {
         let key = self.key(key)?;
         let mut state = self.state.lock();
         self.catch_up(&mut state);
+        if self.flaw == DeleteOfMissingKeyCreatesATombstone && state.tombstones.contains(&key) {
+            return Ok(true);
+        }
+        let key = self.case_folded(&state, key);
         Ok(match self.flaw {
             ExistsAlwaysTrue => true,
             ExistsIgnoresExpiry => state.entries.contains_key(&key),
@@ -980,6 +1041,27 @@ fn expectations() -> Vec<(Flaw, &'static [&'static str])> {
             ],
         ),
         (GetOfMissingIsEmpty, &["crud::get_of_missing_key_is_none"]),
+        (CachesMisses, &["crud::a_set_after_a_miss_is_visible"]),
+        (
+            GetCreatesPlaceholder,
+            &["crud::get_of_a_missing_key_creates_nothing"],
+        ),
+        (
+            DeleteOfMissingKeyCreatesATombstone,
+            &["delete_exists::delete_of_a_missing_key_creates_nothing"],
+        ),
+        (
+            CaseInsensitiveDeleteAndExists,
+            &["keys::delete_and_exists_respect_case"],
+        ),
+        (
+            TtlOnlyOnInsert,
+            &["ttl::set_with_ttl_on_a_persistent_entry_makes_it_expire"],
+        ),
+        (
+            SharedDeadlinePerSecond,
+            &["ttl::each_key_keeps_its_own_ttl"],
+        ),
         (
             ExistsAlwaysTrue,
             &["delete_exists::exists_is_false_for_missing_key"],
@@ -1000,6 +1082,7 @@ fn expectations() -> Vec<(Flaw, &'static [&'static str])> {
             ExistsFromStaleIndex,
             &[
                 "delete_exists::deleted_key_is_absent",
+                "delete_exists::racing_sets_and_deletes_leave_get_and_exists_in_agreement",
                 "consistency::operations_agree_after_every_write_and_delete",
             ],
         ),

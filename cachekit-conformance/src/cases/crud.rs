@@ -39,6 +39,30 @@ pub async fn same_length_overwrite_replaces_the_value(ctx: Ctx) -> CaseResult {
     .await
 }
 
+/// A set after a miss is visible: a miss is never cached.
+pub async fn a_set_after_a_miss_is_visible(ctx: Ctx) -> CaseResult {
+    let key = ctx.key("k");
+    ctx.expect_get("get of a key not yet set", &key, None)
+        .await?;
+    ctx.set(&key, b"now set", None).await?;
+    ctx.expect_get(
+        "get right after a set that followed a miss",
+        &key,
+        Some(b"now set"),
+    )
+    .await
+}
+
+/// A get of a missing key creates nothing.
+pub async fn get_of_a_missing_key_creates_nothing(ctx: Ctx) -> CaseResult {
+    let key = ctx.key("k");
+    ctx.expect_get("get of a key never set", &key, None).await?;
+    ctx.expect_exists("exists after a get of a key never set", &key, false)
+        .await?;
+    ctx.expect_delete("delete after a get of a key never set", &key, false)
+        .await
+}
+
 /// Writing one key never changes another.
 pub async fn keys_hold_independent_values(ctx: Ctx) -> CaseResult {
     let keys: Vec<String> = (0..5).map(|i| ctx.key(&format!("k{i}"))).collect();

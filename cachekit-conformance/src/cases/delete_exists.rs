@@ -58,6 +58,55 @@ pub async fn set_after_delete_recreates_the_entry(ctx: Ctx) -> CaseResult {
         .await
 }
 
+/// A delete of a missing key creates nothing.
+pub async fn delete_of_a_missing_key_creates_nothing(ctx: Ctx) -> CaseResult {
+    let key = ctx.key("never-set");
+    ctx.expect_delete("delete of a key never set", &key, false)
+        .await?;
+    ctx.expect_absent("get/exists after a delete of a key never set", &key)
+        .await
+}
+
+/// Many tasks setting and deleting one key leave get and exists in agreement.
+pub async fn racing_sets_and_deletes_leave_get_and_exists_in_agreement(ctx: Ctx) -> CaseResult {
+    let key = ctx.key("raced");
+    let mut tasks = tokio::task::JoinSet::new();
+    for task in 0..8 {
+        let (ctx, key) = (ctx.clone(), key.clone());
+        tasks.spawn(async move {
+            for round in 0..20 {
+                if (task + round) % 2 == 0 {
+                    ctx.set(&key, format!("{task}/{round}").as_bytes(), None)
+                        .await?;
+                } else {
+                    ctx.delete(&key).await?;
+                }
+            }
+            Ok::<(), crate::Failure>(())
+        });
+    }
+    while let Some(joined) = tasks.join_next().await {
+        joined.map_err(|err| {
+            crate::Failure::panicked("a racing task must not panic", err.to_string())
+        })??;
+    }
+    let got = ctx.get(&key).await?;
+    ctx.expect_exists(
+        "exists after the race, against get's answer",
+        &key,
+        got.is_some(),
+    )
+    .await?;
+    ctx.expect_delete(
+        "delete after the race, against get's answer",
+        &key,
+        got.is_some(),
+    )
+    .await?;
+    ctx.expect_absent("get/exists once the raced key is deleted", &key)
+        .await
+}
+
 /// delete leaves other keys alone.
 pub async fn delete_only_removes_its_own_key(ctx: Ctx) -> CaseResult {
     let doomed = ctx.key("doomed");

@@ -111,6 +111,23 @@ pub async fn whitespace_variants_are_distinct(ctx: Ctx) -> CaseResult {
     .await
 }
 
+/// delete and exists respect case: they touch only the exact key.
+pub async fn delete_and_exists_respect_case(ctx: Ctx) -> CaseResult {
+    let lower = ctx.key("case");
+    let upper = ctx.key("CASE");
+    ctx.set(&lower, b"lower", None).await?;
+    ctx.expect_exists("exists of the upper-case spelling", &upper, false)
+        .await?;
+    ctx.expect_delete("delete of the upper-case spelling", &upper, false)
+        .await?;
+    ctx.expect_present(
+        "the lower-case key after the upper-case delete",
+        &lower,
+        b"lower",
+    )
+    .await
+}
+
 /// A key only matches itself, not its prefixes or extensions.
 pub async fn key_prefix_is_not_a_match(ctx: Ctx) -> CaseResult {
     let key = ctx.key("abc");

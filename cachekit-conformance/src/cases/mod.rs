@@ -95,6 +95,14 @@ fn listed_cases() -> Vec<Case> {
             "an overwrite with a value of the same length replaces it"
         ),
         case!(
+            crud::a_set_after_a_miss_is_visible,
+            "a set after a miss is visible: misses are never cached"
+        ),
+        case!(
+            crud::get_of_a_missing_key_creates_nothing,
+            "a get of a missing key creates nothing exists or delete could see"
+        ),
+        case!(
             crud::keys_hold_independent_values,
             "writing one key never changes another"
         ),
@@ -126,6 +134,11 @@ fn listed_cases() -> Vec<Case> {
             delete_exists::set_after_delete_recreates_the_entry,
             "a set after delete stores the key again"
         ),
+        case!(
+            delete_exists::delete_of_a_missing_key_creates_nothing,
+            "a delete of a missing key creates nothing get or exists could see"
+        ),
+        case!(delete_exists::racing_sets_and_deletes_leave_get_and_exists_in_agreement, "after sets and deletes race on one key, get, exists and delete agree", timing: Parallel),
         case!(
             delete_exists::delete_only_removes_its_own_key,
             "delete leaves other keys alone"
@@ -161,6 +174,10 @@ fn listed_cases() -> Vec<Case> {
         case!(
             keys::whitespace_variants_are_distinct,
             "keys are not trimmed"
+        ),
+        case!(
+            keys::delete_and_exists_respect_case,
+            "delete and exists touch only the exact key, never another spelling"
         ),
         case!(
             keys::key_prefix_is_not_a_match,
@@ -211,6 +228,8 @@ fn listed_cases() -> Vec<Case> {
         case!(ttl::expired_entry_is_absent_from_delete, "delete of an expired entry returns false", needs: [Ttl], timing: WaitsForExpiry),
         case!(ttl::entry_without_ttl_outlives_the_window, "an entry set without ttl does not expire", needs: [Ttl], timing: WaitsForExpiry),
         case!(ttl::plain_overwrite_clears_the_ttl, "a set without ttl makes an entry persistent", needs: [Ttl], timing: WaitsForExpiry),
+        case!(ttl::set_with_ttl_on_a_persistent_entry_makes_it_expire, "a set with a ttl on a persistent entry makes it expire", needs: [Ttl], timing: WaitsForExpiry),
+        case!(ttl::each_key_keeps_its_own_ttl, "each key keeps its own ttl, whatever its neighbours were set with", needs: [Ttl], timing: WaitsForExpiry),
         case!(ttl::later_set_extends_the_ttl, "a later set with a longer ttl extends the entry", needs: [Ttl], timing: WaitsForExpiry),
         case!(ttl::later_set_shortens_the_ttl, "a later set with a shorter ttl replaces a longer one", needs: [Ttl], timing: WaitsForExpiry),
         case!(ttl::sub_precision_ttl_rounds_up, "a ttl below the precision rounds up, not down to nothing", needs: [ObservableTtlRounding], timing: WaitsForExpiry),
@@ -330,7 +349,7 @@ mod tests {
         assert_eq!(ids.len(), cases.len());
         // family_of falls back to Crud, so a typo in a module name would hide here.
         let crud = cases.iter().filter(|c| c.family == Family::Crud).count();
-        assert_eq!(crud, 5);
+        assert_eq!(crud, 7);
         for family in Family::ALL {
             if family == Family::Faults && !cfg!(feature = "http-faults") {
                 continue;

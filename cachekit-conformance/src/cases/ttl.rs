@@ -151,6 +151,39 @@ pub async fn plain_overwrite_clears_the_ttl(ctx: Ctx) -> CaseResult {
     .await
 }
 
+/// A set with a ttl on a persistent entry makes it expire.
+pub async fn set_with_ttl_on_a_persistent_entry_makes_it_expire(ctx: Ctx) -> CaseResult {
+    let window = ctx.ttl_window();
+    let key = ctx.key("k");
+    ctx.set(&key, b"persistent", None).await?;
+    ctx.set(&key, b"expiring", Some(window.ttl)).await?;
+    let acknowledged = Instant::now();
+    ctx.sleep_until(acknowledged, window.absent_by).await;
+    let check = format!(
+        "get/exists {:?} after a persistent entry was overwritten with ttl {:?}",
+        window.absent_by, window.ttl
+    );
+    ctx.expect_absent(&check, &key).await
+}
+
+/// Each key keeps its own ttl, whatever its neighbours were set with.
+pub async fn each_key_keeps_its_own_ttl(ctx: Ctx) -> CaseResult {
+    let window = ctx.ttl_window();
+    let long = Duration::from_secs(3600).min(support(&ctx)?.max);
+    let (first, second) = (ctx.key("long"), ctx.key("short"));
+    ctx.set(&first, b"long", Some(long)).await?;
+    ctx.set(&second, b"short", Some(window.ttl)).await?;
+    let acknowledged = Instant::now();
+    ctx.sleep_until(acknowledged, window.absent_by).await;
+    ctx.expect_absent(
+        "the short-lived key, set right after a long-lived one",
+        &second,
+    )
+    .await?;
+    ctx.expect_present("the long-lived key", &first, b"long")
+        .await
+}
+
 /// A later set with a longer ttl extends the entry.
 pub async fn later_set_extends_the_ttl(ctx: Ctx) -> CaseResult {
     let window = ctx.ttl_window();

@@ -1,0 +1,147 @@
+//! `cargo xtask mutants`: mutation testing of our own backends with their conformance
+//! suites as the tests — does the kit catch real mutations of real code?
+//!
+//! Runs `cargo mutants` once per target (the mutated package and the packages whose tests
+//! judge it), then prints caught / missed / timeout / unviable counts and the score
+//! (caught ÷ viable). A missed mutant must be killed by a new case or listed, with the
+//! reason it is equivalent, in `mutants/equivalent.txt`; the command fails on any other
+//! survivor. Slow (every mutant is a build and a test run), so not part of `test-all`.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::Command;
+
+/// A package to mutate and the test packages that judge its mutants.
+struct Target {
+    package: &'static str,
+    tests: &'static [&'static str],
+}
+
+const TARGETS: &[Target] = &[
+    Target {
+        package: "cachekit-backend-memory",
+        tests: &["cachekit-backend-memory"],
+    },
+    Target {
+        package: "cachekit-server",
+        tests: &["cachekit-server", "cachekit-backend-http"],
+    },
+    Target {
+        package: "cachekit-backend-http",
+        tests: &["cachekit-backend-http"],
+    },
+];
+
+/// File of survivors accepted as equivalent: `<mutant as cargo-mutants prints it> # reason`.
+const EQUIVALENT: &str = "mutants/equivalent.txt";
+
+#[derive(Debug, Default)]
+struct Counts {
+    caught: usize,
+    missed: Vec<String>,
+    timeout: usize,
+    unviable: usize,
+}
+
+impl Counts {
+    fn score(&self) -> f64 {
+        let viable = self.caught + self.missed.len() + self.timeout;
+        if viable == 0 {
+            return 0.0;
+        }
+        // A timeout means the mutant hung the suite: the suite noticed it.
+        (self.caught + self.timeout) as f64 / viable as f64
+    }
+}
+
+/// `only`: package names to restrict the run to (all targets when empty).
+pub fn run(root: &Path, only: &[String]) -> Result<bool, String> {
+    if Command::new("cargo")
+        .args(["mutants", "--version"])
+        .output()
+        .map(|out| !out.status.success())
+        .unwrap_or(true)
+    {
+        return Err("cargo-mutants is not installed: cargo install cargo-mutants".to_owned());
+    }
+    let equivalent = read_equivalent(&root.join(EQUIVALENT))?;
+    let mut all_pass = true;
+    for target in TARGETS {
+        if !only.is_empty() && !only.iter().any(|name| name == target.package) {
+            continue;
+        }
+        let output = root.join("target/mutants").join(target.package);
+        println!(
+            "==> cargo mutants --package {} (tests: {})",
+            target.package,
+            target.tests.join(", ")
+        );
+        let status = Command::new("cargo")
+            .arg("mutants")
+            .args(["--package", target.package])
+            .args(["--test-package", &target.tests.join(",")])
+            .arg("--output")
+            .arg(&output)
+            .args(["--timeout-multiplier", "3"])
+            .current_dir(root)
+            .status()
+            .map_err(|err| format!("cannot run cargo mutants: {err}"))?;
+        // cargo-mutants exits non-zero when mutants survive; the counts below say why.
+        let counts = read_counts(&output.join("mutants.out"))?;
+        let unexplained: Vec<&String> = counts
+            .missed
+            .iter()
+            .filter(|mutant| !equivalent.contains(mutant.as_str()))
+            .collect();
+        println!(
+            "{}: caught {}, missed {}, timeout {}, unviable {}; score {:.1}% of viable mutants (exit {})",
+            target.package,
+            counts.caught,
+            counts.missed.len(),
+            counts.timeout,
+            counts.unviable,
+            counts.score() * 100.0,
+            status.code().unwrap_or(-1)
+        );
+        for mutant in &unexplained {
+            println!("    survived, not listed as equivalent: {mutant}");
+        }
+        all_pass &= unexplained.is_empty();
+    }
+    Ok(all_pass)
+}
+
+fn read_lines(path: &Path) -> Result<Vec<String>, String> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok(text
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(str::to_owned)
+            .collect()),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(err) => Err(format!("cannot read {}: {err}", path.display())),
+    }
+}
+
+fn read_counts(dir: &Path) -> Result<Counts, String> {
+    if !dir.join("outcomes.json").exists() {
+        return Err(format!(
+            "cargo mutants wrote no {}",
+            dir.join("outcomes.json").display()
+        ));
+    }
+    Ok(Counts {
+        caught: read_lines(&dir.join("caught.txt"))?.len(),
+        missed: read_lines(&dir.join("missed.txt"))?,
+        timeout: read_lines(&dir.join("timeout.txt"))?.len(),
+        unviable: read_lines(&dir.join("unviable.txt"))?.len(),
+    })
+}
+
+fn read_equivalent(path: &Path) -> Result<BTreeSet<String>, String> {
+    Ok(read_lines(path)?
+        .into_iter()
+        .filter(|line| !line.starts_with('#'))
+        .filter_map(|line| line.split(" # ").next().map(|m| m.trim().to_owned()))
+        .collect())
+}
