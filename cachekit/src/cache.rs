@@ -3,8 +3,10 @@
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use cachekit_core::{Backend, BackendError, Bytes};
@@ -73,13 +75,27 @@ struct Flight {
     /// have read the data the invalidate is about, so its result is stored for nobody and
     /// handed to nobody but its own caller.
     invalidated: AtomicBool,
-    /// Held by the leader while it checks `invalidated`, stores and publishes, and taken by
-    /// an invalidate before it deletes: an invalidate that arrives during the store waits
-    /// for it, then deletes what it wrote.
+    /// Held by the flight's [`Write`] from before it checks `invalidated` until its backend
+    /// `set` has ended, even when the caller stopped waiting for it; taken by an invalidate
+    /// before it deletes: an invalidate that arrives during the store waits for it, then
+    /// deletes what it wrote.
     storing: tokio::sync::Mutex<()>,
+    /// Set by an invalidate that stopped waiting for this flight's write (and failed): the
+    /// write deletes the key once its `set` has ended.
+    delete_after_write: AtomicBool,
 }
 
 type InFlight = Mutex<HashMap<String, Arc<Flight>>>;
+
+/// The flights whose [`Write`] has begun and not ended, by key: what an invalidate waits
+/// for. A flight is entered here before it can leave [`InFlight`], so an invalidate finds
+/// every write begun before it in one map or the other.
+type Writes = Mutex<HashMap<String, Vec<Arc<Flight>>>>;
+
+/// Writes that run on after their caller stopped waiting (see [`Write`]) beyond which new
+/// results are not stored: a backend whose `set`s neither finish nor fail would otherwise
+/// pile up tasks, each holding its value. The values are returned all the same.
+const MAX_DETACHED_WRITES: usize = 32;
 
 /// The default of [`Cache::with_max_value_bytes`]: 8 MiB, the value limit of the memory
 /// and HTTP backends' defaults and of `cachekit-server`'s request bodies.
@@ -103,7 +119,27 @@ struct Inner {
     backend: Arc<dyn Backend>,
     settings: Settings,
     in_flight: InFlight,
+    writes: Writes,
+    /// How many writes run on in tasks of their own, their callers gone.
+    detached_writes: AtomicUsize,
     counters: Counters,
+}
+
+impl Inner {
+    async fn bounded<T>(
+        &self,
+        operation: &str,
+        call: impl Future<Output = Result<T, BackendError>>,
+    ) -> Result<T, BackendError> {
+        match self.settings.backend_timeout {
+            None => call.await,
+            Some(limit) => tokio::time::timeout(limit, call).await.unwrap_or_else(|_| {
+                Err(BackendError::timeout(format!(
+                    "backend {operation} took longer than the cache's limit of {limit:?}"
+                )))
+            }),
+        }
+    }
 }
 
 /// What the builder methods set.
@@ -201,6 +237,8 @@ impl Cache {
                 backend,
                 settings,
                 in_flight: Mutex::new(HashMap::new()),
+                writes: Mutex::new(HashMap::new()),
+                detached_writes: AtomicUsize::new(0),
                 counters: Counters::default(),
             }),
         }
@@ -210,6 +248,12 @@ impl Cache {
     /// `Timeout` error (swallowed when failing open), so a hanging backend delays a call
     /// by at most `timeout` per operation. Without it, the backend's own timeouts apply.
     /// Call it before sharing the cache: clones made earlier keep their setting.
+    ///
+    /// A `set` is not cut short, though: a request on the wire could still land after the
+    /// cache had given up on it, and after an [`invalidate`](Self::invalidate) meant to
+    /// remove it. The call stops waiting for it; the `set` itself runs on in a task of its
+    /// own until it ends (within the backend's own timeouts), and an invalidate of its key
+    /// waits for it, for at most `timeout` too.
     pub fn with_backend_timeout(self, timeout: Duration) -> Self {
         let settings = Settings {
             backend_timeout: Some(timeout),
@@ -247,14 +291,7 @@ impl Cache {
         operation: &str,
         call: impl Future<Output = Result<T, BackendError>>,
     ) -> Result<T, BackendError> {
-        match self.inner.settings.backend_timeout {
-            None => call.await,
-            Some(limit) => tokio::time::timeout(limit, call).await.unwrap_or_else(|_| {
-                Err(BackendError::timeout(format!(
-                    "backend {operation} took longer than the cache's limit of {limit:?}"
-                )))
-            }),
-        }
+        self.inner.bounded(operation, call).await
     }
 
     /// The backend.
@@ -346,28 +383,83 @@ impl Cache {
 
     /// Removes the stored value of `key`; `true` if one was there.
     ///
-    /// Once it returns, no call through this cache is answered by a computation of `key`
-    /// that started before it: a computation still running is detached (later callers
-    /// start a new one instead of joining it; callers waiting for it start over) and its
-    /// result is not stored; one that is storing is waited for, and what it stored is
-    /// deleted. The detached computation's own caller still gets its result: that call
-    /// began before the invalidate, as if it had finished first. The guarantee is this
-    /// process's: a computation in another process may still store an older value.
+    /// Once it returns `Ok`, no call through this cache is answered by a computation of
+    /// `key` that started before it: a computation still running is detached (later
+    /// callers start a new one instead of joining it; callers waiting for it start over)
+    /// and its result is not stored; a store under way is waited for until its backend
+    /// `set` has ended, even one its caller stopped waiting for (the cache's timeout, or
+    /// the call dropped), and what it stored is deleted. The detached computation's own
+    /// caller still gets its result: that call began before the invalidate, as if it had
+    /// finished first.
+    ///
+    /// With [`with_backend_timeout`](Self::with_backend_timeout), the wait for a store is
+    /// bounded too: if a `set` of `key` is still under way when it is up, the key is
+    /// deleted anyway but the invalidate returns a `Timeout` error, as it promises nothing,
+    /// and that `set` deletes the key again when it ends.
+    ///
+    /// The limits of the guarantee: it is this process's (a computation in another process
+    /// may still store an older value), and it counts on a backend `set` having no effect
+    /// after it has returned: a store that applies a request after answering it, or after
+    /// the client gave up on it and returned an error (a timeout, or an earlier attempt
+    /// overtaken by a client retry that failed or succeeded), can still bring an older
+    /// value back. A `set` cut short by the tokio runtime shutting down is not waited for.
     pub async fn invalidate(&self, key: &CacheKey) -> Result<bool, BackendError> {
-        let detached = self.inner.in_flight.lock().remove(key.as_str());
-        if let Some(flight) = detached {
+        // The flights whose results must not outlive this call: the one computing now...
+        let mut earlier: Vec<Arc<Flight>> = Vec::new();
+        if let Some(flight) = self.inner.in_flight.lock().remove(key.as_str()) {
             // Set before waiting, so that a leader that has not begun storing never will
             // (and a cancelled invalidate still leaves the flight detached).
             flight.invalidated.store(true, Ordering::SeqCst);
             flight.state.send_replace(FlightState::Abandoned);
-            drop(flight.storing.lock().await);
+            earlier.push(flight);
         }
-        self.bounded("delete", self.inner.backend.delete(key.as_str()))
+        // ...and every one whose write has begun, its caller gone or not. Looked up second:
+        // a flight enters `writes` before it leaves `in_flight`.
+        if let Some(writing) = self.inner.writes.lock().get(key.as_str()) {
+            for flight in writing {
+                flight.invalidated.store(true, Ordering::SeqCst);
+                if !earlier.iter().any(|seen| Arc::ptr_eq(seen, flight)) {
+                    earlier.push(flight.clone());
+                }
+            }
+        }
+        let settle = async {
+            for flight in &earlier {
+                drop(flight.storing.lock().await);
+            }
+        };
+        let settled = match self.inner.settings.backend_timeout {
+            None => {
+                settle.await;
+                true
+            }
+            Some(limit) => tokio::time::timeout(limit, settle).await.is_ok(),
+        };
+        if !settled {
+            // Checked by each write after its `set` ends: one that ends from now on deletes
+            // the key itself; one that already ended is removed by the delete below.
+            for flight in &earlier {
+                flight.delete_after_write.store(true, Ordering::SeqCst);
+            }
+        }
+        let deleted = self
+            .bounded("delete", self.inner.backend.delete(key.as_str()))
             .await
             .inspect_err(|err| {
                 bump(&self.inner.counters.errors);
                 tracing::warn!(key = %key, error = %err, "cachekit: invalidation failed");
-            })
+            })?;
+        if !settled {
+            bump(&self.inner.counters.errors);
+            let err = BackendError::timeout(format!(
+                "a store of {key} begun before the invalidate was still under way when the \
+                 cache's backend timeout was up: it may land after this call; the key is \
+                 deleted again when it ends"
+            ));
+            tracing::warn!(key = %key, error = %err, "cachekit: invalidation not confirmed");
+            return Err(err);
+        }
+        Ok(deleted)
     }
 
     /// This cache in strict mode: backend errors are returned instead of swallowed.
@@ -509,7 +601,6 @@ impl Cache {
         ttl: Option<Duration>,
     ) -> Result<(), M::Error> {
         let flight = &leader.flight;
-        let _storing = flight.storing.lock().await;
         if flight.invalidated.load(Ordering::SeqCst) {
             tracing::debug!(key = %key, "cachekit: invalidated while computing; not stored");
             return Ok(());
@@ -523,16 +614,29 @@ impl Cache {
                 limit,
                 "cachekit: result is over the cache's max_value_bytes; not stored"
             );
+        } else if self.inner.detached_writes.load(Ordering::SeqCst) >= MAX_DETACHED_WRITES {
+            bump(&self.inner.counters.errors);
+            tracing::warn!(
+                key = %key,
+                "cachekit: {MAX_DETACHED_WRITES} earlier backend sets are still under way; \
+                 not stored"
+            );
         } else {
-            let stored = self.inner.backend.set(key.as_str(), bytes.clone(), ttl);
-            if let Err(err) = self.bounded("set", stored).await {
+            let write = Write::begin(&self.inner, flight, key.as_str(), bytes.clone(), ttl);
+            if let Err(err) = self.bounded("set", write).await {
                 M::on_error(self, "set", key.as_str(), err)?;
             }
         }
-        // An invalidate that arrived during the set has already sent the waiters away.
-        if !flight.invalidated.load(Ordering::SeqCst) {
-            flight.state.send_replace(FlightState::Done(bytes));
-        }
+        // Only to waiters still waiting: an invalidate that came first has sent them away
+        // (and one that comes after will, so none is answered after it returns).
+        flight.state.send_if_modified(|state| {
+            let publish =
+                matches!(state, FlightState::Running) && !flight.invalidated.load(Ordering::SeqCst);
+            if publish {
+                *state = FlightState::Done(bytes);
+            }
+            publish
+        });
         Ok(())
     }
 
@@ -545,6 +649,7 @@ impl Cache {
             state: watch::Sender::new(FlightState::Running),
             invalidated: AtomicBool::new(false),
             storing: tokio::sync::Mutex::new(()),
+            delete_after_write: AtomicBool::new(false),
         });
         in_flight.insert(key.as_str().to_owned(), flight.clone());
         Role::Lead(Leader {
@@ -558,6 +663,146 @@ impl Cache {
 enum Role<'a> {
     Follow(watch::Receiver<FlightState>),
     Lead(Leader<'a>),
+}
+
+type BoxedWrite = Pin<Box<dyn Future<Output = Result<(), BackendError>> + Send>>;
+
+/// A leader's backend `set`, which once begun is never cut short: dropped before it ends
+/// (the cache's timeout, or the call itself dropped), it runs on in a task of its own.
+/// Dropping a `set` does not unsend it (an HTTP request may be on the wire and still be
+/// applied), so one cut short could land after an invalidate that had already deleted the
+/// key; an invalidate waits for this instead (see [`Cache::invalidate`]).
+struct Write {
+    inner: Arc<Inner>,
+    future: Option<BoxedWrite>,
+}
+
+impl Write {
+    /// Registers the write in [`Inner::writes`] at once (its flight still in
+    /// [`Inner::in_flight`]), then, when polled: takes the flight's `storing` lock, checks
+    /// that no invalidate came first, sets, and deletes again if an invalidate gave up
+    /// waiting for it meanwhile.
+    fn begin(
+        inner: &Arc<Inner>,
+        flight: &Arc<Flight>,
+        key: &str,
+        bytes: Bytes,
+        ttl: Option<Duration>,
+    ) -> Write {
+        let registered = Registered::new(inner, flight, key);
+        let future = async move {
+            let registered = registered;
+            let (inner, flight, key) = (&registered.inner, &registered.flight, &registered.key);
+            let _storing = flight.storing.lock().await;
+            if flight.invalidated.load(Ordering::SeqCst) {
+                tracing::debug!(key, "cachekit: invalidated while computing; not stored");
+                return Ok(());
+            }
+            let stored = inner.backend.set(key, bytes, ttl).await;
+            if flight.delete_after_write.load(Ordering::SeqCst) {
+                let deleted = inner.bounded("delete", inner.backend.delete(key)).await;
+                if let Err(err) = deleted {
+                    bump(&inner.counters.errors);
+                    tracing::warn!(
+                        key,
+                        error = %err,
+                        "cachekit: could not delete a value stored after an invalidation"
+                    );
+                }
+            }
+            stored
+        };
+        Write {
+            inner: inner.clone(),
+            future: Some(Box::pin(future)),
+        }
+    }
+}
+
+impl Future for Write {
+    type Output = Result<(), BackendError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let Some(future) = self.future.as_mut() else {
+            return Poll::Ready(Ok(()));
+        };
+        let outcome = std::task::ready!(future.as_mut().poll(cx));
+        self.future = None;
+        Poll::Ready(outcome)
+    }
+}
+
+impl Drop for Write {
+    fn drop(&mut self) {
+        let Some(future) = self.future.take() else {
+            return;
+        };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            tracing::warn!(
+                "cachekit: a backend set was cut short outside a tokio runtime; it may \
+                 still land after an invalidation"
+            );
+            return;
+        };
+        let detached = Detached::new(&self.inner);
+        runtime.spawn(async move {
+            let _detached = detached;
+            if let Err(err) = future.await {
+                tracing::debug!(error = %err, "cachekit: a set its caller stopped waiting for failed");
+            }
+        });
+    }
+}
+
+/// A write's entry in [`Inner::writes`], removed when the write ends, however it ends.
+struct Registered {
+    inner: Arc<Inner>,
+    flight: Arc<Flight>,
+    key: String,
+}
+
+impl Registered {
+    fn new(inner: &Arc<Inner>, flight: &Arc<Flight>, key: &str) -> Self {
+        inner
+            .writes
+            .lock()
+            .entry(key.to_owned())
+            .or_default()
+            .push(flight.clone());
+        Registered {
+            inner: inner.clone(),
+            flight: flight.clone(),
+            key: key.to_owned(),
+        }
+    }
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        let mut writes = self.inner.writes.lock();
+        if let Some(flights) = writes.get_mut(&self.key) {
+            flights.retain(|flight| !Arc::ptr_eq(flight, &self.flight));
+            if flights.is_empty() {
+                writes.remove(&self.key);
+            }
+        }
+    }
+}
+
+/// Counts one write in [`Inner::detached_writes`] while it runs on.
+struct Detached(Arc<Inner>);
+
+impl Detached {
+    fn new(inner: &Arc<Inner>) -> Self {
+        inner.detached_writes.fetch_add(1, Ordering::SeqCst);
+        Detached(inner.clone())
+    }
+}
+
+impl Drop for Detached {
+    fn drop(&mut self) {
+        self.0.detached_writes.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// The one caller computing a key; removes its flight when done, however it ends.
@@ -947,6 +1192,220 @@ mod tests {
         assert_eq!(
             after, "new",
             "the value stored during the invalidate survived it"
+        );
+    }
+
+    /// A memory backend whose next `set` lands only when the gate opens, whether or not
+    /// its caller is still waiting: like an HTTP `PUT` already on the wire, which the
+    /// server applies after the client gave up on it.
+    struct LateSets {
+        store: Arc<MemoryBackend>,
+        gate: Arc<Gate>,
+        hold_next_set: AtomicBool,
+    }
+
+    impl LateSets {
+        fn new(gate: &Arc<Gate>) -> Self {
+            LateSets {
+                store: Arc::new(MemoryBackend::new()),
+                gate: gate.clone(),
+                hold_next_set: AtomicBool::new(true),
+            }
+        }
+    }
+
+    #[async_trait]
+    impl Backend for LateSets {
+        async fn get(&self, key: &str) -> cachekit_core::Result<Option<Bytes>> {
+            self.store.get(key).await
+        }
+        async fn set(
+            &self,
+            key: &str,
+            value: Bytes,
+            ttl: Option<Duration>,
+        ) -> cachekit_core::Result<()> {
+            if !self.hold_next_set.swap(false, Ordering::SeqCst) {
+                return self.store.set(key, value, ttl).await;
+            }
+            let (store, gate, key) = (self.store.clone(), self.gate.clone(), key.to_owned());
+            // Dropping this call's future does not stop the write.
+            let write = tokio::spawn(async move {
+                gate.pass().await;
+                store.set(&key, value, ttl).await
+            });
+            write
+                .await
+                .map_err(|err| BackendError::unavailable(err.to_string()))?
+        }
+        async fn delete(&self, key: &str) -> cachekit_core::Result<bool> {
+            self.store.delete(key).await
+        }
+        async fn exists(&self, key: &str) -> cachekit_core::Result<bool> {
+            self.store.exists(key).await
+        }
+        async fn health_check(&self) -> HealthReport {
+            self.store.health_check().await
+        }
+        fn capabilities(&self) -> Capabilities {
+            self.store.capabilities()
+        }
+    }
+
+    /// Backend operations time out after this long.
+    const TIMEOUT: Duration = Duration::from_millis(50);
+
+    /// A call on `cache` whose `set` outlives `TIMEOUT`: it returns "old" without waiting
+    /// for the set, which is held at `gate`.
+    async fn call_whose_set_times_out(cache: &Cache, key: &CacheKey) {
+        let old: String = cache
+            .get_or_compute(key, None, || async { "old".to_owned() })
+            .await;
+        assert_eq!(old, "old");
+        assert_eq!(cache.stats().errors, 1, "the set timed out");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_set_that_lands_after_its_timeout_does_not_outlive_an_invalidate() {
+        let gate = Arc::new(Gate::default());
+        let cache = Cache::new(LateSets::new(&gate)).with_backend_timeout(TIMEOUT);
+        let key = key("late-set");
+        call_whose_set_times_out(&cache, &key).await;
+
+        let invalidate = tokio::spawn({
+            let (cache, key) = (cache.clone(), key.clone());
+            async move { cache.invalidate(&key).await }
+        });
+        let_others_run().await;
+        // The set lands while the invalidate is under way.
+        gate.released.notify_one();
+        invalidate.await.expect("task").expect("invalidate");
+        // Whatever is still to land has landed.
+        let_others_run().await;
+
+        let after: String = cache
+            .get_or_compute(&key, None, || async { "new".to_owned() })
+            .await;
+        assert_eq!(
+            after, "new",
+            "a set begun before the invalidate landed after it"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_invalidate_that_cannot_wait_for_a_late_set_fails_and_the_set_is_removed() {
+        let gate = Arc::new(Gate::default());
+        let cache = Cache::new(LateSets::new(&gate)).with_backend_timeout(TIMEOUT);
+        let key = key("late-set-outlasting-the-invalidate");
+        call_whose_set_times_out(&cache, &key).await;
+
+        // The set is still held when the invalidate's own time is up: it cannot promise
+        // anything, and says so.
+        let err = cache
+            .invalidate(&key)
+            .await
+            .expect_err("an invalidate that did not see the set end");
+        assert_eq!(err.kind(), cachekit_core::ErrorKind::Timeout, "{err}");
+
+        // When the set does land, what it wrote is removed.
+        gate.released.notify_one();
+        let mut settled = false;
+        for _ in 0..100 {
+            let_others_run().await;
+            if !cache.backend().exists(key.as_str()).await.expect("exists") {
+                settled = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        assert!(settled, "the late set's value survived the invalidate");
+        let after: String = cache
+            .get_or_compute(&key, None, || async { "new".to_owned() })
+            .await;
+        assert_eq!(after, "new");
+    }
+
+    #[tokio::test]
+    async fn a_call_cancelled_during_its_set_does_not_outlive_an_invalidate() {
+        let gate = Arc::new(Gate::default());
+        let cache = Cache::new(LateSets::new(&gate));
+        let key = key("cancelled-while-storing");
+        let leader = tokio::spawn({
+            let (cache, key) = (cache.clone(), key.clone());
+            async move {
+                cache
+                    .get_or_compute(&key, None, || async { "old".to_owned() })
+                    .await
+            }
+        });
+        gate.entered.notified().await;
+        // The caller goes away while its set is on the wire.
+        leader.abort();
+        assert!(leader.await.expect_err("aborted").is_cancelled());
+
+        let invalidate = tokio::spawn({
+            let (cache, key) = (cache.clone(), key.clone());
+            async move { cache.invalidate(&key).await }
+        });
+        let_others_run().await;
+        gate.released.notify_one();
+        invalidate.await.expect("task").expect("invalidate");
+        // Whatever is still to land has landed.
+        let_others_run().await;
+
+        let after: String = cache
+            .get_or_compute(&key, None, || async { "new".to_owned() })
+            .await;
+        assert_eq!(
+            after, "new",
+            "a set begun before the invalidate landed after it"
+        );
+    }
+
+    /// A memory backend whose `set`s never end, counted.
+    #[derive(Default)]
+    struct HangingSets {
+        store: MemoryBackend,
+        sets: AtomicUsize,
+    }
+
+    #[async_trait]
+    impl Backend for HangingSets {
+        async fn get(&self, key: &str) -> cachekit_core::Result<Option<Bytes>> {
+            self.store.get(key).await
+        }
+        async fn set(&self, _: &str, _: Bytes, _: Option<Duration>) -> cachekit_core::Result<()> {
+            self.sets.fetch_add(1, Ordering::SeqCst);
+            std::future::pending().await
+        }
+        async fn delete(&self, key: &str) -> cachekit_core::Result<bool> {
+            self.store.delete(key).await
+        }
+        async fn exists(&self, key: &str) -> cachekit_core::Result<bool> {
+            self.store.exists(key).await
+        }
+        async fn health_check(&self) -> HealthReport {
+            self.store.health_check().await
+        }
+        fn capabilities(&self) -> Capabilities {
+            self.store.capabilities()
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn sets_that_never_end_do_not_pile_up() {
+        let backend = Arc::new(HangingSets::default());
+        let cache = Cache::from_arc(backend.clone()).with_backend_timeout(TIMEOUT);
+        for i in 0..MAX_DETACHED_WRITES + 8 {
+            let got = cache
+                .get_or_compute(&key(&format!("hanging-{i}")), None, || async { i })
+                .await;
+            assert_eq!(got, i, "the value is returned, stored or not");
+        }
+        assert_eq!(backend.sets.load(Ordering::SeqCst), MAX_DETACHED_WRITES);
+        assert_eq!(
+            cache.inner.detached_writes.load(Ordering::SeqCst),
+            MAX_DETACHED_WRITES
         );
     }
 }

@@ -3,20 +3,27 @@
 //!
 //! The encoding is rmp-serde's default (a struct is an array of its fields in declaration
 //! order, an enum variant is its name, or `{name: content}`, an integer takes its smallest
-//! encoding, `i128`/`u128` are 16 big-endian bytes of `bin`, …) with two differences:
+//! encoding, `i128`/`u128` are 16 big-endian bytes of `bin`, …) with three differences:
 //!
-//! - **maps** are written with their entries sorted by their encoded key bytes (then by
-//!   their encoded value bytes), so a `HashMap`, whose order depends on its hasher's random
-//!   seed, its capacity and its history, has one encoding per content. Every map is sorted,
-//!   whatever its Rust type: a map *is* its set of entries (`IndexMap`'s equality ignores
-//!   order too). A function whose result depends on a map's iteration order must take a
-//!   `Vec` of pairs instead.
-//! - **sets** are written with their elements sorted by their encoded bytes. serde gives a
-//!   set and a list the same shape, so sets are recognised by the name of the collection
-//!   serde is handed (`collect_seq`): std's `HashSet` and `BTreeSet`, hashbrown's
-//!   `HashSet`, indexmap's `IndexSet`, and aliases of them (`FxHashSet`, `AHashSet`, …).
-//!   A set of another name, or one whose `Serialize` impl bypasses `collect_seq`, is keyed
-//!   in its iteration order (a miss on every call, never a wrong value).
+//! - **`Some(x)`** is the one-element array `[x]` (`None` stays nil), so `None`,
+//!   `Some(None)` and `Some(Some(None))`, or `None` and `Some(())`, are different keys.
+//!   rmp-serde writes `Some(x)` as `x` itself, which makes them all nil.
+//! - **unordered maps** are written with their entries sorted by their encoded key bytes
+//!   (then by their encoded value bytes), so a `HashMap`, whose order depends on its
+//!   hasher's random seed, its capacity and its history, has one encoding per content. A
+//!   map's order can be part of its value (`IndexMap`, a `preserve_order`
+//!   `serde_json::Map`: a function may return their first entry), so only maps known to
+//!   be unordered are sorted, recognised by the name of the collection serde is handed
+//!   (`collect_map`): std's and hashbrown's `HashMap` and aliases of them (`FxHashMap`,
+//!   `AHashMap`, …), and `BTreeMap`, whose order follows from its content anyway. Every
+//!   other map is written in its iteration order, and so is one whose entries do not reach
+//!   `collect_map` (a `HashMap` in a `#[serde(flatten)]` struct): a miss on every call
+//!   when that order varies, never a wrong value.
+//! - **unordered sets** are written with their elements sorted by their encoded bytes.
+//!   serde gives a set and a list the same shape, so sets are recognised the same way, by
+//!   the collection handed to `collect_seq`: std's and hashbrown's `HashSet`, their
+//!   aliases (`FxHashSet`, `AHashSet`, …) and `BTreeSet`. Others (`IndexSet`, which keeps
+//!   its insertion order) are keyed in their iteration order, like lists.
 //!
 //! Sequences, tuples and structs keep their order: there it is part of the value.
 
@@ -27,8 +34,11 @@ use serde::ser::{self, Serialize};
 /// Containers nested deeper than this are refused rather than risk the stack.
 const MAX_DEPTH: usize = 1024;
 
-/// Last path segments of the collection types whose sequences are sets.
-const SET_TYPES: &[&str] = &["HashSet", "BTreeSet", "IndexSet"];
+/// Last path segments of the set types whose order is not part of their value.
+const UNORDERED_SETS: &[&str] = &["HashSet", "BTreeSet"];
+
+/// Last path segments of the map types whose order is not part of their value.
+const UNORDERED_MAPS: &[&str] = &["HashMap", "BTreeMap"];
 
 /// Why a value has no canonical encoding.
 #[derive(Debug)]
@@ -73,7 +83,7 @@ pub(crate) fn to_vec<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>> {
     Ok(out)
 }
 
-/// Encodes one value into its own buffer: how map entries and set elements are sorted.
+/// Encodes one value into its own buffer: how map entries and set elements are collected.
 fn encode_nested<T: Serialize + ?Sized>(value: &T, depth: usize) -> Result<Vec<u8>> {
     let mut out = Vec::new();
     value.serialize(Canonical {
@@ -88,8 +98,9 @@ fn length(len: usize, what: &str) -> Result<u32> {
         .map_err(|_| CanonicalError(format!("a {what} of {len} items is too long to encode")))
 }
 
-/// Whether `I`, a collection handed to `collect_seq`, is a set by its type's name.
-fn is_set<I>() -> bool {
+/// Whether `I`, a collection handed to `collect_seq` or `collect_map`, is (a reference to)
+/// a type whose last path segment is one of `names`, whatever its type arguments.
+fn is_one_of<I>(names: &[&str]) -> bool {
     let name = std::any::type_name::<I>();
     let path = name
         .trim_start_matches('&')
@@ -98,7 +109,7 @@ fn is_set<I>() -> bool {
         .next()
         .unwrap_or(name);
     let last = path.rsplit("::").next().unwrap_or(path);
-    SET_TYPES.contains(&last)
+    names.contains(&last)
 }
 
 struct Canonical<'a> {
@@ -182,20 +193,23 @@ impl Seq<'_> {
     }
 }
 
-/// Sorted items (map entries or set elements), written when complete.
-struct Sorted<'a> {
+/// Map entries or set elements, written when complete (a map's length need not be
+/// announced): sorted by their bytes if the collection is unordered, else as they came.
+struct Collected<'a> {
     out: &'a mut Vec<u8>,
     depth: usize,
+    unordered: bool,
     /// Each item's encoding; a map entry is its key's bytes followed by its value's.
     items: Vec<(Vec<u8>, Vec<u8>)>,
     pending_key: Option<Vec<u8>>,
 }
 
-impl<'a> Sorted<'a> {
-    fn new(out: &'a mut Vec<u8>, depth: usize, capacity: usize) -> Self {
-        Sorted {
+impl<'a> Collected<'a> {
+    fn new(out: &'a mut Vec<u8>, depth: usize, capacity: usize, unordered: bool) -> Self {
+        Collected {
             out,
             depth,
+            unordered,
             // Bounded: a hint is not a promise.
             items: Vec::with_capacity(capacity.min(1024)),
             pending_key: None,
@@ -206,7 +220,9 @@ impl<'a> Sorted<'a> {
         if self.pending_key.is_some() {
             return Err(CanonicalError("a map key without a value".to_owned()));
         }
-        self.items.sort_unstable();
+        if self.unordered {
+            self.items.sort_unstable();
+        }
         rmp::encode::write_map_len(self.out, length(self.items.len(), "map")?)?;
         for (key, value) in &self.items {
             self.out.extend_from_slice(key);
@@ -215,6 +231,7 @@ impl<'a> Sorted<'a> {
         Ok(())
     }
 
+    /// Only for unordered sets: a sequence that keeps its order is a [`Seq`].
     fn write_set(mut self) -> Result<()> {
         self.items.sort_unstable();
         rmp::encode::write_array_len(self.out, length(self.items.len(), "set")?)?;
@@ -232,7 +249,7 @@ impl<'a> ser::Serializer for Canonical<'a> {
     type SerializeTuple = Seq<'a>;
     type SerializeTupleStruct = Seq<'a>;
     type SerializeTupleVariant = Seq<'a>;
-    type SerializeMap = Sorted<'a>;
+    type SerializeMap = Collected<'a>;
     type SerializeStruct = Seq<'a>;
     type SerializeStructVariant = Seq<'a>;
 
@@ -312,8 +329,11 @@ impl<'a> ser::Serializer for Canonical<'a> {
         self.serialize_unit()
     }
 
+    /// `[value]`: apart from `None` (nil), and from `Some(None)` (`[nil]`).
     fn serialize_some<T: Serialize + ?Sized>(self, value: &T) -> Result<()> {
-        value.serialize(self)
+        let mut seq = self.seq(Some(1))?;
+        seq.element(value)?;
+        seq.finish()
     }
 
     fn serialize_unit(self) -> Result<()> {
@@ -376,9 +396,11 @@ impl<'a> ser::Serializer for Canonical<'a> {
         self.seq(Some(len))
     }
 
-    fn serialize_map(self, len: Option<usize>) -> Result<Sorted<'a>> {
+    /// A map of unknown type (a hand-written impl, a `#[serde(flatten)]` struct, a
+    /// `serde_json::Map`): its order may be part of its value, so it is kept.
+    fn serialize_map(self, len: Option<usize>) -> Result<Collected<'a>> {
         let depth = self.deeper()?;
-        Ok(Sorted::new(self.out, depth, len.unwrap_or(0)))
+        Ok(Collected::new(self.out, depth, len.unwrap_or(0), false))
     }
 
     fn serialize_struct(self, _name: &'static str, len: usize) -> Result<Seq<'a>> {
@@ -401,11 +423,11 @@ impl<'a> ser::Serializer for Canonical<'a> {
         I: IntoIterator,
         I::Item: Serialize,
     {
-        let is_set = is_set::<I>();
+        let unordered = is_one_of::<I>(UNORDERED_SETS);
         let iter = iter.into_iter();
-        if is_set {
+        if unordered {
             let depth = self.deeper()?;
-            let mut set = Sorted::new(self.out, depth, iter.size_hint().0);
+            let mut set = Collected::new(self.out, depth, iter.size_hint().0, true);
             for element in iter {
                 set.items
                     .push((encode_nested(&element, depth)?, Vec::new()));
@@ -421,6 +443,25 @@ impl<'a> ser::Serializer for Canonical<'a> {
             seq.element(&element)?;
         }
         seq.finish()
+    }
+
+    /// `I` is what the map's `Serialize` impl hands over: `&HashMap<K, V, S>` for std's
+    /// (and for its aliases), so its name says whether the order is part of the value.
+    fn collect_map<K, V, I>(self, iter: I) -> Result<()>
+    where
+        K: Serialize,
+        V: Serialize,
+        I: IntoIterator<Item = (K, V)>,
+    {
+        let unordered = is_one_of::<I>(UNORDERED_MAPS);
+        let iter = iter.into_iter();
+        let depth = self.deeper()?;
+        let mut map = Collected::new(self.out, depth, iter.size_hint().0, unordered);
+        for (key, value) in iter {
+            map.items
+                .push((encode_nested(&key, depth)?, encode_nested(&value, depth)?));
+        }
+        map.write_map()
     }
 }
 
@@ -510,7 +551,7 @@ impl ser::SerializeStructVariant for Seq<'_> {
     }
 }
 
-impl ser::SerializeMap for Sorted<'_> {
+impl ser::SerializeMap for Collected<'_> {
     type Ok = ();
     type Error = CanonicalError;
 
@@ -579,14 +620,15 @@ mod tests {
         rmp_serde::to_vec(value).expect("rmp-serde encodes it")
     }
 
-    /// Without maps or sets, the canonical encoding is rmp-serde's default, byte for byte.
+    /// Without maps, sets or `Some`, the canonical encoding is rmp-serde's default, byte
+    /// for byte.
     #[rstest]
     #[case::integers(&(0u8, 127u8, 128u8, 255u16, 65_536u32, u64::MAX, -1i8, -33i16, i64::MIN))]
     #[case::wide_integers(&(u128::MAX, i128::MIN))]
     #[case::floats(&(1.5f32, -0.0f64, f64::INFINITY))]
     #[case::text(&("", "é", 'x', "a".repeat(40), "b".repeat(300), "c".repeat(70_000)))]
     #[case::bytes(&serde_bytes_like())]
-    #[case::options(&(Some(1u8), None::<u8>, Some(Some(()))))]
+    #[case::options(&(None::<u8>, None::<Option<()>>))]
     #[case::structs(&(Point { x: 1, y: -2 }, Unit, Meters(2.5), Pair(3, "p".to_owned())))]
     #[case::enums(&(
         Shape::Empty,
@@ -594,7 +636,7 @@ mod tests {
         Shape::Rect(1, 2),
         Shape::Named { name: "tri".to_owned(), sides: 3 },
     ))]
-    #[case::skipped_fields(&(Optional { maybe: None, always: 1 }, Optional { maybe: Some(2), always: 3 }))]
+    #[case::skipped_fields(&(Optional { maybe: None, always: 1 }, Optional { maybe: None, always: 3 }))]
     #[case::sequences(&(vec![1u32; 20], [7u8; 3], Vec::<String>::new(), vec![vec![(); 2]; 17]))]
     fn without_maps_it_is_rmp_serde(#[case] value: &dyn erased::Value) {
         assert_eq!(
@@ -635,6 +677,29 @@ mod tests {
                 super::rmp_serde_bytes(self)
             }
         }
+    }
+
+    #[test]
+    fn some_is_an_array_of_one() {
+        assert_eq!(to_vec(&None::<Option<u8>>).expect("canonical"), [0xc0]);
+        assert_eq!(to_vec(&Some(None::<u8>)).expect("canonical"), [0x91, 0xc0]);
+        assert_eq!(
+            to_vec(&Some(Some(None::<u8>))).expect("canonical"),
+            [0x91, 0x91, 0xc0]
+        );
+        assert_eq!(to_vec(&Some(())).expect("canonical"), [0x91, 0xc0]);
+        assert_eq!(to_vec(&None::<()>).expect("canonical"), [0xc0]);
+        assert_eq!(
+            to_vec(&Optional {
+                maybe: Some(2),
+                always: 3
+            })
+            .expect("canonical"),
+            [0x92, 0x91, 0x02, 0x03]
+        );
+        // Nested `Some`s are containers like any other: their depth is bounded.
+        let deep = (0..MAX_DEPTH).fold(Nest(vec![]), |inner, _| Nest(vec![inner]));
+        assert!(to_vec(&Some(deep)).is_err());
     }
 
     #[test]
@@ -702,13 +767,77 @@ mod tests {
 
     #[test]
     fn unannounced_lengths_are_counted() {
+        // A map of unknown type keeps its order.
         assert_eq!(
             to_vec(&UnsizedMap(vec![(2, 0), (1, 0)])).expect("canonical"),
-            [0x82, 0x01, 0x00, 0x02, 0x00]
+            [0x82, 0x02, 0x00, 0x01, 0x00]
         );
         let long = to_vec(&UnsizedSeq(20)).expect("canonical");
         assert_eq!(long[..3], [0xdc, 0x00, 20]);
         assert_eq!(long, rmp_serde_bytes(&(0..20u32).collect::<Vec<_>>()));
+    }
+
+    /// A map that keeps its insertion order (like `IndexMap`), through `collect_map`.
+    struct InsertionOrdered(Vec<(u32, bool)>);
+
+    impl Serialize for InsertionOrdered {
+        fn serialize<S: serde::Serializer>(
+            &self,
+            serializer: S,
+        ) -> std::result::Result<S::Ok, S::Error> {
+            serializer.collect_map(self.0.iter().map(|(key, value)| (key, value)))
+        }
+    }
+
+    #[test]
+    fn ordered_maps_keep_their_order() {
+        assert_eq!(
+            to_vec(&InsertionOrdered(vec![(300, true), (5, false)])).expect("canonical"),
+            [0x82, 0xcd, 0x01, 0x2c, 0xc3, 0x05, 0xc2]
+        );
+        assert_eq!(
+            to_vec(&InsertionOrdered(vec![(5, false), (300, true)])).expect("canonical"),
+            [0x82, 0x05, 0xc2, 0xcd, 0x01, 0x2c, 0xc3]
+        );
+    }
+
+    /// Stand-ins for other crates' collections: only their paths matter here.
+    #[allow(dead_code)]
+    mod hashbrown {
+        pub struct HashMap<K, V, S>(pub std::marker::PhantomData<(K, V, S)>);
+        pub struct HashSet<T, S>(pub std::marker::PhantomData<(T, S)>);
+    }
+
+    #[allow(dead_code)]
+    mod indexmap {
+        pub struct IndexMap<K, V>(pub std::marker::PhantomData<(K, V)>);
+        pub struct IndexSet<T>(pub std::marker::PhantomData<T>);
+    }
+
+    struct FxBuildHasher;
+
+    #[test]
+    fn unordered_collections_are_known_by_name() {
+        type FxHashMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<FxBuildHasher>>;
+        assert!(is_one_of::<&HashMap<String, Vec<u8>>>(UNORDERED_MAPS));
+        assert!(is_one_of::<&FxHashMap<u8, u8>>(UNORDERED_MAPS));
+        assert!(is_one_of::<&hashbrown::HashMap<u8, u8, FxBuildHasher>>(
+            UNORDERED_MAPS
+        ));
+        assert!(is_one_of::<&BTreeMap<u8, u8>>(UNORDERED_MAPS));
+        assert!(is_one_of::<&HashSet<HashMap<u8, u8>>>(UNORDERED_SETS));
+        assert!(is_one_of::<&hashbrown::HashSet<u8, FxBuildHasher>>(
+            UNORDERED_SETS
+        ));
+        assert!(is_one_of::<&BTreeSet<u8>>(UNORDERED_SETS));
+
+        assert!(!is_one_of::<&indexmap::IndexMap<u8, u8>>(UNORDERED_MAPS));
+        assert!(!is_one_of::<&indexmap::IndexSet<u8>>(UNORDERED_SETS));
+        // What a map's entries look like through an adapter is not its type.
+        assert!(!is_one_of::<
+            std::iter::Map<std::vec::IntoIter<HashMap<u8, u8>>, fn(HashMap<u8, u8>) -> u8>,
+        >(UNORDERED_MAPS));
+        assert!(!is_one_of::<&Vec<HashSet<u8>>>(UNORDERED_SETS));
     }
 
     /// Announces one length and writes another.

@@ -58,7 +58,9 @@ pub fn type_fingerprint<T: ?Sized>() -> [u8; FINGERPRINT_LEN] {
     hash.to_be_bytes()
 }
 
-/// Encodes `value` into an envelope.
+/// Encodes `value` into an envelope, in an allocation of exactly its length: the bytes are
+/// kept (stored by in-process backends, handed to waiters), and a buffer grown by doubling
+/// can be almost twice the value.
 pub(crate) fn encode<T: Serialize>(value: &T) -> Result<Bytes, BackendError> {
     let mut bytes = Vec::with_capacity(64);
     bytes.extend_from_slice(MAGIC);
@@ -67,7 +69,7 @@ pub(crate) fn encode<T: Serialize>(value: &T) -> Result<Bytes, BackendError> {
     rmp_serde::encode::write(&mut bytes, value).map_err(|err| {
         BackendError::invalid_argument(format!("cannot serialise the result: {err}"))
     })?;
-    Ok(Bytes::from(bytes))
+    Ok(Bytes::from(bytes.into_boxed_slice()))
 }
 
 /// Why stored bytes were not a value of the expected type.
@@ -324,6 +326,22 @@ mod tests {
             type_fingerprint::<u32>(),
             0x4d2b_df19_3e85_26d1u64.to_be_bytes()
         );
+    }
+
+    #[test]
+    fn an_encoded_value_holds_no_more_memory_than_its_length() {
+        // 100 000 one-byte elements are written one by one, so the buffer grows by
+        // doubling past its length. `Vec::from(Bytes)` hands back the allocation `Bytes`
+        // kept, capacity included: it must be the length, not the growth's last step.
+        let bytes = encode(&vec![7u8; 100_000]).expect("encode");
+        let len = bytes.len();
+        assert_eq!(
+            len,
+            HEADER_LEN + 5 + 100_000,
+            "CK header, array32 header, elements"
+        );
+        let held = Vec::<u8>::from(bytes);
+        assert_eq!(held.capacity(), len);
     }
 
     #[test]

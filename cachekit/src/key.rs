@@ -1,16 +1,18 @@
 //! Cache keys for function calls.
 //!
-//! The scheme (key scheme 2), stable across runs, processes and platforms:
+//! The scheme (key scheme 3), stable across runs, processes and platforms:
 //!
 //! ```text
-//! {namespace}:v{version}:k2:{hex(sha256(canonical_msgpack([scope, generics, args])))[..32]}
+//! {namespace}:v{version}:k3:{hex(sha256(canonical_msgpack([scope, generics, args])))[..32]}
 //! ```
 //!
 //! - `namespace` defaults to the function's `module_path!()::name`;
 //! - `version` is bumped by hand when the function's meaning or its return type changes,
 //!   so old entries are simply never read again;
-//! - `k2` is the key scheme: it changes whenever what goes into the digest changes, so keys
-//!   of one scheme never meet values written under another;
+//! - `k3` is the key scheme: it changes whenever what goes into the digest changes, so keys
+//!   of one scheme never meet values written under another (scheme 2 wrote `Some(x)` as
+//!   `x`, so `None` and `Some(None)` shared a key, and sorted every map, whatever its
+//!   order meant);
 //! - `scope` is `""` for a function at module level (its path is unique there) and for an
 //!   explicit namespace; for a function nested in a block, which its module path does not
 //!   identify, it is the path of the enclosing item and the function's line and column,
@@ -22,9 +24,10 @@
 //! - `args` is the array of the function's (non-skipped) arguments;
 //! - the three are encoded as one MessagePack array by the canonical encoding: rmp-serde's
 //!   defaults (a struct is an array of its fields, a string a str, an integer its smallest
-//!   encoding), except that map entries and set elements are sorted by their encoded bytes,
-//!   so that a `HashMap` or `HashSet` argument has one key per content, whatever its
-//!   iteration order (detailed below);
+//!   encoding), except that `Some(x)` is the array `[x]` (`None` is nil), and that the
+//!   entries of unordered maps and the elements of unordered sets are sorted by their
+//!   encoded bytes, so that a `HashMap` or `HashSet` argument has one key per content,
+//!   whatever its iteration order (detailed below);
 //! - the digest is SHA-256, truncated to 128 bits and written as 32 lowercase hex digits.
 //!
 //! The digest keeps keys short and free of characters some backends reject, whatever the
@@ -35,10 +38,12 @@
 //! wrong value); and two types of one name (two versions of a crate in one build) share
 //! keys. A function whose key other languages must compute should not be generic.
 //!
-//! Canonical MessagePack, in detail: maps (of any Rust type) are sorted by entry; sets are
-//! recognised by the collection's type name (`HashSet`, `BTreeSet`, `IndexSet` and their
-//! aliases), since serde gives sets and lists the same shape, and sorted by element;
-//! sequences, tuples and structs keep their order.
+//! Canonical MessagePack, in detail: `Some(x)` is `[x]`; maps and sets whose order is not
+//! part of their value are recognised by the type name of the collection serde hands to
+//! `collect_map` / `collect_seq` (`HashMap`, `HashSet`, std's or hashbrown's, their aliases
+//! such as `FxHashMap`, and `BTreeMap`, `BTreeSet`) and sorted by entry or element; every
+//! other map (`IndexMap`, a `preserve_order` `serde_json::Map`, a hand-written impl) and
+//! sequence, tuple and struct keeps its order.
 
 use std::fmt::{self, Write as _};
 
@@ -48,8 +53,8 @@ use sha2::{Digest, Sha256};
 
 use crate::canonical;
 
-/// The key scheme this build writes, as it appears in keys (`k2`).
-pub const KEY_SCHEME: u32 = 2;
+/// The key scheme this build writes, as it appears in keys (`k3`).
+pub const KEY_SCHEME: u32 = 3;
 
 /// The `generics` of a function without type or const parameters: an empty array.
 pub const NO_GENERICS: [&str; 0] = [];
@@ -162,26 +167,43 @@ mod tests {
         CacheKey::for_call("app::tags", 1, &(tags,)).expect("key")
     }
 
+    fn options_find() -> CacheKey {
+        let args = (None::<Option<u8>>, Some(None::<u8>), Some(Some(5u8)));
+        CacheKey::for_call("app::find", 1, &args).expect("key")
+    }
+
+    fn ordered_first() -> CacheKey {
+        let entries = InsertionOrdered(vec![("b", 2), ("a", 1)]);
+        CacheKey::for_call("app::first", 1, &(entries,)).expect("key")
+    }
+
     /// Any process, on any platform, that follows the documented scheme computes these
     /// keys. Each digest was derived apart from this code: the canonical MessagePack of
-    /// `[scope, generics, args]` written out by hand (in the comment), then Python's
-    /// `hashlib.sha256(bytes.fromhex(HEX)).hexdigest()[:32]`.
+    /// `[scope, generics, args]` written out by hand from the MessagePack spec (in the
+    /// comment; a string is `a0 + len` then its UTF-8), then Python's
+    /// `hashlib.sha256(bytes.fromhex(HEX)).hexdigest()[:32]`. Scheme 3 writes the first six
+    /// with the same bytes as scheme 2 did (only the `k3` differs); the last two are what
+    /// changed.
     #[rstest]
     // ["", [], [42, "en"]] = 93 a0 90 92 2a a2 65 6e
     #[case::plain(
         user_profile(),
-        "app::user_profile:v1:k2:a61234235ae6976163f144b12969bac9"
+        "app::user_profile:v1:k3:a61234235ae6976163f144b12969bac9"
     )]
     // ["", ["app::User"], [1]] = 93 a0 91 a9 "app::User" 91 01
-    #[case::generic(generic_load(), "app::load:v1:k2:70781fe1e0cd7341fa1769eb4a31a82b")]
+    #[case::generic(generic_load(), "app::load:v1:k3:70781fe1e0cd7341fa1769eb4a31a82b")]
     // ["", ["app::User", 3], [10]] = 93 a0 92 a9 "app::User" 03 91 0a
-    #[case::const_generic(const_generic_top(), "app::top:v1:k2:358c1d9a61eeb72adfa55be5637c017b")]
+    #[case::const_generic(const_generic_top(), "app::top:v1:k3:358c1d9a61eeb72adfa55be5637c017b")]
     // ["app::outer@12:5", [], [1]] = 93 af "app::outer@12:5" 90 91 01
-    #[case::nested(nested_helper(), "app::helper:v1:k2:7abcf1ddf7bf041c935572848e134ebc")]
-    // ["", [], [{"a": 1, "b": 2}]] = 93 a0 90 91 82 a1 61 01 a1 62 02: entries sorted
-    #[case::map(map_total(), "app::total:v1:k2:756030f37b374f29a7dda8215f9b25bc")]
+    #[case::nested(nested_helper(), "app::helper:v1:k3:7abcf1ddf7bf041c935572848e134ebc")]
+    // ["", [], [{"a": 1, "b": 2}]] = 93 a0 90 91 82 a1 61 01 a1 62 02: a HashMap, sorted
+    #[case::map(map_total(), "app::total:v1:k3:756030f37b374f29a7dda8215f9b25bc")]
     // ["", [], [[5, 300]]] = 93 a0 90 91 92 05 cd 01 2c: elements sorted by their bytes
-    #[case::set(set_tags(), "app::tags:v1:k2:99c28f3983a8170bc64659d0e9ac5a8f")]
+    #[case::set(set_tags(), "app::tags:v1:k3:99c28f3983a8170bc64659d0e9ac5a8f")]
+    // ["", [], [None, Some(None), Some(Some(5))]] = 93 a0 90 93 c0 91 c0 91 91 05
+    #[case::options(options_find(), "app::find:v1:k3:a51180053dba30fea30ac8e14bfd5738")]
+    // ["", [], [{"b": 2, "a": 1}]] = 93 a0 90 91 82 a1 62 02 a1 61 01: an ordered map, kept
+    #[case::ordered_map(ordered_first(), "app::first:v1:k3:e8065656c2102fe8225ce5164435636f")]
     fn the_key_scheme_is_pinned_by_fixed_vectors(#[case] key: CacheKey, #[case] expected: &str) {
         assert_eq!(key.as_str(), expected);
     }
@@ -283,10 +305,39 @@ mod tests {
     }
 
     #[test]
+    fn some_is_told_apart_from_none_at_every_depth() {
+        assert_ne!(key_of(&(None::<Option<u8>>,)), key_of(&(Some(None::<u8>),)));
+        assert_ne!(key_of(&(None::<()>,)), key_of(&(Some(()),)));
+        assert_ne!(
+            key_of(&(Some(None::<Option<u8>>),)),
+            key_of(&(Some(Some(None::<u8>)),))
+        );
+        assert_ne!(key_of(&(Some(None::<u8>),)), key_of(&(None::<Option<u8>>,)));
+    }
+
+    /// A map that keeps its insertion order, like `IndexMap` or a `preserve_order`
+    /// `serde_json::Map`: serialised through `collect_map`, under a type name that is not
+    /// a known unordered map's.
+    struct InsertionOrdered(Vec<(&'static str, u32)>);
+
+    impl Serialize for InsertionOrdered {
+        fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            serializer.collect_map(self.0.iter().map(|(key, value)| (key, value)))
+        }
+    }
+
+    #[test]
+    fn an_ordered_map_is_keyed_in_its_order() {
+        let ab = InsertionOrdered(vec![("a", 1), ("b", 2)]);
+        let ba = InsertionOrdered(vec![("b", 2), ("a", 1)]);
+        assert_ne!(key_of(&(ab,)), key_of(&(ba,)));
+    }
+
+    #[test]
     fn order_still_matters_where_it_is_part_of_the_value() {
         assert_ne!(key_of(&(vec![1u8, 2],)), key_of(&(vec![2u8, 1],)));
         assert_ne!(key_of(&((1u8, 2u8),)), key_of(&((2u8, 1u8),)));
-        // A map is its set of entries: the same entries are the same argument.
+        // A HashMap and a BTreeMap of the same entries, both unordered, are one argument.
         let btree: BTreeMap<String, u32> = entries(false).into_iter().collect();
         assert_eq!(
             key_of(&(btree,)),

@@ -45,8 +45,10 @@
 //! function nested in a block (two blocks may each define a `helper`), where it is: the
 //! enclosing item's path and the function's line and column, so its keys change when
 //! lines above it in its file do (a cold cache, never a wrong value). A module-level
-//! function's keys depend on none of that. Map and set arguments are keyed by content, not
-//! by iteration order.
+//! function's keys depend on none of that. `None` and `Some(None)` are different keys.
+//! Unordered map and set arguments (`HashMap`, `HashSet`, and `BTreeMap`, `BTreeSet`) are
+//! keyed by content, not by iteration order; ordered ones (`IndexMap`, `IndexSet`, a
+//! `Vec` of pairs) by content and order.
 //!
 //! Without the attribute, [`Cache::get_or_compute`] and [`Cache::get_or_try_compute`] take
 //! a [`CacheKey`] (built by [`CacheKey::for_call`] or [`CacheKey::for_generic_call`]), a
@@ -57,8 +59,9 @@
 //! recomputed, overwritten and counted (never a panic, a large allocation or a wrong
 //! value, see [`envelope`]); backend errors fail open (logged with `tracing`, counted)
 //! unless in strict mode; concurrent misses of one key compute once in a process
-//! (single-flight); and once [`Cache::invalidate`] returns, no call is answered by a
-//! computation that began before it.
+//! (single-flight); and once [`Cache::invalidate`] returns `Ok`, no call is answered by a
+//! computation that began before it (in this process, and as long as a backend `set` has
+//! no effect after it has returned; see [`Cache::invalidate`]).
 
 mod cache;
 mod canonical;

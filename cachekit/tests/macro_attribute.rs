@@ -104,6 +104,44 @@ async fn skipped_arguments_do_not_split_entries() {
         .expect("invalidate"));
 }
 
+/// Says which argument it was called with: a call answered with another call's value
+/// shows.
+#[cachekit::cache(backend = MemoryBackend::new())]
+async fn describe(filter: Option<Option<u8>>) -> String {
+    format!("{filter:?}")
+}
+
+#[tokio::test]
+async fn none_and_some_none_are_two_calls() {
+    assert_eq!(describe(None).await, "None");
+    assert_eq!(describe(Some(None)).await, "Some(None)");
+    assert_eq!(describe(Some(Some(0))).await, "Some(Some(0))");
+    assert_eq!(describe(None).await, "None");
+}
+
+/// A map that keeps its insertion order (like `IndexMap`), serialised through
+/// `collect_map`.
+struct Ordered(Vec<(String, u32)>);
+
+impl Serialize for Ordered {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(self.0.iter().map(|(key, value)| (key, value)))
+    }
+}
+
+/// A result that depends on the map's order.
+#[cachekit::cache(backend = MemoryBackend::new())]
+async fn first_entry(entries: Ordered) -> Option<String> {
+    entries.0.first().map(|(key, _)| key.clone())
+}
+
+#[tokio::test]
+async fn an_ordered_map_argument_keeps_its_order_in_the_key() {
+    let pairs = |keys: [&str; 2]| Ordered(keys.iter().map(|key| (key.to_string(), 1)).collect());
+    assert_eq!(first_entry(pairs(["a", "b"])).await.as_deref(), Some("a"));
+    assert_eq!(first_entry(pairs(["b", "a"])).await.as_deref(), Some("b"));
+}
+
 fn unreachable_http_backend() -> HttpBackend {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|listener| listener.local_addr())
