@@ -35,9 +35,11 @@
 //! | request head (request line + headers) | `max_header_bytes` | 16 KiB | `431`, connection closed |
 //! | header fields per request | [`MAX_REQUEST_HEADERS`] | 100 | `431`, connection closed |
 //! | read buffer per connection | [`READ_BUFFER_BYTES`] | 256 KiB (or `max_header_bytes` if larger) | reads wait until the buffer drains |
+//! | time from accepting a connection to the first byte of its first request | `header_read_timeout` | 10 s | connection closed (a connection that never sends holds its slot this long, not `idle_timeout`) |
 //! | time to receive a request head, from its first byte | `header_read_timeout` | 10 s | connection closed |
-//! | idle keep-alive connection, between requests | `idle_timeout` | 60 s | connection closed |
-//! | request body (the value) | `max_body_bytes` | 8 MiB | `413` |
+//! | idle keep-alive connection, between requests (after its first request completed) | `idle_timeout` | 60 s | connection closed |
+//! | request body (the value) | `max_body_bytes` | 8 MiB | `413`, as soon as the declared length or the bytes received exceed it |
+//! | memory to receive a request body | `max_body_bytes` | 8 MiB | one buffer per body, at most `max_body_bytes`; each chunk is copied into it and released at once, so a body of many tiny chunks costs its bytes, not a handle per chunk |
 //! | time to receive a request body | `body_read_timeout` | 30 s | `408`, connection closed |
 //! | time for one backend call, `/health` included | `request_timeout` | 5 s | `504` (`/health`: `503`, unhealthy) |
 //! | time to write a response | `write_timeout` | 30 s | connection closed |
@@ -45,8 +47,10 @@
 //!
 //! Request bodies are bounded in size and time and read only while holding a request slot,
 //! so at most `max_concurrent_requests × max_body_bytes` bytes of bodies are buffered at
-//! once (2 GiB with the defaults). A stored value is an exactly-sized copy, never a slice of
-//! a connection's read buffer (which would keep the whole buffer alive with it). The
+//! once (2 GiB with the defaults). A body is gathered in one buffer: reserved up front only
+//! for a `Content-Length` already checked against `max_body_bytes`, otherwise grown by
+//! doubling but never past `max_body_bytes`. A stored value is an exactly-sized copy, never
+//! a slice of a connection's read buffer (which would keep the whole buffer alive with it). The
 //! connection limits apply to [`start`] and [`BackgroundServer`]; an application that mounts
 //! [`router`] in its own server gets the request limits only and must bound its connections
 //! itself.
@@ -91,9 +95,13 @@ pub struct ServerConfig {
     /// it; a slower body gets `408` and the connection is closed.
     pub body_read_timeout: Duration,
     /// Longest a request head (request line and headers) may take to arrive, counted from
-    /// its first byte; a slower one has its connection closed.
+    /// its first byte; a slower one has its connection closed. Also the longest a new
+    /// connection may wait, from its accept, before sending the first byte of its first
+    /// request: a connection that never sends is closed after this, not after
+    /// `idle_timeout`.
     pub header_read_timeout: Duration,
-    /// Longest a keep-alive connection may wait for its next request before it is closed.
+    /// Longest a keep-alive connection may wait for its next request, once a request on it
+    /// has completed, before it is closed.
     pub idle_timeout: Duration,
     /// Longest writing one response may take; a client that does not read is disconnected.
     pub write_timeout: Duration,
@@ -567,9 +575,9 @@ async fn read_value(app: &AppState, headers: &HeaderMap, body: Body) -> Result<B
     if declared_length.is_some_and(|length| length > app.max_body_bytes as u64) {
         return Err(too_large());
     }
-    let chunks = tokio::time::timeout(
+    let value = tokio::time::timeout(
         app.body_read_timeout,
-        collect_chunks(body, app.max_body_bytes),
+        collect_body(body, app.max_body_bytes),
     )
     .await
     .map_err(|_| {
@@ -587,8 +595,8 @@ async fn read_value(app: &AppState, headers: &HeaderMap, body: Body) -> Result<B
             .insert(header::CONNECTION, HeaderValue::from_static("close"));
         ApiError(response)
     })?;
-    match chunks {
-        Ok(chunks) => Ok(exactly_sized_copy(&chunks)),
+    match value {
+        Ok(value) => Ok(value),
         Err(BodyError::TooLarge) => Err(too_large()),
         Err(BodyError::Unreadable(reason)) => Err(BackendError::invalid_argument(format!(
             "the request body could not be read: {reason}"
@@ -597,28 +605,49 @@ async fn read_value(app: &AppState, headers: &HeaderMap, body: Body) -> Result<B
     }
 }
 
+#[derive(Debug)]
 enum BodyError {
     TooLarge,
     Unreadable(axum::Error),
 }
 
-/// The body's data chunks, failing as soon as they add up to more than `max_bytes`.
-async fn collect_chunks(mut body: Body, max_bytes: usize) -> Result<Vec<Bytes>, BodyError> {
-    let mut chunks = Vec::new();
-    let mut total = 0usize;
+/// The body's data as one exactly-sized value, failing as soon as it adds up to more than
+/// `max_bytes`.
+///
+/// Each frame is appended to one growing buffer and dropped at once. Frames are slices of
+/// hyper's connection read buffer; kept until the body ends, a body of millions of one-byte
+/// chunks would cost a 32-byte handle per byte and pin every read buffer those bytes arrived
+/// in, far beyond `max_bytes`. The buffer starts at the body's length when the framing gives
+/// one (never more than `max_bytes`), grows by doubling but never past `max_bytes`, and is
+/// shrunk to the value's length at the end.
+async fn collect_body(mut body: Body, max_bytes: usize) -> Result<Bytes, BodyError> {
+    // hyper's own length (from `Content-Length`), already checked by the caller; clamped
+    // again so that nothing is ever reserved from a length nobody checked.
+    let expected = body
+        .size_hint()
+        .exact()
+        .map_or(0, |length| usize::try_from(length).unwrap_or(usize::MAX))
+        .min(max_bytes);
+    let mut value: Vec<u8> = Vec::with_capacity(expected);
     while let Some(frame) =
         std::future::poll_fn(|cx| std::pin::Pin::new(&mut body).poll_frame(cx)).await
     {
         let Ok(data) = frame.map_err(BodyError::Unreadable)?.into_data() else {
             continue; // trailers carry no value bytes
         };
-        total = total.saturating_add(data.len());
-        if total > max_bytes {
-            return Err(BodyError::TooLarge);
+        let total = value
+            .len()
+            .checked_add(data.len())
+            .filter(|&total| total <= max_bytes)
+            .ok_or(BodyError::TooLarge)?;
+        if total > value.capacity() {
+            let grown = value.capacity().saturating_mul(2).clamp(total, max_bytes);
+            value.reserve_exact(grown - value.len());
         }
-        chunks.push(data);
+        value.extend_from_slice(&data);
+        // `data` is dropped here, before the next frame is read.
     }
-    Ok(chunks)
+    Ok(exactly_sized(value))
 }
 
 /// One owned allocation holding exactly the value.
@@ -626,19 +655,10 @@ async fn collect_chunks(mut body: Body, max_bytes: usize) -> Result<Vec<Bytes>, 
 /// hyper hands out body chunks that are slices of its connection read buffer, an allocation
 /// of 8 KiB or more shared with the rest of that read. Stored as they are, a 1-byte value
 /// would keep that whole buffer alive for as long as the entry lives (8 KiB+ per entry, and
-/// invisible to the backend's byte budget), so the value is always copied out.
-fn exactly_sized_copy(chunks: &[Bytes]) -> Bytes {
-    match chunks {
-        [] => Bytes::new(),
-        [only] => Bytes::copy_from_slice(only),
-        several => {
-            let mut value = Vec::with_capacity(several.iter().map(Bytes::len).sum());
-            for chunk in several {
-                value.extend_from_slice(chunk);
-            }
-            Bytes::from(value)
-        }
-    }
+/// invisible to the backend's byte budget), so the value is always copied out of them (by
+/// [`collect_body`]) into a buffer trimmed here to the value's length.
+fn exactly_sized(value: Vec<u8>) -> Bytes {
+    Bytes::from(value.into_boxed_slice())
 }
 
 /// `ttl=N` with N a whole number of seconds; anything else is a `400`, never "no ttl".
@@ -803,16 +823,86 @@ mod tests {
         }
     }
 
+    /// A body that hands out one-byte frames, each a slice of one shared buffer (as hyper's
+    /// frames are slices of its read buffer), and counts the frames it was asked for while
+    /// an earlier one was still held.
+    struct SlicedBody {
+        buffer: Bytes,
+        next: usize,
+        held_when_polled: Arc<std::sync::atomic::AtomicUsize>,
+    }
+
+    impl HttpBody for SlicedBody {
+        type Data = Bytes;
+        type Error = std::convert::Infallible;
+
+        fn poll_frame(
+            mut self: std::pin::Pin<&mut Self>,
+            _cx: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Self::Error>>> {
+            if self.next > 0 && !self.buffer.is_unique() {
+                self.held_when_polled
+                    .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+            let at = self.next;
+            if at == self.buffer.len() {
+                return std::task::Poll::Ready(None);
+            }
+            self.next += 1;
+            let frame = hyper::body::Frame::data(self.buffer.slice(at..at + 1));
+            std::task::Poll::Ready(Some(Ok(frame)))
+        }
+    }
+
+    /// Security finding 1: each frame is dropped as soon as it is copied, so no frame (and no
+    /// read buffer behind it) is held while the rest of the body arrives; the value is one
+    /// exactly-sized copy.
+    #[tokio::test]
+    async fn a_body_is_collected_without_holding_its_frames() {
+        const LEN: usize = 10_000;
+        let held = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let expected: Vec<u8> = (0..LEN).map(|n| n as u8).collect();
+        let body = Body::new(SlicedBody {
+            buffer: Bytes::from(expected.clone()),
+            next: 0,
+            held_when_polled: Arc::clone(&held),
+        });
+        let value = collect_body(body, LEN).await.expect("within the limit");
+        assert_eq!(value, expected);
+        assert_eq!(
+            held.load(std::sync::atomic::Ordering::SeqCst),
+            0,
+            "frames of the body were still held when the next one was read"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_body_over_the_limit_is_refused_as_soon_as_it_is() {
+        let body = Body::new(SlicedBody {
+            buffer: Bytes::from(vec![1u8; 100]),
+            next: 0,
+            held_when_polled: Arc::default(),
+        });
+        assert!(matches!(
+            collect_body(body, 99).await,
+            Err(BodyError::TooLarge)
+        ));
+        assert!(collect_body(Body::empty(), 0)
+            .await
+            .is_ok_and(|value| value.is_empty()));
+        let declared = Body::from(vec![7u8; 3]);
+        assert_eq!(
+            collect_body(declared, 3).await.ok(),
+            Some(Bytes::from_static(&[7, 7, 7]))
+        );
+    }
+
     #[test]
-    fn values_are_copied_into_allocations_of_their_own_size() {
-        let read_buffer = Bytes::from(vec![7u8; 8192]);
-        let value = exactly_sized_copy(&[read_buffer.slice(10..11)]);
+    fn values_are_trimmed_to_their_length() {
+        let mut value = Vec::with_capacity(8192);
+        value.push(7u8);
+        let value = exactly_sized(value);
         assert_eq!(value.as_ref(), &[7u8]);
-        // A copy, not a view: it does not point into the read buffer.
-        let buffer_range = read_buffer.as_ptr_range();
-        assert!(!buffer_range.contains(&value.as_ptr()));
-        let joined = exactly_sized_copy(&[read_buffer.slice(0..2), read_buffer.slice(5..6)]);
-        assert_eq!(joined.as_ref(), &[7u8; 3]);
-        assert!(exactly_sized_copy(&[]).is_empty());
+        assert!(exactly_sized(Vec::new()).is_empty());
     }
 }

@@ -57,14 +57,16 @@ struct Args {
     )]
     body_read_timeout_ms: u64,
     /// Longest a request head may take to arrive once started, in milliseconds; then the
-    /// connection is closed.
+    /// connection is closed. Also how long a new connection may stay silent before its
+    /// first request begins.
     #[arg(
         long,
         env = "CACHEKIT_SERVER_HEADER_READ_TIMEOUT_MS",
         default_value_t = 10_000
     )]
     header_read_timeout_ms: u64,
-    /// Longest a keep-alive connection may sit idle between requests, in milliseconds.
+    /// Longest a keep-alive connection may sit idle between requests (after its first
+    /// request), in milliseconds.
     #[arg(
         long,
         env = "CACHEKIT_SERVER_IDLE_TIMEOUT_MS",

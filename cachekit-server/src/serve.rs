@@ -7,10 +7,14 @@
 //! - at most `max_connections` are open; beyond that, new connections wait in the kernel's
 //!   listen backlog until one closes (they are not accepted, so they cost no memory here);
 //! - each connection has a watchdog that knows which phase it is in and closes it when the
-//!   phase's deadline passes: waiting for a request (`idle_timeout`), reading a request head
-//!   once its first byte arrived (`header_read_timeout`), writing a response
-//!   (`write_timeout`). While a handler runs, the handler's own limits apply
-//!   (`body_read_timeout`, `request_timeout`);
+//!   phase's deadline passes: waiting for its first request, which must begin (send its
+//!   first byte) within `header_read_timeout` of the accept; reading a request head once its
+//!   first byte arrived (`header_read_timeout` again); writing a response (`write_timeout`);
+//!   waiting for the next request on a keep-alive connection (`idle_timeout`). While a
+//!   handler runs, the handler's own limits apply (`body_read_timeout`, `request_timeout`).
+//!   The long idle timeout is earned by completing a request: a connection that never sends
+//!   a byte holds its slot for `header_read_timeout` only, so silent sockets cannot keep
+//!   every slot for long;
 //! - on shutdown, idle connections close at once, requests in flight get until
 //!   `shutdown_timeout` to finish, and whatever is left is then closed.
 
@@ -212,7 +216,10 @@ async fn sleep_until(deadline: Option<Instant>) {
 /// Where a connection is in its request cycle, and since when.
 #[derive(Debug, Clone, Copy)]
 enum Phase {
-    /// Waiting for the first byte of a request.
+    /// Accepted, waiting for the first byte of its first request.
+    Opened { since: Instant },
+    /// A keep-alive connection that completed a request, waiting for the first byte of the
+    /// next one.
     Idle { since: Instant },
     /// The first byte of a request arrived; its head is not complete yet.
     ReadingHead { since: Instant },
@@ -235,7 +242,7 @@ struct Watchdog {
 impl Watchdog {
     fn new() -> Self {
         Watchdog {
-            phase: Mutex::new(Phase::Idle {
+            phase: Mutex::new(Phase::Opened {
                 since: Instant::now(),
             }),
             changed: Notify::new(),
@@ -252,10 +259,10 @@ impl Watchdog {
         self.changed.notify_one();
     }
 
-    /// Bytes arrived from the client: if it was idle, a request head has begun.
+    /// Bytes arrived from the client: if it was waiting for a request, a head has begun.
     fn bytes_arrived(&self) {
         let mut phase = self.phase();
-        if let Phase::Idle { .. } = *phase {
+        if let Phase::Opened { .. } | Phase::Idle { .. } = *phase {
             *phase = Phase::ReadingHead {
                 since: Instant::now(),
             };
@@ -290,6 +297,7 @@ impl Watchdog {
 
     fn deadline(&self, limits: &ConnectionLimits) -> Option<Instant> {
         match *self.phase() {
+            Phase::Opened { since } => Some(since + limits.header_read_timeout),
             Phase::Idle { since } => Some(since + limits.idle_timeout),
             Phase::ReadingHead { since } => Some(since + limits.header_read_timeout),
             Phase::Handling => None,
@@ -303,6 +311,7 @@ impl Watchdog {
             .deadline(limits)
             .is_some_and(|deadline| now >= deadline);
         passed.then(|| match *self.phase() {
+            Phase::Opened { .. } => "no request began within the header timeout of the accept",
             Phase::Idle { .. } => "idle for longer than the idle timeout",
             Phase::ReadingHead { .. } => "request head not complete within the header timeout",
             Phase::Responding { .. } => "response not written within the write timeout",

@@ -75,14 +75,22 @@ impl Server {
     }
 
     fn resident_bytes(&self) -> u64 {
+        self.status_kib("VmRSS:") * 1024
+    }
+
+    /// Peak resident memory of the process so far (`VmHWM`).
+    fn peak_resident_bytes(&self) -> u64 {
+        self.status_kib("VmHWM:") * 1024
+    }
+
+    fn status_kib(&self, field: &str) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
             .expect("/proc/<pid>/status");
-        let kib: u64 = status
+        status
             .lines()
-            .find_map(|line| line.strip_prefix("VmRSS:"))
+            .find_map(|line| line.strip_prefix(field))
             .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
-            .expect("a VmRSS line");
-        kib * 1024
+            .unwrap_or_else(|| panic!("a {field} line"))
     }
 
     fn interrupt(&self) {
@@ -186,6 +194,68 @@ async fn one_byte_values_do_not_pin_the_servers_read_buffers() {
         growth < MOST_GROWTH,
         "resident memory grew by {} MiB for {VALUES} one-byte values",
         growth / (1024 * 1024)
+    );
+}
+
+/// Sends a chunked `PUT /cache/{key}` whose body is `chunks` one-byte chunks, written in
+/// large blocks, and returns the answer's status.
+async fn put_in_one_byte_chunks(client: &mut RawConnection, key: &str, chunks: usize) -> u16 {
+    const CHUNK: &[u8] = b"1\r\nx\r\n";
+    const CHUNKS_PER_WRITE: usize = 10_000;
+    client
+        .send(
+            format!(
+                "PUT /cache/{key} HTTP/1.1\r\nHost: test\r\nTransfer-Encoding: chunked\r\n\r\n"
+            )
+            .as_bytes(),
+        )
+        .await;
+    let block = CHUNK.repeat(CHUNKS_PER_WRITE);
+    let mut left = chunks;
+    while left > 0 {
+        let now = left.min(CHUNKS_PER_WRITE);
+        client.send(&block[..now * CHUNK.len()]).await;
+        left -= now;
+    }
+    client.send(b"0\r\n\r\n").await;
+    client.response().await.expect("a response").status
+}
+
+/// Security finding 1: a body of many tiny chunks costs about its value bytes, not a
+/// handle per chunk. Before the fix the body was kept as one `Bytes` per chunk until it
+/// ended (32 bytes each, plus the read buffers they pinned): these 500,000 one-byte chunks
+/// (a 500 KB value, well under `--max-body-bytes`) raised the server's peak memory by
+/// about 20 MiB; a body of millions of them, by hundreds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_of_one_byte_chunks_costs_its_bytes_not_a_handle_per_chunk() {
+    const CHUNKS: usize = 500_000;
+    const MOST_GROWTH: u64 = 8 * 1024 * 1024;
+    let server = Server::start(&[]);
+    let mut client = RawConnection::connect(server.addr).await;
+    // Warm up: the runtime's worker threads, the connection's buffers, the store's table.
+    assert_eq!(put_in_one_byte_chunks(&mut client, "warm", 1000).await, 204);
+    let before = server.peak_resident_bytes();
+    let started = Instant::now();
+    assert_eq!(
+        put_in_one_byte_chunks(&mut client, "chunky", CHUNKS).await,
+        204
+    );
+    let after = server.peak_resident_bytes();
+    let growth = after.saturating_sub(before);
+    eprintln!(
+        "VmHWM before {} KiB, after {} KiB: +{} KiB for {CHUNKS} one-byte chunks ({:?})",
+        before / 1024,
+        after / 1024,
+        growth / 1024,
+        started.elapsed()
+    );
+    let stored = client.exchange(&get_request("chunky")).await;
+    assert_eq!(stored.status, 200);
+    assert_eq!(stored.body, vec![b'x'; CHUNKS]);
+    assert!(
+        growth < MOST_GROWTH,
+        "peak resident memory grew by {} KiB for a {CHUNKS}-byte value sent in one-byte chunks",
+        growth / 1024
     );
 }
 

@@ -12,7 +12,9 @@
 //! within [`ERROR_BODY_READ_TIMEOUT`] and classified by their status alone; server text
 //! reaches errors and health details escaped and capped ([`MAX_SERVER_TEXT_CHARS`], ending
 //! in [`ELISION_MARKER`] where cut); `Retry-After` is clamped to [`MAX_RETRY_AFTER`]; health
-//! answers keep at most [`MAX_HEALTH_DETAILS`] fields. A base URL with user-info, a query or
+//! answers are read up to [`MAX_HEALTH_BODY_BYTES`], parsed at their top level only, and keep
+//! at most [`MAX_HEALTH_DETAILS`] fields. The bearer token, when set, is sent with every
+//! request, `/health` included. A base URL with user-info, a query or
 //! a fragment is refused by [`HttpBackend::new`], and every `PUT` carries its
 //! `Content-Length`, `0` for an empty value.
 //!
@@ -89,6 +91,17 @@ pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 60 * 60);
 /// others fill up to this count, in name order, and the number left out is reported as
 /// `fields_elided`.
 pub const MAX_HEALTH_DETAILS: usize = 32;
+
+/// Most bytes of a `/health` answer's body that are read (64 KiB).
+///
+/// A health answer is a handful of fields, so its body is stream-read up to this cap like an
+/// error body, never up to [`HttpConfig::max_response_bytes`]. A `2xx` answer whose body is
+/// longer (declared or sent) is reported unhealthy, as a `Protocol` error naming this cap;
+/// the body of any other status only adds details, and is read up to this cap within
+/// [`ERROR_BODY_READ_TIMEOUT`]. The body is parsed at its top level only: nested values are
+/// kept as their JSON text (escaped and capped like any server text), never built into a
+/// tree.
+pub const MAX_HEALTH_BODY_BYTES: usize = 64 * 1024;
 
 /// The health answer's fields that are kept whatever else the server sends.
 const HEALTH_API_FIELDS: [&str; 4] = ["healthy", "backend_type", "latency_ms", "details"];
@@ -436,14 +449,21 @@ impl Backend for HttpBackend {
 
     async fn health_check(&self) -> HealthReport {
         HealthReport::probe("http", self.config.timeout, async {
+            let what = "GET /health";
+            // With the token, so that a server that shows details only to its token
+            // holders shows them.
             let response = self
-                .client
-                .get(self.health_url.clone())
+                .request(Method::GET, self.health_url.clone())
                 .send()
                 .await
-                .map_err(|err| classify("GET /health", err))?;
+                .map_err(|err| classify(what, err))?;
             let status = response.status();
-            let body = self.read_body("GET /health", response).await?;
+            let body = if status.is_success() {
+                read_health_body(what, response).await?
+            } else {
+                // Only details: read like an error body, capped and within a deadline.
+                read_body_prefix(response, MAX_HEALTH_BODY_BYTES).await
+            };
             let HealthAnswer {
                 says_unhealthy,
                 mut details,
@@ -624,51 +644,90 @@ fn redacted_url(url: &Url) -> String {
     )
 }
 
-/// The start of an error response's body: at most [`MAX_ERROR_BODY_BYTES`], read for at most
-/// [`ERROR_BODY_READ_TIMEOUT`].
-struct ErrorBodyPrefix {
+/// The start of a response's body, as far as it was read: see [`read_body_prefix`].
+struct BodyPrefix {
     bytes: Vec<u8>,
     /// Whether `bytes` is the whole body; false when a cap, the deadline or a broken
     /// connection ended the read first.
     whole: bool,
 }
 
-async fn read_error_body_prefix(mut response: Response) -> ErrorBodyPrefix {
+/// The start of an error response's body: at most [`MAX_ERROR_BODY_BYTES`], read for at most
+/// [`ERROR_BODY_READ_TIMEOUT`].
+async fn read_error_body_prefix(response: Response) -> BodyPrefix {
+    read_body_prefix(response, MAX_ERROR_BODY_BYTES).await
+}
+
+/// The start of a body that only adds a message or details: at most `cap` bytes, read for
+/// at most [`ERROR_BODY_READ_TIMEOUT`].
+async fn read_body_prefix(mut response: Response, cap: usize) -> BodyPrefix {
     let mut bytes = Vec::new();
     let read = tokio::time::timeout(
         ERROR_BODY_READ_TIMEOUT,
-        read_capped(&mut response, &mut bytes, MAX_ERROR_BODY_BYTES),
+        read_capped(&mut response, &mut bytes, cap),
     )
     .await;
     // Dropping the response unread closes its connection, so the server's remaining bytes
     // are never received, let alone buffered.
-    ErrorBodyPrefix {
+    BodyPrefix {
         bytes,
-        whole: read.unwrap_or(false),
+        whole: matches!(read, Ok(CappedRead::Whole)),
     }
 }
 
-/// Appends the body to `into` up to `cap` bytes in all; true if the whole body fit.
-async fn read_capped(response: &mut Response, into: &mut Vec<u8>, cap: usize) -> bool {
+/// A `2xx` health answer's whole body, at most [`MAX_HEALTH_BODY_BYTES`]; a longer one is a
+/// `Protocol` error, found without reading past the cap.
+async fn read_health_body(what: &str, mut response: Response) -> Result<BodyPrefix> {
+    let over_cap = || {
+        BackendError::protocol(format!(
+            "{what}: the health answer's body exceeds the cap of {MAX_HEALTH_BODY_BYTES} bytes"
+        ))
+    };
+    if response
+        .content_length()
+        .is_some_and(|len| len > MAX_HEALTH_BODY_BYTES as u64)
+    {
+        return Err(over_cap());
+    }
+    let mut bytes = Vec::new();
+    match read_capped(&mut response, &mut bytes, MAX_HEALTH_BODY_BYTES).await {
+        CappedRead::Whole => Ok(BodyPrefix { bytes, whole: true }),
+        CappedRead::OverCap => Err(over_cap()),
+        CappedRead::Failed(err) => Err(classify(what, err)),
+    }
+}
+
+/// How [`read_capped`] ended.
+enum CappedRead {
+    /// The whole body fit.
+    Whole,
+    /// The body is longer than the cap; the bytes up to it were kept.
+    OverCap,
+    /// The body broke off.
+    Failed(reqwest::Error),
+}
+
+/// Appends the body to `into` up to `cap` bytes in all.
+async fn read_capped(response: &mut Response, into: &mut Vec<u8>, cap: usize) -> CappedRead {
     loop {
         match response.chunk().await {
             Ok(Some(chunk)) => {
                 let room = cap.saturating_sub(into.len());
                 if chunk.len() > room {
                     into.extend_from_slice(&chunk[..room]);
-                    return false;
+                    return CappedRead::OverCap;
                 }
                 into.extend_from_slice(&chunk);
             }
-            Ok(None) => return true,
-            // The status is already known; a body broken off only shortens the message.
-            Err(_) => return false,
+            Ok(None) => return CappedRead::Whole,
+            // For an error status, a body broken off only shortens the message.
+            Err(err) => return CappedRead::Failed(err),
         }
     }
 }
 
 /// The `kind` hint and an escaped, capped message from an error body, JSON or not.
-fn error_body(body: &ErrorBodyPrefix) -> (Option<String>, String) {
+fn error_body(body: &BodyPrefix) -> (Option<String>, String) {
     let json: Option<serde_json::Value> = if body.whole {
         serde_json::from_slice(&body.bytes).ok()
     } else {
@@ -747,20 +806,37 @@ struct HealthAnswer {
     details: std::collections::BTreeMap<String, String>,
 }
 
-fn health_answer(body: &[u8]) -> HealthAnswer {
+/// The fields of a health answer's body, parsed at the top level only: each value is kept
+/// as its JSON text, so a nested array or object costs one string, not a tree of values.
+type TopLevelFields = std::collections::BTreeMap<String, Box<serde_json::value::RawValue>>;
+
+/// What a health body says. A whole body that is a JSON object gives its fields; any other
+/// non-empty body (cut, not JSON, or JSON but not an object) is shown as `body` text.
+fn health_answer(body: &BodyPrefix) -> HealthAnswer {
     let mut answer = HealthAnswer {
         says_unhealthy: false,
         details: std::collections::BTreeMap::new(),
     };
-    let Ok(serde_json::Value::Object(fields)) = serde_json::from_slice(body) else {
+    let fields = if body.whole {
+        serde_json::from_slice::<TopLevelFields>(&body.bytes).ok()
+    } else {
+        None
+    };
+    let Some(fields) = fields else {
+        if !body.bytes.is_empty() {
+            let text = String::from_utf8_lossy(&body.bytes);
+            answer.details.insert(
+                "body".to_owned(),
+                sanitize_server_text_part(&text, body.whole),
+            );
+        }
         return answer;
     };
     // Read from the JSON, so no cap or escape can hide it.
-    answer.says_unhealthy = match fields.get("healthy") {
-        Some(serde_json::Value::Bool(healthy)) => !healthy,
-        Some(serde_json::Value::String(healthy)) => healthy == "false",
-        _ => false,
-    };
+    answer.says_unhealthy = fields.get("healthy").is_some_and(|healthy| {
+        serde_json::from_str::<bool>(healthy.get()).is_ok_and(|healthy| !healthy)
+            || serde_json::from_str::<String>(healthy.get()).is_ok_and(|text| text == "false")
+    });
     let (api_fields, other_fields): (Vec<_>, Vec<_>) = fields
         .iter()
         .partition(|(name, _)| HEALTH_API_FIELDS.contains(&name.as_str()));
@@ -770,9 +846,11 @@ fn health_answer(body: &[u8]) -> HealthAnswer {
         .into_iter()
         .chain(other_fields.into_iter().take(room))
     {
-        let text = match value {
-            serde_json::Value::String(text) => sanitize_server_text(text),
-            other => sanitize_server_text(&other.to_string()),
+        // A string is shown unquoted and unescaped (then escaped our way); anything else
+        // as the JSON text the server sent.
+        let text = match serde_json::from_str::<String>(value.get()) {
+            Ok(text) => sanitize_server_text(&text),
+            Err(_) => sanitize_server_text(value.get()),
         };
         answer.details.insert(sanitize_server_text(name), text);
     }
@@ -840,7 +918,7 @@ mod tests {
 
     #[test]
     fn error_bodies_yield_kind_and_message_even_when_garbage() {
-        let whole = |bytes: &[u8]| ErrorBodyPrefix {
+        let whole = |bytes: &[u8]| BodyPrefix {
             bytes: bytes.to_vec(),
             whole: true,
         };
@@ -854,7 +932,7 @@ mod tests {
 
     #[test]
     fn a_cut_error_body_is_shown_as_cut_and_not_parsed() {
-        let cut = ErrorBodyPrefix {
+        let cut = BodyPrefix {
             bytes: br#"{"kind":"invalid_key","error":"too long"}"#.to_vec(),
             whole: false,
         };
@@ -878,6 +956,41 @@ mod tests {
         }
         let unparsable = HttpConfig::new("http://alice:hunter2@cache.internal:99999");
         assert!(!format!("{unparsable:?}").contains("hunter2"));
+    }
+
+    /// Security finding 3: a health body is parsed at its top level only; `healthy` is read
+    /// from the JSON; a body that is not a whole JSON object is shown as capped `body` text.
+    #[test]
+    fn health_bodies_are_parsed_at_the_top_level_only() {
+        let whole = |bytes: &[u8]| BodyPrefix {
+            bytes: bytes.to_vec(),
+            whole: true,
+        };
+        let answer = health_answer(&whole(
+            br#"{"healthy":"false","n":1.50,"nested":{"a":[1, 2]},"s":"a\u001b"}"#,
+        ));
+        assert!(answer.says_unhealthy);
+        let detail = |name: &str| answer.details.get(name).map(String::as_str);
+        assert_eq!(detail("n"), Some("1.50"));
+        assert_eq!(detail("nested"), Some(r#"{"a":[1, 2]}"#));
+        assert_eq!(detail("s"), Some("a\\u{1b}"));
+        assert!(!health_answer(&whole(br#"{"healthy":true}"#)).says_unhealthy);
+
+        let array = health_answer(&whole(b"[false]"));
+        assert!(!array.says_unhealthy);
+        assert_eq!(
+            array.details.get("body").map(String::as_str),
+            Some("[false]")
+        );
+        let cut = health_answer(&BodyPrefix {
+            bytes: br#"{"healthy":false"#.to_vec(),
+            whole: false,
+        });
+        assert_eq!(
+            cut.details.get("body").map(String::as_str),
+            Some(format!(r#"{{"healthy":false{ELISION_MARKER}"#).as_str())
+        );
+        assert!(health_answer(&whole(b"")).details.is_empty());
     }
 
     /// Item 3: server text is escaped and capped, with a visible marker where it was cut.

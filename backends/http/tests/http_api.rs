@@ -45,8 +45,13 @@ type Store = Arc<Mutex<HashMap<String, Vec<u8>>>>;
 /// A plausible hand-written server: one wildcard route, so `/cache/a/b` is the key `a/b`,
 /// and `ttl` read as a float (`1.5`, `+1`, `1e3` all accepted; the ttl itself ignored).
 fn wildcard_server(store: Store) -> Router {
-    async fn read(State(store): State<Store>, Path(key): Path<String>) -> Result<Vec<u8>, StatusCode> {
-        let store = store.lock().map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)?;
+    async fn read(
+        State(store): State<Store>,
+        Path(key): Path<String>,
+    ) -> Result<Vec<u8>, StatusCode> {
+        let store = store
+            .lock()
+            .map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)?;
         store.get(&key).cloned().ok_or(StatusCode::NOT_FOUND)
     }
     async fn write(
@@ -98,7 +103,10 @@ fn a_wildcard_server_with_lenient_ttl_parsing_is_failed_on_those_rules() {
         "http_api::ttl_is_parsed_strictly",
         "http_api::ttl_in_whole_seconds_expires",
     ] {
-        assert!(failed.iter().any(|id| id == rule), "{rule} passed\n{report}");
+        assert!(
+            failed.iter().any(|id| id == rule),
+            "{rule} passed\n{report}"
+        );
     }
     // What it does right stays green.
     for rule in [
@@ -106,6 +114,9 @@ fn a_wildcard_server_with_lenient_ttl_parsing_is_failed_on_those_rules() {
         "http_api::get_of_a_missing_key_is_404",
         "http_api::encoded_slash_is_part_of_one_key",
     ] {
-        assert!(!failed.iter().any(|id| id == rule), "{rule} failed\n{report}");
+        assert!(
+            !failed.iter().any(|id| id == rule),
+            "{rule} failed\n{report}"
+        );
     }
 }

@@ -11,8 +11,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use cachekit_backend_http::{
-    HttpBackend, HttpConfig, RetryPolicy, ELISION_MARKER, MAX_HEALTH_DETAILS, MAX_RETRY_AFTER,
-    MAX_SERVER_TEXT_CHARS,
+    HttpBackend, HttpConfig, RetryPolicy, ELISION_MARKER, MAX_HEALTH_BODY_BYTES,
+    MAX_HEALTH_DETAILS, MAX_RETRY_AFTER, MAX_SERVER_TEXT_CHARS,
 };
 use cachekit_core::{Backend, BackendError, Bytes, ErrorKind};
 use rstest::rstest;
@@ -509,6 +509,194 @@ async fn unhealthy_answer_is_reported_with_escaped_text() {
     // Debug of the details escapes once more; no raw control character survives either way.
     assert_no_control_characters(error);
     assert!(error.contains("disk"), "{error}");
+}
+
+// ---------------------------------------------------------------------------------------
+// Security finding 3: a health answer is read up to a small cap and parsed shallowly; the
+// health check carries the token.
+// ---------------------------------------------------------------------------------------
+
+/// A `200` health answer whose JSON body is `len` bytes (an array of zeros, or an object
+/// with `healthy` and one long array field), framed by `Content-Length` or chunked.
+fn big_health_answer(len: usize, object: bool, chunked: bool) -> Vec<u8> {
+    let body = if object {
+        let prefix = r#"{"healthy":true,"list":["#;
+        let zeros = "0,".repeat((len - prefix.len() - 3) / 2);
+        format!("{prefix}{zeros}0]}}")
+    } else {
+        format!("[{}0]", "0,".repeat((len - 3) / 2))
+    };
+    let framing = if chunked {
+        "Transfer-Encoding: chunked".to_owned()
+    } else {
+        format!("Content-Length: {}", body.len())
+    };
+    let mut answer =
+        format!("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n{framing}\r\nConnection: close\r\n\r\n")
+            .into_bytes();
+    if chunked {
+        for piece in body.as_bytes().chunks(4096) {
+            answer.extend_from_slice(format!("{:x}\r\n", piece.len()).as_bytes());
+            answer.extend_from_slice(piece);
+            answer.extend_from_slice(b"\r\n");
+        }
+        answer.extend_from_slice(b"0\r\n\r\n");
+    } else {
+        answer.extend_from_slice(body.as_bytes());
+    }
+    answer
+}
+
+/// Security finding 3: a `200` health body over [`MAX_HEALTH_BODY_BYTES`] is not read, let
+/// alone parsed, whole: the check is unhealthy and says why. Before the fix any body up to
+/// `max_response_bytes` (8 MiB) was read and parsed into a `serde_json::Value` (one per
+/// array element), and this answer was reported healthy.
+#[rstest]
+#[case::array_with_content_length(false, false)]
+#[case::array_chunked(false, true)]
+#[case::object_with_content_length(true, false)]
+#[case::object_chunked(true, true)]
+#[tokio::test]
+async fn a_health_body_over_the_cap_is_unhealthy_and_not_read_whole(
+    #[case] object: bool,
+    #[case] chunked: bool,
+) {
+    let server =
+        RawHttpServer::answering(big_health_answer(2 * 1024 * 1024, object, chunked)).await;
+    let report = tokio::time::timeout(PROMPTLY, patient_client(&server.base_url, 0).health_check())
+        .await
+        .expect("the health check ends promptly");
+    assert!(!report.healthy, "{:?}", report.details);
+    let error = report.details.get("error").expect("an error detail");
+    assert!(
+        error.contains(&MAX_HEALTH_BODY_BYTES.to_string()),
+        "the error names the cap: {error}"
+    );
+}
+
+/// Security finding 3: a health body within the cap is parsed at its top level only; nested
+/// values are kept as their (escaped, capped) JSON text.
+#[tokio::test]
+async fn a_health_body_within_the_cap_keeps_nested_values_as_capped_text() {
+    let nested = format!("{}{}", "[".repeat(100), "]".repeat(100));
+    let zeros = "0,".repeat(20_000);
+    let body = format!(
+        r#"{{"healthy":true,"backend_type":"memory","deep":{nested},"list":[{zeros}0],"details":{{"entries":"3"}}}}"#
+    );
+    assert!(body.len() < MAX_HEALTH_BODY_BYTES);
+    let server = RawHttpServer::answering(format!(
+        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    ))
+    .await;
+    let report = patient_client(&server.base_url, 0).health_check().await;
+    assert!(report.healthy, "{:?}", report.details);
+    let detail = |name: &str| report.details.get(name).map(String::as_str);
+    assert_eq!(detail("backend_type"), Some("memory"));
+    assert_eq!(detail("details"), Some(r#"{"entries":"3"}"#));
+    let list = detail("list").expect("kept");
+    assert!(
+        list.starts_with("[0,0,") && list.ends_with(ELISION_MARKER),
+        "{list}"
+    );
+    let deep = detail("deep").expect("kept");
+    assert!(deep.starts_with("[[[["), "{deep}");
+}
+
+/// Security finding 3: an unhealthy status with a trickling body is reported promptly,
+/// its body read like an error body (capped, within `ERROR_BODY_READ_TIMEOUT`). Before
+/// the fix the body was read until the client's own timeout (30 s here).
+#[tokio::test]
+async fn an_unhealthy_status_with_a_trickling_body_is_reported_promptly() {
+    let hung_up_at = Arc::new(Mutex::new(None));
+    let hang_up = hung_up_at.clone();
+    let server = RawHttpServer::start(move |_, socket| {
+        write_endless(socket, 503, EndlessBody::Trickle, hang_up.clone())
+    })
+    .await;
+    let report = tokio::time::timeout(PROMPTLY, patient_client(&server.base_url, 0).health_check())
+        .await
+        .expect("the health check ends promptly");
+    assert!(!report.healthy);
+    let error = report.details.get("error").expect("an error detail");
+    assert!(error.contains("503"), "{error}");
+    assert!(
+        error.contains(ELISION_MARKER),
+        "a cut body must say so: {error}"
+    );
+}
+
+/// Security finding 3: an endless `200` health body is cut at the cap, promptly.
+#[tokio::test]
+async fn an_endless_health_body_is_cut_at_the_cap() {
+    let hung_up_at = Arc::new(Mutex::new(None));
+    let hang_up = hung_up_at.clone();
+    let server = RawHttpServer::start(move |_, socket| {
+        write_endless(socket, 200, EndlessBody::Chunked, hang_up.clone())
+    })
+    .await;
+    let report = tokio::time::timeout(PROMPTLY, patient_client(&server.base_url, 0).health_check())
+        .await
+        .expect("the health check ends promptly");
+    assert!(!report.healthy, "{:?}", report.details);
+}
+
+/// Security finding 3: the health check sends the configured bearer token, so that a
+/// server that shows details only to its token holders shows them. Before the fix it was
+/// sent without `Authorization`.
+#[tokio::test]
+async fn the_health_check_carries_the_token() {
+    let body = r#"{"healthy":true}"#;
+    let server = RawHttpServer::answering(format!(
+        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    ))
+    .await;
+    let mut config = HttpConfig::new(&server.base_url).with_token("s3cret");
+    config.retry.max_retries = 0;
+    let report = HttpBackend::new(config)
+        .expect("valid config")
+        .health_check()
+        .await;
+    assert!(report.healthy, "{:?}", report.details);
+    let received = server.received();
+    let [health] = received.as_slice() else {
+        panic!("expected one request, got {received:?}");
+    };
+    assert_eq!(health.target, "/health");
+    assert_eq!(health.header_values("authorization"), ["Bearer s3cret"]);
+}
+
+/// Security finding 3, end to end: against a token-protected `cachekit-server`, a client
+/// with the token sees the backend's details; one without sees only `healthy`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_protected_server_shows_health_details_to_the_client_with_the_token() {
+    let server = cachekit_server::BackgroundServer::spawn(
+        cachekit_backend_memory::MemoryBackend::new,
+        cachekit_server::ServerConfig {
+            listen: ([127, 0, 0, 1], 0).into(),
+            token: Some("s3cret".to_owned()),
+            ..cachekit_server::ServerConfig::default()
+        },
+    )
+    .expect("start cachekit-server");
+    let with_token = HttpBackend::new(HttpConfig::new(server.base_url()).with_token("s3cret"))
+        .expect("valid config")
+        .health_check()
+        .await;
+    assert!(with_token.healthy, "{:?}", with_token.details);
+    assert_eq!(
+        with_token.details.get("backend_type").map(String::as_str),
+        Some("memory"),
+        "{:?}",
+        with_token.details
+    );
+    let anonymous = HttpBackend::new(HttpConfig::new(server.base_url()))
+        .expect("valid config")
+        .health_check()
+        .await;
+    assert!(anonymous.healthy, "{:?}", anonymous.details);
+    assert_eq!(anonymous.details.get("backend_type"), None);
 }
 
 // ---------------------------------------------------------------------------------------
