@@ -216,6 +216,9 @@ enum Flaw {
     // ---- scale ----
     /// An LRU with a default size of 500, never declared.
     UndeclaredCapacityOf500,
+    /// A fixed-size table that reuses the oldest slot for a new key but leaves the old key
+    /// pointing at it: once full, old keys read new keys' values.
+    ReusesSlotsWithoutUnmapping,
     /// An 8-bit signed version counter: after 127 overwrites every write looks stale.
     VersionCounterWraps,
     /// Copy-on-write map without compare-and-swap: concurrent writers lose updates.
@@ -649,6 +652,21 @@ impl Flawed {
                 state
                     .later
                     .push((now + LATER, Later::Put(key.clone(), previous)));
+            }
+        }
+        if self.flaw == ReusesSlotsWithoutUnmapping
+            && !state.entries.contains_key(&key)
+            && state.entries.len() >= 500
+        {
+            // The oldest key keeps its slot, and the slot now holds the new value.
+            let oldest = state
+                .entries
+                .iter()
+                .min_by_key(|(_, entry)| entry.written_at)
+                .map(|(key, _)| key.clone());
+            if let Some(slot) = oldest.and_then(|oldest| state.entries.get_mut(&oldest)) {
+                slot.value = value.clone();
+                slot.written_at = now;
             }
         }
         if self.flaw == UndeclaredCapacityOf500
@@ -1292,6 +1310,10 @@ fn expectations() -> Vec<(Flaw, &'static [&'static str])> {
         (
             UndeclaredCapacityOf500,
             &["scale::a_thousand_keys_keep_their_own_values"],
+        ),
+        (
+            ReusesSlotsWithoutUnmapping,
+            &["scale::writes_past_capacity_read_back_their_value_or_nothing"],
         ),
         (
             VersionCounterWraps,

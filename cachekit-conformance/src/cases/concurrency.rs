@@ -27,10 +27,13 @@ async fn join_all(mut tasks: JoinSet<CaseResult>) -> CaseResult {
     first_failure.map_or(Ok(()), Err)
 }
 
+/// Size of the values concurrent writers write: large enough to be written in pieces.
+pub const WRITTEN_VALUE_BYTES: usize = 16 * 1024;
+
 /// A value that identifies its writer and round in every byte run, so a torn mix of two
 /// values is never equal to any value written.
 fn written_value(writer: usize, round: usize) -> Vec<u8> {
-    let mut value = super::values::pattern(16 * 1024, (writer * 31 + round) as u8);
+    let mut value = super::values::pattern(WRITTEN_VALUE_BYTES, (writer * 31 + round) as u8);
     value[..8].copy_from_slice(
         &((writer as u32) << 16 | round as u32)
             .to_le_bytes()

@@ -268,6 +268,10 @@ fn listed_cases() -> Vec<Case> {
             scale::many_overwrites_leave_the_last_value,
             "after 200 overwrites of one key, the last value is there"
         ),
+        case!(
+            scale::writes_past_capacity_read_back_their_value_or_nothing,
+            "under eviction pressure, every key reads back its own value or nothing, and the last write is there"
+        ),
         case!(scale::many_keys_written_in_parallel_are_all_there, "400 keys written by eight tasks at once are all there", needs: [NoEviction], timing: Parallel),
         case!(
             cancel::dropped_set_leaves_old_or_new_value,
@@ -275,8 +279,8 @@ fn listed_cases() -> Vec<Case> {
         ),
         case!(cancel::aborted_operations_leave_backend_usable, "aborted operations leave the backend usable and the key consistent", timing: Parallel),
         case!(concurrency::parallel_tasks_on_distinct_keys, "concurrent tasks on distinct keys do not interfere", timing: Parallel),
-        case!(concurrency::concurrent_writers_leave_one_written_value, "after concurrent writes to one key, it holds one value that was written", timing: Parallel),
-        case!(concurrency::readers_never_see_unwritten_values, "a reader never sees a value nobody wrote", needs: [NoEviction], timing: Parallel),
+        case!(concurrency::concurrent_writers_leave_one_written_value, "after concurrent writes to one key, it holds one value that was written", needs: [ValuesOfAtLeast(concurrency::WRITTEN_VALUE_BYTES)], timing: Parallel),
+        case!(concurrency::readers_never_see_unwritten_values, "a reader never sees a value nobody wrote", needs: [NoEviction, ValuesOfAtLeast(concurrency::WRITTEN_VALUE_BYTES)], timing: Parallel),
         case!(concurrency::concurrent_deletes_report_one_existed, "of concurrent deletes of one entry, exactly one returns true", timing: Parallel),
         case!(
             health::health_check_reports_healthy,
