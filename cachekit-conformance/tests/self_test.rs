@@ -194,6 +194,8 @@ enum Flaw {
     StoresPartOfATooLargeValue,
     /// The error path of a too-large overwrite deletes the old value first.
     TooLargeOverwriteDeletesTheOld,
+    /// memcached's item limit counts the key too: a maximum key leaves less room for the value.
+    CountsTheKeyAgainstTheValueLimit,
     /// `len >= max` instead of `len > max`: a value of exactly the maximum refused.
     RejectsValueAtTheMaximum,
     /// `len > max + 1`: one byte over the maximum accepted.
@@ -446,7 +448,7 @@ impl Flawed {
         Bytes::from(bytes)
     }
 
-    fn check_value(&self, value: &Bytes) -> Result<()> {
+    fn check_value(&self, value: &Bytes, key_len: usize) -> Result<()> {
         use Flaw::*;
         let too_large = |_: ()| {
             let kind = if self.flaw == ValueTooLargeReportedAsInvalidArgument {
@@ -458,6 +460,9 @@ impl Flawed {
         };
         match self.flaw {
             RejectsValueAtTheMaximum if value.len() >= MAX_VALUE_BYTES => too_large(()),
+            CountsTheKeyAgainstTheValueLimit if value.len() + key_len > MAX_VALUE_BYTES => {
+                too_large(())
+            }
             AcceptsOneByteOverTheMaximum if value.len() <= MAX_VALUE_BYTES + 1 => Ok(()),
             _ if value.len() > MAX_VALUE_BYTES => too_large(()),
             _ => Ok(()),
@@ -547,7 +552,7 @@ impl Flawed {
         use Flaw::*;
         let key = self.key(key)?;
         let now = Instant::now();
-        if let Err(err) = self.check_value(&value) {
+        if let Err(err) = self.check_value(&value, key.len()) {
             let mut state = self.state.lock();
             match self.flaw {
                 StoresPartOfATooLargeValue => {
@@ -1261,6 +1266,10 @@ fn expectations() -> Vec<(Flaw, &'static [&'static str])> {
         (
             TooLargeOverwriteDeletesTheOld,
             &["values::value_over_max_size_is_value_too_large"],
+        ),
+        (
+            CountsTheKeyAgainstTheValueLimit,
+            &["keys::key_and_value_at_their_maxima_work_together"],
         ),
         (
             RejectsValueAtTheMaximum,

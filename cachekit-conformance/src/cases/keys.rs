@@ -187,6 +187,20 @@ pub async fn key_at_max_length_roundtrips(ctx: Ctx) -> CaseResult {
         .await
 }
 
+/// A key and a value both at their declared maxima work together: the limits are separate.
+pub async fn key_and_value_at_their_maxima_work_together(ctx: Ctx) -> CaseResult {
+    let max_key = declared_max_key(&ctx)?;
+    let max_value = ctx
+        .caps
+        .max_value_bytes
+        .ok_or_else(|| Failure::new("the case needs a declared maximum value size"))?;
+    let key = key_of_exact_length(&ctx, max_key)?;
+    let value = super::values::pattern(max_value, 0x6b);
+    ctx.set(&key, &value, None).await?;
+    ctx.expect_present("a maximum key holding a maximum value", &key, &value)
+        .await
+}
+
 /// A key over the declared maximum fails with InvalidKey and is not truncated.
 pub async fn key_over_max_length_is_invalid_key(ctx: Ctx) -> CaseResult {
     let max = declared_max_key(&ctx)?;

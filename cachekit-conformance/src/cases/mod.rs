@@ -190,6 +190,7 @@ fn listed_cases() -> Vec<Case> {
             "the empty key fails with InvalidKey"
         ),
         case!(keys::key_at_max_length_roundtrips, "a key of exactly the declared maximum length works", needs: [MaxKeyBytes]),
+        case!(keys::key_and_value_at_their_maxima_work_together, "a key and a value both at their declared maxima work together", needs: [MaxKeyBytes, MaxValueBytes]),
         case!(keys::key_over_max_length_is_invalid_key, "a key over the declared maximum fails with InvalidKey and is not truncated", needs: [MaxKeyBytes]),
         case!(
             values::empty_value_is_some_empty,
