@@ -39,7 +39,7 @@ pub(crate) enum SuiteFactory {
     Backend(Arc<Factory>),
     #[cfg(feature = "http-faults")]
     HttpFaults(Arc<crate::faults::FaultFactory>),
-    HttpApi(Result<crate::cases::http_api::ApiTarget, String>),
+    HttpApi(Result<(crate::cases::http_api::ApiTarget, Capabilities), String>),
 }
 
 impl Suite {
@@ -96,7 +96,7 @@ impl Suite {
             // the fault cases depend on.
             #[cfg(feature = "http-faults")]
             SuiteFactory::HttpFaults(_) => return Ok(Capabilities::new("http-faults")),
-            SuiteFactory::HttpApi(Ok(_)) => return Ok(Capabilities::new("http-api")),
+            SuiteFactory::HttpApi(Ok((_, declared))) => return Ok(declared.clone()),
             SuiteFactory::HttpApi(Err(reason)) => return Err(reason.clone()),
         };
         let runtime = tokio::runtime::Builder::new_current_thread()
@@ -408,7 +408,7 @@ pub fn run_case(
                     (SuiteFactory::HttpFaults(factory), CaseFn::HttpFaults(run)) => {
                         run(crate::faults::FaultCtx::new(factory.clone()))
                     }
-                    (SuiteFactory::HttpApi(Ok(target)), CaseFn::HttpApi(run)) => {
+                    (SuiteFactory::HttpApi(Ok((target, _))), CaseFn::HttpApi(run)) => {
                         run(crate::cases::http_api::ApiCtx::new(target.clone(), prefix))
                     }
                     _ => {

@@ -149,7 +149,13 @@ pub fn run(args: &ConformanceArgs) -> Result<bool, String> {
         }));
         // The API itself, byte for byte, whichever client the service's users have.
         if url.starts_with("http://") {
-            suites.push(Suite::http_api("http_api", url, args.token.clone()));
+            let declared = args.declared(Capabilities::new("http-api"));
+            suites.push(Suite::http_api_declaring(
+                "http_api",
+                url,
+                args.token.clone(),
+                declared,
+            ));
         } else {
             println!("    skipping the raw http_api family: it speaks plain http:// only");
         }

@@ -98,8 +98,17 @@ fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
+/// The report of the suite called `name`: `--http` runs `http` (through the client) and
+/// `http_api` (raw requests).
+fn suite<'a>(json: &'a Value, name: &str) -> &'a Value {
+    json["suites"]
+        .as_array()
+        .and_then(|suites| suites.iter().find(|suite| suite["suite"] == name))
+        .unwrap_or_else(|| panic!("no suite {name} in {json}"))
+}
+
 fn cases_with_outcome(json: &Value, outcome: &str) -> Vec<String> {
-    json["suites"][0]["cases"]
+    suite(json, "http")["cases"]
         .as_array()
         .expect("cases")
         .iter()
@@ -118,8 +127,9 @@ fn a_conforming_server_passes_with_valid_json_and_junit() {
     assert!(text.contains("conformance passed"), "{text}");
 
     assert_eq!(json["passed"], true);
-    let suite = &json["suites"][0];
-    assert_eq!(suite["suite"], "http");
+    let api = suite(&json, "http_api");
+    assert_eq!(api["counts"]["failed"], 0, "{api}");
+    let suite = suite(&json, "http");
     let passed = suite["counts"]["passed"].as_u64().expect("count");
     assert!(passed >= 50, "{suite}");
     assert_eq!(suite["counts"]["failed"], 0);
@@ -137,10 +147,14 @@ fn a_conforming_server_passes_with_valid_json_and_junit() {
             .descendants()
             .filter(|node| node.has_tag_name("testcase"))
             .collect();
-        assert_eq!(testcases.len(), cases.len());
+        let api_cases = api["cases"].as_array().map_or(0, Vec::len);
+        assert_eq!(testcases.len(), cases.len() + api_cases);
         assert!(testcases.iter().all(|case| case
             .attribute("classname")
-            .is_some_and(|c| c.starts_with("cachekit.http."))));
+            .is_some_and(|c| c.starts_with("cachekit.http."))
+            || case
+                .attribute("classname")
+                .is_some_and(|c| c.starts_with("cachekit.http_api."))));
         assert_eq!(
             root.descendants()
                 .filter(|n| n.has_tag_name("failure"))
@@ -151,10 +165,9 @@ fn a_conforming_server_passes_with_valid_json_and_junit() {
             .descendants()
             .filter(|n| n.has_tag_name("skipped"))
             .count();
-        assert_eq!(
-            skipped as u64,
-            suite["counts"]["skipped"].as_u64().expect("count")
-        );
+        let expected_skips = suite["counts"]["skipped"].as_u64().expect("count")
+            + api["counts"]["skipped"].as_u64().expect("count");
+        assert_eq!(skipped as u64, expected_skips);
     });
 }
 
@@ -215,12 +228,19 @@ fn a_broken_server_fails_and_the_rules_are_named() {
                     .map(str::to_owned)
             })
             .collect();
-        assert_eq!(failures.len(), failed.len());
+        // Both suites report: the client-level one and the raw API one.
+        let all_failed: u64 = json["suites"]
+            .as_array()
+            .expect("suites")
+            .iter()
+            .map(|suite| suite["counts"]["failed"].as_u64().expect("count"))
+            .sum();
+        assert_eq!(failures.len() as u64, all_failed);
         assert!(failures.contains(&"expired_entry_is_absent_from_get".to_owned()));
         let root = doc.root_element();
         assert_eq!(
             root.attribute("failures"),
-            Some(failed.len().to_string().as_str())
+            Some(all_failed.to_string().as_str())
         );
     });
 }
@@ -236,7 +256,7 @@ fn a_service_without_ttl_is_reported_as_not_claimed_not_failed() {
     let (output, json, _) = xtask(&["--http", server.base_url(), "--no-ttl"], &dir);
     let text = stdout(&output);
     assert!(output.status.success(), "{text}");
-    let skipped: Vec<Value> = json["suites"][0]["cases"]
+    let skipped: Vec<Value> = suite(&json, "http")["cases"]
         .as_array()
         .expect("cases")
         .iter()
@@ -248,5 +268,17 @@ fn a_service_without_ttl_is_reported_as_not_claimed_not_failed() {
         assert_eq!(case["outcome"], "skipped", "{case}");
         assert_eq!(case["message"], "ttl: not claimed", "{case}");
     }
-    assert_eq!(json["suites"][0]["capabilities"]["ttl"], Value::Null);
+    assert_eq!(suite(&json, "http")["capabilities"]["ttl"], Value::Null);
+    // The raw API family honours the same declaration.
+    let api_ttl: Vec<&Value> = suite(&json, "http_api")["cases"]
+        .as_array()
+        .expect("cases")
+        .iter()
+        .filter(|case| case["id"].as_str().is_some_and(|id| id.contains("ttl")))
+        .collect();
+    assert!(!api_ttl.is_empty());
+    assert!(
+        api_ttl.iter().all(|case| case["outcome"] == "skipped"),
+        "{api_ttl:?}"
+    );
 }

@@ -13,7 +13,9 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::case::{Case, CaseFn, Family, Timing};
+use cachekit_core::Capabilities;
+
+use crate::case::{Case, CaseFn, Family, Need, Timing};
 use crate::failure::Answer;
 use crate::runner::SuiteFactory;
 use crate::{CaseResult, Failure, Suite};
@@ -66,11 +68,23 @@ impl ApiTarget {
 }
 
 impl Suite {
-    /// A suite of raw HTTP API cases against the service at `base_url`. A base URL the
-    /// cases cannot speak to (`https`, user-info) fails every case with the reason.
+    /// A suite of raw HTTP API cases against the service at `base_url`, which claims the
+    /// whole API (whole-second ttls up to the protocol's maximum). A base URL the cases
+    /// cannot speak to (`https`, user-info) fails every case with the reason.
     pub fn http_api(name: impl Into<String>, base_url: &str, token: Option<String>) -> Self {
+        Self::http_api_declaring(name, base_url, token, Capabilities::new("http-api"))
+    }
+
+    /// [`Suite::http_api`] for a service that declares less (no ttl, say): cases that
+    /// need what it does not claim are skipped, as in a backend suite.
+    pub fn http_api_declaring(
+        name: impl Into<String>,
+        base_url: &str,
+        token: Option<String>,
+        declared: Capabilities,
+    ) -> Self {
         let target = ApiTarget::parse(base_url, token);
-        Suite::from_factory(name, SuiteFactory::HttpApi(target))
+        Suite::from_factory(name, SuiteFactory::HttpApi(target.map(|t| (t, declared))))
     }
 }
 
@@ -662,12 +676,12 @@ pub async fn every_method_needs_the_token(ctx: ApiCtx) -> CaseResult {
 }
 
 macro_rules! api_case {
-    ($name:ident, $rule:expr $(, timing: $timing:ident)?) => {
+    ($name:ident, $rule:expr $(, needs: [$($need:expr),*])? $(, timing: $timing:ident)?) => {
         Case {
             family: Family::HttpApi,
             name: stringify!($name),
             rule: $rule,
-            needs: &[],
+            needs: &[$($($need),*)?],
             timing: api_timing(&[$(Timing::$timing)?]),
             run: CaseFn::HttpApi(|ctx| Box::pin($name(ctx))),
         }
@@ -693,8 +707,8 @@ pub(crate) fn cases() -> Vec<Case> {
         api_case!(dot_segments_are_never_resolved, "dot segments in the path are never resolved into another key"),
         api_case!(plus_in_a_key_is_a_plus, "`+` in a key is a plus, never a space"),
         api_case!(percent_encoded_utf8_is_decoded_exactly, "percent-encoded UTF-8 is decoded exactly, never normalised"),
-        api_case!(ttl_is_parsed_strictly, "`ttl` is whole seconds in 1..=30 days; anything else is 400 and stores nothing"),
-        api_case!(ttl_in_whole_seconds_expires, "a PUT with `ttl=1` is present at once and gone 2.5 s later", timing: WaitsForExpiry),
+        api_case!(ttl_is_parsed_strictly, "`ttl` is whole seconds in 1..=30 days; anything else is 400 and stores nothing", needs: [Need::Ttl]),
+        api_case!(ttl_in_whole_seconds_expires, "a PUT with `ttl=1` is present at once and gone 2.5 s later", needs: [Need::Ttl], timing: WaitsForExpiry),
         api_case!(a_body_cut_short_stores_nothing, "a PUT body shorter than its Content-Length stores nothing"),
         api_case!(a_chunked_body_is_stored_whole, "a chunked PUT body is stored whole"),
         api_case!(an_empty_body_stores_an_empty_value, "a PUT with an empty body stores an empty value, not nothing"),
