@@ -99,16 +99,6 @@ pub struct RawResponse {
     pub body: Vec<u8>,
 }
 
-impl RawResponse {
-    /// The first header called `name` (lowercase).
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
-    }
-}
-
 /// What an API case gets: the target, its private key prefix, and a raw client.
 pub struct ApiCtx {
     target: ApiTarget,
