@@ -54,3 +54,25 @@ fn readme_test_command_is_the_one_ci_runs() {
         ".ci/run must call the README's test command"
     );
 }
+
+/// The baseline example in the README is one the kit accepts: its case exists, its fields
+/// are the ones the parser reads.
+#[test]
+fn readme_baseline_example_parses() {
+    let readme = readme();
+    let start = readme
+        .find("```toml\n# conformance-baseline.toml\n")
+        .expect("README shows a baseline example");
+    let body = &readme[start + "```toml\n".len()..];
+    let example = &body[..body.find("```").expect("the example block ends")];
+    let baseline = cachekit_conformance::baseline::Baseline::parse(example)
+        .unwrap_or_else(|err| panic!("the README's baseline example is refused: {err}"));
+    assert_eq!(baseline.expected_failures().len(), 1);
+}
+
+/// The README's quick start installs the CLI and checks the embedded defaults with it.
+#[test]
+fn readme_quick_start_uses_the_cli() {
+    let readme = readme();
+    assert!(readme.contains("cargo install --path cachekit-cli\ncachekit check memory\n"));
+}

@@ -45,11 +45,14 @@ pub enum Family {
     Faults,
     /// The cachekit HTTP API as a wire contract, checked with raw requests.
     HttpApi,
+    /// A backend author's own cases, added to the same harness with
+    /// [`extra_case!`](crate::extra_case) (not in the kit's registry).
+    Extra,
 }
 
 impl Family {
     /// Every family, in report order.
-    pub const ALL: [Family; 15] = [
+    pub const ALL: [Family; 16] = [
         Family::Crud,
         Family::DeleteExists,
         Family::Keys,
@@ -65,6 +68,7 @@ impl Family {
         Family::Model,
         Family::Faults,
         Family::HttpApi,
+        Family::Extra,
     ];
 
     /// The module-like name used in test names.
@@ -85,6 +89,7 @@ impl Family {
             Family::Model => "model",
             Family::Faults => "faults",
             Family::HttpApi => "http_api",
+            Family::Extra => "extra",
         }
     }
 }
@@ -116,6 +121,9 @@ pub enum Need {
     NoEviction,
     /// Expiry follows the tokio clock, so a case can jump days ahead for free.
     VirtualClock,
+    /// The target is configured with a bearer token (a property of the suite, not of the
+    /// capabilities: [`crate::Suite::skip_reason`] judges it).
+    AuthToken,
 }
 
 impl Need {
@@ -144,6 +152,7 @@ impl Need {
             Need::DotKeysAccepted => !caps.rejected_keys.iter().any(|k| k == "." || k == ".."),
             Need::NoEviction => !caps.may_evict,
             Need::VirtualClock => caps.ttl.is_some() && caps.clock == Clock::Tokio,
+            Need::AuthToken => true,
         };
         if met {
             return None;
@@ -166,6 +175,7 @@ impl Need {
             Need::VirtualClock => {
                 "expiry follows a wall clock: days-long horizons cannot be waited for".to_owned()
             }
+            Need::AuthToken => "no bearer token configured: auth cannot be checked".to_owned(),
         })
     }
 }
@@ -219,6 +229,36 @@ pub enum SuiteKind {
 }
 
 impl Case {
+    /// A backend author's own case, in the `extra` family: run by the same harness and
+    /// reported like the kit's cases. Usually built with [`extra_case!`](crate::extra_case).
+    pub fn extra(
+        name: &'static str,
+        rule: &'static str,
+        run: fn(Ctx) -> LocalBoxFuture<'static, CaseResult>,
+    ) -> Case {
+        Case {
+            family: Family::Extra,
+            name,
+            rule,
+            needs: &[],
+            timing: Timing::Instant,
+            run: CaseFn::Backend(run),
+        }
+    }
+
+    /// The same case with these needs (gated like the kit's cases).
+    pub fn with_needs(mut self, needs: &'static [Need]) -> Case {
+        self.needs = needs;
+        self
+    }
+
+    /// The same case with this timing (e.g. [`Timing::WaitsForExpiry`] to run on a paused
+    /// clock when the backend follows the tokio clock).
+    pub fn with_timing(mut self, timing: Timing) -> Case {
+        self.timing = timing;
+        self
+    }
+
     /// The kind of suite this case belongs to.
     pub fn suite_kind(&self) -> SuiteKind {
         match self.run {

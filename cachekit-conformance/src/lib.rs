@@ -38,6 +38,7 @@
 //! on a paused tokio clock, at no wall-time cost; all others wait for real, with every ttl
 //! case running concurrently so the matrix waits about one ttl window in total.
 
+pub mod baseline;
 pub mod case;
 pub mod cases;
 mod ctx;
@@ -47,6 +48,7 @@ pub mod failure;
 #[cfg(feature = "http-faults")]
 pub mod faults;
 pub mod harness;
+pub mod matrix;
 mod runner;
 
 pub use case::{Case, CaseResult, Family, Need, SuiteKind, Timing};
@@ -54,8 +56,8 @@ pub use ctx::{expect_error, Ctx, Observation, TtlWindow, OBSERVATION_ATTEMPTS};
 pub use declared::WithCapabilities;
 pub use failure::{Answer, Failure, Operation};
 pub use runner::{
-    describe_failure, run_case, run_suite, seed_from_env, CaseReport, Outcome, Report, RunId,
-    RunOptions, Suite, CASE_TIMEOUT_ENV, SEED_ENV,
+    describe_failure, run_case, run_suite, seed_from_env, CaseReport, Outcome, Progress, Report,
+    RunId, RunOptions, Suite, CASE_TIMEOUT_ENV, SEED_ENV,
 };
 
 /// Generates a test binary's `main` that runs the conformance matrix for each named backend.
@@ -75,32 +77,82 @@ pub use runner::{
 /// );
 /// ```
 ///
+/// Two options may follow the suites:
+/// - `baseline = "tests/conformance-baseline.toml"` (a path from the crate root, read at
+///   compile time): rules known to fail, each with its reason; see [`baseline`]. An expected
+///   failure runs as an `[expected failure]` test, and the run fails on a new failure or on
+///   an unexpected pass.
+/// - `extra = [case, ..]`: the author's own backend-specific cases, built with
+///   [`extra_case!`], run in every backend suite and reported like the kit's (family `extra`).
+///
+/// ```no_run
+/// use cachekit_backend_memory::MemoryBackend;
+/// use cachekit_conformance::{CaseResult, Ctx};
+///
+/// /// A backend-specific rule, checked beside the kit's.
+/// async fn a_fresh_store_is_empty(ctx: Ctx) -> CaseResult {
+///     ctx.expect_absent("a key never written", &ctx.key("k")).await
+/// }
+///
+/// cachekit_conformance::conformance_tests!(
+///     memory => async { MemoryBackend::new() },
+///     extra = [cachekit_conformance::extra_case!(a_fresh_store_is_empty, "a fresh store holds nothing")],
+/// );
+/// ```
+///
 /// With the `http-faults` feature, `name => http_faults(|target| async move { .. })` adds
 /// the fault-injection family for a backend that speaks the cachekit HTTP API; see
-/// [`faults`](crate::faults).
+/// [`faults`](crate::faults). `name => http_api(url, token)` checks a running HTTP service
+/// on the wire, with raw requests.
 #[macro_export]
 macro_rules! conformance_tests {
-    (@suites [$($suite:expr),*]) => {
+    (@build [$($chain:tt)*]) => {
         fn main() -> ::std::process::ExitCode {
-            $crate::harness::main(::std::vec![$($suite),*])
+            $crate::harness::Harness::new() $($chain)* .run()
         }
     };
-    (@suites [$($suite:expr),*] $name:ident => http_api($url:expr, $token:expr) $(, $($rest:tt)*)?) => {
-        $crate::conformance_tests!(@suites [
-            $($suite,)* $crate::Suite::http_api(::std::stringify!($name), &$url, $token)
+    (@build [$($chain:tt)*] baseline = $path:literal $(, $($rest:tt)*)?) => {
+        $crate::conformance_tests!(@build [
+            $($chain)* .baseline(
+                $path,
+                ::std::include_str!(::std::concat!(::std::env!("CARGO_MANIFEST_DIR"), "/", $path)),
+            )
         ] $($($rest)*)?);
     };
-    (@suites [$($suite:expr),*] $name:ident => http_faults($factory:expr) $(, $($rest:tt)*)?) => {
-        $crate::conformance_tests!(@suites [
-            $($suite,)* $crate::Suite::http_faults(::std::stringify!($name), $factory)
+    (@build [$($chain:tt)*] extra = [$($case:expr),* $(,)?] $(, $($rest:tt)*)?) => {
+        $crate::conformance_tests!(@build [
+            $($chain)* .extra([$($case),*])
         ] $($($rest)*)?);
     };
-    (@suites [$($suite:expr),*] $name:ident => $factory:expr $(, $($rest:tt)*)?) => {
-        $crate::conformance_tests!(@suites [
-            $($suite,)* $crate::Suite::new(::std::stringify!($name), || $factory)
+    (@build [$($chain:tt)*] $name:ident => http_api($url:expr, $token:expr) $(, $($rest:tt)*)?) => {
+        $crate::conformance_tests!(@build [
+            $($chain)* .suite($crate::Suite::http_api(::std::stringify!($name), &$url, $token))
+        ] $($($rest)*)?);
+    };
+    (@build [$($chain:tt)*] $name:ident => http_faults($factory:expr) $(, $($rest:tt)*)?) => {
+        $crate::conformance_tests!(@build [
+            $($chain)* .suite($crate::Suite::http_faults(::std::stringify!($name), $factory))
+        ] $($($rest)*)?);
+    };
+    (@build [$($chain:tt)*] $name:ident => $factory:expr $(, $($rest:tt)*)?) => {
+        $crate::conformance_tests!(@build [
+            $($chain)* .suite($crate::Suite::new(::std::stringify!($name), || $factory))
         ] $($($rest)*)?);
     };
     ($($rest:tt)+) => {
-        $crate::conformance_tests!(@suites [] $($rest)+);
+        $crate::conformance_tests!(@build [] $($rest)+);
+    };
+}
+
+/// A backend author's own case for the `extra = [..]` option of
+/// [`conformance_tests!`]: `extra_case!(function, "the rule, in one sentence")`, where
+/// `function` is an `async fn(Ctx) -> CaseResult` in scope. Chain
+/// [`Case::with_needs`] / [`Case::with_timing`] to gate it or give it a paused clock.
+#[macro_export]
+macro_rules! extra_case {
+    ($function:ident, $rule:expr $(,)?) => {
+        $crate::Case::extra(::std::stringify!($function), $rule, |ctx| {
+            ::std::boxed::Box::pin($function(ctx))
+        })
     };
 }

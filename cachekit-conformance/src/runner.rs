@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use cachekit_core::{Backend, Capabilities, Clock};
 
-use crate::case::{Case, CaseFn, Family, SuiteKind, Timing};
+use crate::case::{Case, CaseFn, Family, Need, SuiteKind, Timing};
 use crate::ctx::Ctx;
 use crate::failure::{Failure, Operation};
 
@@ -81,6 +81,20 @@ impl Suite {
     /// in fault suites, API cases in API suites.
     pub fn includes(&self, case: &Case) -> bool {
         case.suite_kind() == self.kind()
+    }
+
+    /// Why `case` does not apply to this suite, whose backend declares `caps`, or `None` if
+    /// it applies: the case's needs judged against the capabilities, plus the needs only
+    /// the suite can answer (a configured token).
+    pub fn skip_reason(&self, case: &Case, caps: &Capabilities) -> Option<String> {
+        case.skip_reason(caps).or_else(|| {
+            let has_token = match &self.factory {
+                SuiteFactory::HttpApi(Ok((target, _))) => target.token.is_some(),
+                _ => false,
+            };
+            (case.needs.contains(&Need::AuthToken) && !has_token)
+                .then(|| "no bearer token configured: auth cannot be checked".to_owned())
+        })
     }
 
     /// The suite's name, the first segment of every test name.
@@ -242,8 +256,17 @@ impl fmt::Display for Report {
     }
 }
 
+/// Called with each case's report as soon as it ends (from the thread that ran it), and
+/// with the number of cases selected, before the first one starts.
+pub trait Progress: Send + Sync {
+    /// The run of a suite with `total` selected cases begins.
+    fn started(&self, suite: &str, total: usize);
+    /// One case ended.
+    fn case_done(&self, suite: &str, report: &CaseReport);
+}
+
 /// Options for [`run_suite`].
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct RunOptions {
     /// Only cases whose `family::name` contains this text.
     pub filter: Option<String>,
@@ -251,6 +274,8 @@ pub struct RunOptions {
     pub parallelism: usize,
     /// Seed for random cases; taken from `CACHEKIT_SEED` or drawn at random when `None`.
     pub seed: Option<u64>,
+    /// Told about each case as it ends, for a live progress line.
+    pub progress: Option<Arc<dyn Progress>>,
 }
 
 impl Default for RunOptions {
@@ -259,7 +284,19 @@ impl Default for RunOptions {
             filter: None,
             parallelism: 64,
             seed: None,
+            progress: None,
         }
+    }
+}
+
+impl fmt::Debug for RunOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RunOptions")
+            .field("filter", &self.filter)
+            .field("parallelism", &self.parallelism)
+            .field("seed", &self.seed)
+            .field("progress", &self.progress.is_some())
+            .finish()
     }
 }
 
@@ -305,6 +342,9 @@ pub fn run_suite(suite: &Suite, options: &RunOptions) -> Report {
             };
         }
     };
+    if let Some(progress) = &options.progress {
+        progress.started(&suite.name, selected.len());
+    }
     let results: Mutex<Vec<Option<CaseReport>>> = Mutex::new(vec![None; selected.len()]);
     let next = AtomicUsize::new(0);
     let workers = options.parallelism.clamp(1, selected.len().max(1));
@@ -322,6 +362,9 @@ pub fn run_suite(suite: &Suite, options: &RunOptions) -> Report {
                     outcome,
                     duration: case_started.elapsed(),
                 };
+                if let Some(progress) = &options.progress {
+                    progress.case_done(&suite.name, &report);
+                }
                 if let Ok(mut results) = results.lock() {
                     results[index] = Some(report);
                 }
@@ -370,7 +413,7 @@ pub fn run_case(
     run_id: &RunId,
     seed: u64,
 ) -> Outcome {
-    if let Some(reason) = case.skip_reason(capabilities) {
+    if let Some(reason) = suite.skip_reason(case, capabilities) {
         return Outcome::Skipped(reason);
     }
     let virtual_time = capabilities.clock == Clock::Tokio && case.timing == Timing::WaitsForExpiry;

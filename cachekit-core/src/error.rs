@@ -70,6 +70,32 @@ impl ErrorKind {
     }
 }
 
+impl ErrorKind {
+    /// The kind's name on the wire of the cachekit HTTP API: the `kind` field of an error
+    /// body (`{"kind": "invalid_key", "error": "..."}`). Server and client both use it, so
+    /// the vocabulary is written once.
+    pub fn wire_name(self) -> &'static str {
+        match self {
+            ErrorKind::Unavailable => "unavailable",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::Throttled => "throttled",
+            ErrorKind::Auth => "auth",
+            ErrorKind::InvalidKey => "invalid_key",
+            ErrorKind::ValueTooLarge => "value_too_large",
+            ErrorKind::InvalidArgument => "invalid_argument",
+            ErrorKind::Protocol => "protocol",
+            ErrorKind::Other => "other",
+        }
+    }
+
+    /// The kind a wire name stands for, or `None` for a name this version does not know.
+    pub fn from_wire_name(name: &str) -> Option<ErrorKind> {
+        ErrorKind::ALL
+            .into_iter()
+            .find(|kind| kind.wire_name() == name)
+    }
+}
+
 impl fmt::Display for ErrorKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -174,6 +200,8 @@ pub type Result<T, E = BackendError> = std::result::Result<T, E>;
 
 #[cfg(test)]
 mod tests {
+    use rstest::rstest;
+
     use super::*;
 
     #[test]
@@ -199,5 +227,28 @@ mod tests {
         let source = err.source().map(|s| s.to_string());
         assert_eq!(source.as_deref(), Some("refused"));
         assert_eq!(err.to_string(), "unavailable: cannot connect");
+    }
+
+    #[rstest]
+    #[case::unavailable(ErrorKind::Unavailable, "unavailable")]
+    #[case::timeout(ErrorKind::Timeout, "timeout")]
+    #[case::throttled(ErrorKind::Throttled, "throttled")]
+    #[case::auth(ErrorKind::Auth, "auth")]
+    #[case::invalid_key(ErrorKind::InvalidKey, "invalid_key")]
+    #[case::value_too_large(ErrorKind::ValueTooLarge, "value_too_large")]
+    #[case::invalid_argument(ErrorKind::InvalidArgument, "invalid_argument")]
+    #[case::protocol(ErrorKind::Protocol, "protocol")]
+    #[case::other(ErrorKind::Other, "other")]
+    fn wire_names_are_pinned_and_read_back(#[case] kind: ErrorKind, #[case] name: &str) {
+        assert_eq!(kind.wire_name(), name);
+        assert_eq!(ErrorKind::from_wire_name(name), Some(kind));
+    }
+
+    #[rstest]
+    #[case::spelled_with_a_space("invalid key")]
+    #[case::upper_case("INVALID_KEY")]
+    #[case::empty("")]
+    fn unknown_wire_names_are_none(#[case] name: &str) {
+        assert_eq!(ErrorKind::from_wire_name(name), None);
     }
 }

@@ -418,21 +418,6 @@ struct ErrorBody {
     error: String,
 }
 
-/// The snake-case name of an error kind, as sent in error bodies.
-pub fn kind_name(kind: ErrorKind) -> &'static str {
-    match kind {
-        ErrorKind::Unavailable => "unavailable",
-        ErrorKind::Timeout => "timeout",
-        ErrorKind::Throttled => "throttled",
-        ErrorKind::Auth => "auth",
-        ErrorKind::InvalidKey => "invalid_key",
-        ErrorKind::ValueTooLarge => "value_too_large",
-        ErrorKind::InvalidArgument => "invalid_argument",
-        ErrorKind::Protocol => "protocol",
-        _ => "other",
-    }
-}
-
 /// An error answer with the JSON body `{"kind", "error"}`.
 fn json_error(status: StatusCode, kind: &'static str, error: String) -> Response {
     (status, Json(ErrorBody { kind, error })).into_response()
@@ -450,7 +435,7 @@ fn error_response(err: &BackendError) -> Response {
         ErrorKind::Auth | ErrorKind::Protocol => StatusCode::BAD_GATEWAY,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     };
-    let mut response = json_error(status, kind_name(err.kind()), err.message().to_owned());
+    let mut response = json_error(status, err.kind().wire_name(), err.message().to_owned());
     if let Some(wait) = err.retry_after() {
         let seconds = wait.as_secs_f64().ceil() as u64;
         if let Ok(value) = HeaderValue::from_str(&seconds.to_string()) {
@@ -583,7 +568,7 @@ async fn read_value(app: &AppState, headers: &HeaderMap, body: Body) -> Result<B
     .map_err(|_| {
         let mut response = json_error(
             StatusCode::REQUEST_TIMEOUT,
-            kind_name(ErrorKind::Timeout),
+            ErrorKind::Timeout.wire_name(),
             format!(
                 "the request body did not arrive within {:?}",
                 app.body_read_timeout

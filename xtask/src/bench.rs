@@ -44,6 +44,8 @@ fn server_throughput(root: &Path, cargo: &str) -> Result<(), String> {
             "build",
             "--release",
             "-p",
+            "cachekit-cli",
+            "-p",
             "cachekit-server",
             "--bin",
             "cachekit-server",

@@ -2,12 +2,10 @@
 //!
 //! `cargo xtask test-all` is the one command CI runs: provisioning, formatting, lints,
 //! every test, and a backend × rule-family matrix of the conformance results at the end.
-//! `cargo xtask conformance` validates a backend — the embedded defaults or any
-//! third-party service — with the same cases, and writes terminal, JSON and JUnit reports.
+//! Validating a backend is not here: that is the installable `cachekit check`
+//! (`cachekit-cli`).
 
 mod bench;
-mod conformance;
-mod matrix;
 mod mutants;
 mod provision;
 mod test_all;
@@ -30,9 +28,6 @@ enum Command {
     /// Provision (Docker, the DynamoDB Local image), then fmt check, clippy -D warnings,
     /// every test, and the conformance matrix (backends x rule families).
     TestAll(test_all::TestAllArgs),
-    /// Run the conformance cases against the embedded defaults (memory, and HTTP against a
-    /// cachekit-server it starts) or against a service: --http URL, --dynamodb-endpoint URL.
-    Conformance(Box<conformance::ConformanceArgs>),
     /// Benchmarks, each as a ratio against a baseline from the same run (needs wrk).
     Bench,
     /// Build the DynamoDB Local image cachekit/dynamodb-local:latest locally (debootstrap +
@@ -59,7 +54,6 @@ fn main() -> ExitCode {
     let root = workspace_root();
     let outcome = match cli.command {
         Command::TestAll(args) => test_all::run(&root, &args),
-        Command::Conformance(args) => conformance::run(&args),
         Command::Bench => bench::run(&root).map(|()| true),
         Command::DynamodbImage { rebuild } => provision::ensure_docker(&root)
             .and_then(|()| provision::dynamodb_image(&root, rebuild))

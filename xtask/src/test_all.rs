@@ -6,8 +6,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use cachekit_backend_dynamodb::local::{find_or_install_jar, NO_DOCKER_ENV};
+use cachekit_conformance::matrix::Matrix;
 
-use crate::matrix::Matrix;
 use crate::provision;
 
 /// Backends whose conformance runs can be selected, and the package that runs each.

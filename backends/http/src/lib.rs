@@ -361,11 +361,12 @@ impl HttpBackend {
             StatusCode::PAYLOAD_TOO_LARGE => ErrorKind::ValueTooLarge,
             StatusCode::TOO_MANY_REQUESTS => ErrorKind::Throttled,
             StatusCode::GATEWAY_TIMEOUT => ErrorKind::Timeout,
-            StatusCode::BAD_REQUEST => match kind_hint.as_deref() {
-                Some("invalid_key") => ErrorKind::InvalidKey,
-                Some("value_too_large") => ErrorKind::ValueTooLarge,
-                _ => ErrorKind::InvalidArgument,
-            },
+            StatusCode::BAD_REQUEST => {
+                match kind_hint.as_deref().and_then(ErrorKind::from_wire_name) {
+                    Some(kind @ (ErrorKind::InvalidKey | ErrorKind::ValueTooLarge)) => kind,
+                    _ => ErrorKind::InvalidArgument,
+                }
+            }
             status if status.is_server_error() => ErrorKind::Unavailable,
             _ => ErrorKind::Protocol,
         };

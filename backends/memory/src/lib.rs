@@ -276,6 +276,9 @@ pub struct MemoryStats {
     pub records_examined: u64,
     /// Writes made.
     pub writes: u64,
+    /// Records in the shards' clock queues, stale ones (left by overwrites and deletes)
+    /// included; compaction keeps it within about twice the entries.
+    pub clock_records: usize,
 }
 
 /// A sharded in-memory store that implements [`Backend`].
@@ -357,10 +360,17 @@ impl MemoryBackend {
 
     /// A snapshot of the counters.
     pub fn stats(&self) -> MemoryStats {
-        let (entries, bytes) = self.shards.iter().fold((0, 0), |(entries, bytes), shard| {
-            let shard = shard.read();
-            (entries + shard.entries.len(), bytes + shard.bytes)
-        });
+        let (entries, bytes, clock_records) =
+            self.shards
+                .iter()
+                .fold((0, 0, 0), |(entries, bytes, records), shard| {
+                    let shard = shard.read();
+                    (
+                        entries + shard.entries.len(),
+                        bytes + shard.bytes,
+                        records + shard.clock.len(),
+                    )
+                });
         MemoryStats {
             entries,
             bytes,
@@ -368,6 +378,7 @@ impl MemoryBackend {
             expired_reclaimed: self.expired_reclaimed.load(Ordering::Relaxed),
             records_examined: self.records_examined.load(Ordering::Relaxed),
             writes: self.writes.load(Ordering::Relaxed),
+            clock_records,
         }
     }
 

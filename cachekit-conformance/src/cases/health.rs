@@ -62,7 +62,8 @@ pub async fn health_check_answers_within_the_bound(ctx: Ctx) -> CaseResult {
         .map(|i| ctx.key(&format!("data/{i}")))
         .collect();
     super::scale::set_all(&ctx, &keys).await?;
-    let started = tokio::time::Instant::now();
+    // The wall clock: on a paused tokio clock a slow check would take no time at all.
+    let started = std::time::Instant::now();
     let report = ctx.backend.health_check().await;
     let took = started.elapsed();
     if took <= HEALTH_CHECK_BOUND && report.latency <= HEALTH_CHECK_BOUND {

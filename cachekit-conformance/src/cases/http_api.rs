@@ -16,7 +16,7 @@ use tokio::net::TcpStream;
 use cachekit_core::Capabilities;
 
 use crate::case::{Case, CaseFn, Family, Need, Timing};
-use crate::failure::Answer;
+use crate::failure::{Answer, Operation};
 use crate::runner::SuiteFactory;
 use crate::{CaseResult, Failure, Suite};
 
@@ -623,7 +623,9 @@ pub async fn health_answers_json_with_healthy(ctx: ApiCtx) -> CaseResult {
 /// Without the token, every method is 401; the `Bearer` scheme is case-insensitive.
 pub async fn every_method_needs_the_token(ctx: ApiCtx) -> CaseResult {
     let Some(token) = ctx.target.token.clone() else {
-        return Ok(());
+        return Err(Failure::new("run against a target with a token")
+            .operation(Operation::Setup)
+            .got("no token configured (the suite should have skipped this case)"));
     };
     let key = ctx.key("k");
     ctx.put(&key, "", b"v").await?;
@@ -688,24 +690,66 @@ const fn api_timing(given: &[Timing]) -> Timing {
 /// The API cases, registered after the backend cases.
 pub(crate) fn cases() -> Vec<Case> {
     vec![
-        api_case!(put_then_get_returns_the_body_exactly, "PUT then GET returns the body byte for byte"),
-        api_case!(get_of_a_missing_key_is_404, "GET of a key never stored is 404"),
-        api_case!(delete_answers_whether_the_entry_existed, "DELETE is 200/204 for a live entry and 404 for a missing one"),
-        api_case!(head_answers_without_a_body, "HEAD is 200 or 404 and never sends a body"),
-        api_case!(a_literal_slash_never_reaches_a_key, "a literal `/` inside the key segment is refused, never part of a key"),
-        api_case!(encoded_slash_is_part_of_one_key, "`%2F` is a slash inside one key, and `%2f` names the same key"),
-        api_case!(dot_segments_are_never_resolved, "dot segments in the path are never resolved into another key"),
-        api_case!(plus_in_a_key_is_a_plus, "`+` in a key is a plus, never a space"),
-        api_case!(percent_encoded_utf8_is_decoded_exactly, "percent-encoded UTF-8 is decoded exactly, never normalised"),
+        api_case!(
+            put_then_get_returns_the_body_exactly,
+            "PUT then GET returns the body byte for byte"
+        ),
+        api_case!(
+            get_of_a_missing_key_is_404,
+            "GET of a key never stored is 404"
+        ),
+        api_case!(
+            delete_answers_whether_the_entry_existed,
+            "DELETE is 200/204 for a live entry and 404 for a missing one"
+        ),
+        api_case!(
+            head_answers_without_a_body,
+            "HEAD is 200 or 404 and never sends a body"
+        ),
+        api_case!(
+            a_literal_slash_never_reaches_a_key,
+            "a literal `/` inside the key segment is refused, never part of a key"
+        ),
+        api_case!(
+            encoded_slash_is_part_of_one_key,
+            "`%2F` is a slash inside one key, and `%2f` names the same key"
+        ),
+        api_case!(
+            dot_segments_are_never_resolved,
+            "dot segments in the path are never resolved into another key"
+        ),
+        api_case!(
+            plus_in_a_key_is_a_plus,
+            "`+` in a key is a plus, never a space"
+        ),
+        api_case!(
+            percent_encoded_utf8_is_decoded_exactly,
+            "percent-encoded UTF-8 is decoded exactly, never normalised"
+        ),
         api_case!(ttl_is_parsed_strictly, "`ttl` is whole seconds in 1..=30 days; anything else is 400 and stores nothing", needs: [Need::Ttl]),
         api_case!(ttl_in_whole_seconds_expires, "a PUT with `ttl=1` is present at once and gone 2.5 s later", needs: [Need::Ttl], timing: WaitsForExpiry),
-        api_case!(a_body_cut_short_stores_nothing, "a PUT body shorter than its Content-Length stores nothing"),
-        api_case!(a_chunked_body_is_stored_whole, "a chunked PUT body is stored whole"),
-        api_case!(an_empty_body_stores_an_empty_value, "a PUT with an empty body stores an empty value, not nothing"),
-        api_case!(methods_outside_the_api_change_nothing, "POST and PATCH are refused and change nothing"),
+        api_case!(
+            a_body_cut_short_stores_nothing,
+            "a PUT body shorter than its Content-Length stores nothing"
+        ),
+        api_case!(
+            a_chunked_body_is_stored_whole,
+            "a chunked PUT body is stored whole"
+        ),
+        api_case!(
+            an_empty_body_stores_an_empty_value,
+            "a PUT with an empty body stores an empty value, not nothing"
+        ),
+        api_case!(
+            methods_outside_the_api_change_nothing,
+            "POST and PATCH are refused and change nothing"
+        ),
         api_case!(the_empty_key_is_refused, "`/cache/` with no key is refused"),
-        api_case!(health_answers_json_with_healthy, "GET /health is 200 with JSON `healthy: true` on a reachable service"),
-        api_case!(every_method_needs_the_token, "with a token configured, every method without it is 401/403, and `bearer` works in any case"),
+        api_case!(
+            health_answers_json_with_healthy,
+            "GET /health is 200 with JSON `healthy: true` on a reachable service"
+        ),
+        api_case!(every_method_needs_the_token, "with a token configured, every method without it is 401/403, and `bearer` works in any case", needs: [Need::AuthToken]),
     ]
 }
 

@@ -1,6 +1,8 @@
-//! The `cachekit-server` binary as an operator runs it: its defaults, flags, signals and
-//! start-up checks.
+//! The reference server binary (`cachekit-server`, the same code as `cachekit serve`) as
+//! an operator runs it: its defaults, flags, signals and start-up checks.
 
+// The raw-connection helpers the server's own tests use.
+#[path = "../../cachekit-server/tests/support/mod.rs"]
 mod support;
 
 use std::io::{BufRead, BufReader};

@@ -1,6 +1,7 @@
-//! `cargo xtask conformance --http URL` against a `cachekit-server` started separately
-//! (here: on its own thread, on a loopback port), and against deliberately broken ones:
-//! the exit code, the rule names it prints, and the JSON and JUnit files it writes.
+//! The installed `cachekit` binary as a backend author runs it: `cachekit check http URL`
+//! against a `cachekit-server` started separately (here: on its own thread, on a loopback
+//! port) and against deliberately broken ones, with and without a baseline; the exit
+//! codes, the rule names it prints, and the JSON, JUnit and Markdown files it writes.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -59,22 +60,36 @@ fn scratch(name: &str) -> PathBuf {
     dir
 }
 
-fn xtask(args: &[&str], dir: &Path) -> (Output, Value, roxmltree_owned::Doc) {
+const CACHEKIT: &str = env!("CARGO_BIN_EXE_cachekit");
+
+/// Runs `cachekit check http URL ARGS` with every report written into `dir`.
+fn check_http(url: &str, args: &[&str], dir: &Path) -> (Output, Value, roxmltree_owned::Doc) {
     let json = dir.join("report.json");
     let junit = dir.join("report.xml");
-    let output = Command::new(env!("CARGO_BIN_EXE_xtask"))
-        .arg("conformance")
+    let output = Command::new(CACHEKIT)
+        .args(["check", "http", url])
         .args(args)
         .arg("--json")
         .arg(&json)
         .arg("--junit")
         .arg(&junit)
+        .arg("--markdown")
+        .arg(dir.join("summary.md"))
+        .env_remove("CACHEKIT_TOKEN")
         .output()
-        .expect("run xtask");
+        .expect("run cachekit");
     let json_text = std::fs::read_to_string(&json).expect("the JSON report is written");
     let json: Value = serde_json::from_str(&json_text).expect("the JSON report parses");
     let xml = std::fs::read_to_string(&junit).expect("the JUnit report is written");
     (output, json, roxmltree_owned::Doc::parse(xml))
+}
+
+fn cachekit(args: &[&str]) -> Output {
+    Command::new(CACHEKIT)
+        .args(args)
+        .env_remove("CACHEKIT_TOKEN")
+        .output()
+        .expect("run cachekit")
 }
 
 /// roxmltree borrows its text; this keeps text and checks together.
@@ -98,8 +113,8 @@ fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
-/// The report of the suite called `name`: `--http` runs `http` (through the client) and
-/// `http_api` (raw requests).
+/// The report of the suite called `name`: `check http` runs `http` (through the client)
+/// and `http_api` (raw requests).
 fn suite<'a>(json: &'a Value, name: &str) -> &'a Value {
     json["suites"]
         .as_array()
@@ -121,7 +136,7 @@ fn cases_with_outcome(json: &Value, outcome: &str) -> Vec<String> {
 fn a_conforming_server_passes_with_valid_json_and_junit() {
     let server = serve(MemoryBackend::new);
     let dir = scratch("conforming");
-    let (output, json, junit) = xtask(&["--http", server.base_url()], &dir);
+    let (output, json, junit) = check_http(server.base_url(), &[], &dir);
     let text = stdout(&output);
     assert!(output.status.success(), "exit {:?}\n{text}", output.status);
     assert!(text.contains("conformance passed"), "{text}");
@@ -179,7 +194,7 @@ fn a_broken_server_fails_and_the_rules_are_named() {
         delete_always_true: true,
     });
     let dir = scratch("broken");
-    let (output, json, junit) = xtask(&["--http", server.base_url()], &dir);
+    let (output, json, junit) = check_http(server.base_url(), &[], &dir);
     let text = stdout(&output);
     assert!(
         !output.status.success(),
@@ -253,7 +268,7 @@ fn a_service_without_ttl_is_reported_as_not_claimed_not_failed() {
         delete_always_true: false,
     });
     let dir = scratch("no_ttl");
-    let (output, json, _) = xtask(&["--http", server.base_url(), "--no-ttl"], &dir);
+    let (output, json, _) = check_http(server.base_url(), &["--no-ttl"], &dir);
     let text = stdout(&output);
     assert!(output.status.success(), "{text}");
     let skipped: Vec<Value> = suite(&json, "http")["cases"]
@@ -281,4 +296,238 @@ fn a_service_without_ttl_is_reported_as_not_claimed_not_failed() {
         api_ttl.iter().all(|case| case["outcome"] == "skipped"),
         "{api_ttl:?}"
     );
+}
+
+fn exit_code(output: &Output) -> Option<i32> {
+    output.status.code()
+}
+
+fn case_ids_with_verdict(json: &Value, verdict: &str) -> Vec<String> {
+    json["suites"]
+        .as_array()
+        .expect("suites")
+        .iter()
+        .flat_map(|suite| {
+            let name = suite["suite"].as_str().expect("suite name").to_owned();
+            suite["cases"]
+                .as_array()
+                .expect("cases")
+                .iter()
+                .filter(move |case| case["verdict"] == verdict)
+                .map(move |case| format!("{name}::{}", case["id"].as_str().expect("id")))
+        })
+        .collect()
+}
+
+fn broken_server() -> BackgroundServer {
+    serve(|| Broken {
+        inner: MemoryBackend::new(),
+        ignores_ttl: true,
+        delete_always_true: true,
+    })
+}
+
+#[test]
+fn a_recorded_baseline_turns_known_failures_into_expected_ones_and_exit_0() {
+    let server = broken_server();
+    let dir = scratch("baseline_recorded");
+    let baseline = dir.join("conformance-baseline.toml");
+    let baseline_arg = baseline.to_str().expect("utf-8 path");
+    let (first, first_json, _) = check_http(
+        server.base_url(),
+        &["--seed", "7", "--write-baseline", baseline_arg],
+        &dir,
+    );
+    assert_eq!(exit_code(&first), Some(1), "{}", stdout(&first));
+    let failing = case_ids_with_verdict(&first_json, "new_failure");
+    assert!(!failing.is_empty());
+
+    let (second, json, junit) = check_http(
+        server.base_url(),
+        &["--seed", "7", "--baseline", baseline_arg],
+        &dir,
+    );
+    assert_eq!(exit_code(&second), Some(0), "{}", stdout(&second));
+    assert_eq!(json["schema_version"], 1);
+    assert_eq!(json["passed"], true);
+    assert_eq!(
+        case_ids_with_verdict(&json, "new_failure"),
+        Vec::<String>::new()
+    );
+    assert_eq!(case_ids_with_verdict(&json, "expected_failure"), failing);
+    assert_eq!(
+        json["counts"]["expected_failures"].as_u64(),
+        Some(failing.len() as u64)
+    );
+    // An expected failure is never reported as a pass: JUnit shows it as skipped, with why.
+    junit.with(|doc| {
+        let root = doc.root_element();
+        assert_eq!(root.attribute("failures"), Some("0"));
+        let expected: Vec<_> = doc
+            .descendants()
+            .filter(|n| n.has_tag_name("skipped"))
+            .filter(|n| {
+                n.attribute("message")
+                    .is_some_and(|m| m.starts_with("expected failure (baseline)"))
+            })
+            .collect();
+        assert_eq!(expected.len(), failing.len());
+    });
+    let markdown = std::fs::read_to_string(dir.join("summary.md")).expect("summary written");
+    assert!(
+        markdown.starts_with("## cachekit conformance: passed"),
+        "{markdown}"
+    );
+    for id in &failing {
+        assert!(
+            markdown.contains(&format!("`{id}`")),
+            "{id} missing\n{markdown}"
+        );
+    }
+}
+
+#[test]
+fn a_baseline_entry_that_now_passes_fails_the_run_as_an_unexpected_pass() {
+    let server = serve(MemoryBackend::new);
+    let dir = scratch("baseline_unexpected_pass");
+    let baseline = dir.join("baseline.toml");
+    std::fs::write(
+        &baseline,
+        "version = 1\n\n[[expected_failure]]\ncase = \"ttl::expired_entry_is_absent_from_get\"\n\
+         suite = \"http\"\nreason = \"fixed since, but nobody updated the baseline\"\n",
+    )
+    .expect("write baseline");
+    let (output, json, _) = check_http(
+        server.base_url(),
+        &["--baseline", baseline.to_str().expect("utf-8 path")],
+        &dir,
+    );
+    assert_eq!(exit_code(&output), Some(1), "{}", stdout(&output));
+    assert_eq!(json["passed"], false);
+    assert_eq!(
+        case_ids_with_verdict(&json, "unexpected_pass"),
+        ["http::ttl::expired_entry_is_absent_from_get"]
+    );
+    assert_eq!(
+        case_ids_with_verdict(&json, "new_failure"),
+        Vec::<String>::new()
+    );
+}
+
+#[test]
+fn a_new_failure_beyond_the_baseline_fails_the_run() {
+    let server = broken_server();
+    let dir = scratch("baseline_new_failure");
+    let baseline = dir.join("baseline.toml");
+    // Expects only the ttl failures: the delete bug is new.
+    std::fs::write(
+        &baseline,
+        "version = 1\n\n[[expected_failure]]\ncase = \"ttl::expired_entry_is_absent_from_get\"\n\
+         reason = \"ttl is not implemented yet\"\n",
+    )
+    .expect("write baseline");
+    let (output, json, _) = check_http(
+        server.base_url(),
+        &[
+            "--seed",
+            "7",
+            "--baseline",
+            baseline.to_str().expect("utf-8 path"),
+        ],
+        &dir,
+    );
+    assert_eq!(exit_code(&output), Some(1), "{}", stdout(&output));
+    let new = case_ids_with_verdict(&json, "new_failure");
+    assert!(new.contains(&"http::delete_exists::delete_of_missing_key_returns_false".to_owned()));
+    assert_eq!(
+        case_ids_with_verdict(&json, "expected_failure"),
+        ["http::ttl::expired_entry_is_absent_from_get"]
+    );
+}
+
+#[test]
+fn a_baseline_naming_no_registered_case_is_refused_with_exit_2() {
+    let server = serve(MemoryBackend::new);
+    let dir = scratch("baseline_unknown_case");
+    let baseline = dir.join("baseline.toml");
+    std::fs::write(
+        &baseline,
+        "version = 1\n\n[[expected_failure]]\ncase = \"ttl::no_such_rule\"\nreason = \"typo\"\n",
+    )
+    .expect("write baseline");
+    let output = cachekit(&[
+        "check",
+        "http",
+        server.base_url(),
+        "--baseline",
+        baseline.to_str().expect("utf-8 path"),
+    ]);
+    assert_eq!(exit_code(&output), Some(2));
+}
+
+#[test]
+fn an_unreachable_service_is_exit_2_with_one_line_not_a_timeout_per_case() {
+    // A port that was free a moment ago: nothing listens there.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+        .port();
+    let output = cachekit(&["check", "http", &format!("http://127.0.0.1:{port}")]);
+    assert_eq!(exit_code(&output), Some(2), "{}", stdout(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(!stdout(&output).contains("==> http"), "no suite may start");
+}
+
+#[test]
+fn a_selection_in_which_no_case_runs_is_exit_2_not_a_pass() {
+    let server = serve(MemoryBackend::new);
+    // Every ttl case is excluded by --no-ttl: nothing would be checked.
+    let output = cachekit(&[
+        "check",
+        "http",
+        server.base_url(),
+        "--no-ttl",
+        "--filter",
+        "ttl::",
+    ]);
+    assert_eq!(exit_code(&output), Some(2), "{}", stdout(&output));
+    let output = cachekit(&[
+        "check",
+        "http",
+        server.base_url(),
+        "--filter",
+        "no_such_rule",
+    ]);
+    assert_eq!(exit_code(&output), Some(2), "{}", stdout(&output));
+}
+
+#[test]
+fn the_embedded_defaults_pass_a_selection() {
+    let output = cachekit(&["check", "memory", "--filter", "crud::"]);
+    assert_eq!(exit_code(&output), Some(0), "{}", stdout(&output));
+}
+
+#[test]
+fn rules_lists_every_registered_rule_once() {
+    let output = cachekit(&["rules", "--format", "json"]);
+    assert_eq!(exit_code(&output), Some(0));
+    let rules: Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    let rules = rules.as_array().expect("an array");
+    let ids: std::collections::BTreeSet<&str> = rules
+        .iter()
+        .filter_map(|rule| rule["id"].as_str())
+        .collect();
+    assert_eq!(ids.len(), rules.len());
+    assert_eq!(rules.len(), cachekit_conformance::cases::all().len());
+    assert!(rules
+        .iter()
+        .all(|rule| rule["rule"].as_str().is_some_and(|s| !s.is_empty())));
+}
+
+#[test]
+fn usage_errors_are_exit_2() {
+    assert_eq!(exit_code(&cachekit(&["check"])), Some(2));
+    assert_eq!(exit_code(&cachekit(&["check", "http"])), Some(2));
+    assert_eq!(exit_code(&cachekit(&["no-such-command"])), Some(2));
 }

@@ -1,4 +1,7 @@
-//! `cachekit-server`: serves the in-memory backend over the cachekit HTTP API.
+//! `cachekit serve` (and the `cachekit-server` binary): the reference server, the memory
+//! backend served over the cachekit HTTP API with every connection and request limit
+//! explicit. The flags live here, not in the `cachekit-server` library, so that library
+//! depends on neither clap, tracing-subscriber nor the memory backend.
 
 use std::io::IsTerminal;
 use std::net::SocketAddr;
@@ -10,52 +13,45 @@ use cachekit_backend_memory::{MemoryBackend, MemoryConfig};
 use cachekit_core::Backend;
 use cachekit_server::{start, ServerConfig};
 use clap::builder::TypedValueParser;
-use clap::Parser;
 
-/// Serve a cachekit backend over HTTP: GET/PUT/DELETE/HEAD /cache/{key}, GET /health.
-///
-/// The in-memory store is bounded by --max-memory-bytes (256 MiB by default), evicting
-/// entries when full. Every connection and request limit below has a default; each flag can
-/// also be set by the environment variable named beside it. Ctrl-C (SIGINT) or SIGTERM stops
-/// the server: requests in flight get --shutdown-timeout-ms to finish; a second signal stops
-/// it at once.
-#[derive(Debug, Parser)]
-#[command(name = "cachekit-server", version)]
-struct Args {
+/// The reference server's flags: where to listen, the token, the store's bounds and every
+/// connection and request limit, each with a default and an environment variable.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServeArgs {
     /// Address to listen on (port 0 picks a free port and prints it). Beyond loopback,
     /// set a token: without one, a warning is printed on stderr.
     #[arg(long, env = "CACHEKIT_SERVER_LISTEN", default_value = "127.0.0.1:8080")]
-    listen: SocketAddr,
+    pub listen: SocketAddr,
     /// Require `Authorization: Bearer <TOKEN>` on /cache requests (and for /health details).
     /// Must be non-empty visible ASCII; an empty token is refused.
     #[arg(long, env = "CACHEKIT_SERVER_TOKEN", hide_env_values = true)]
-    token: Option<String>,
+    pub token: Option<String>,
     /// Most bytes the in-memory store holds (keys + values + a fixed per-entry overhead),
     /// evicting entries beyond it.
     #[arg(long, env = "CACHEKIT_SERVER_MAX_MEMORY_BYTES", default_value_t = 256 * 1024 * 1024,
           value_parser = clap::value_parser!(u64).range(1..).map(|n| n as usize))]
-    max_memory_bytes: usize,
+    pub max_memory_bytes: usize,
     /// Most entries the in-memory store holds (evicting beyond it); by default only
     /// --max-memory-bytes bounds it.
     #[arg(long, env = "CACHEKIT_SERVER_CAPACITY")]
-    capacity: Option<usize>,
+    pub capacity: Option<usize>,
     /// Largest accepted value, in bytes; larger PUTs get 413.
     #[arg(long, env = "CACHEKIT_SERVER_MAX_BODY_BYTES", default_value_t = 8 * 1024 * 1024)]
-    max_body_bytes: usize,
+    pub max_body_bytes: usize,
     /// Longest a backend call (and /health) may take, in milliseconds; then 504.
     #[arg(
         long,
         env = "CACHEKIT_SERVER_REQUEST_TIMEOUT_MS",
         default_value_t = 5_000
     )]
-    request_timeout_ms: u64,
+    pub request_timeout_ms: u64,
     /// Longest a request body may take to arrive, in milliseconds; then 408.
     #[arg(
         long,
         env = "CACHEKIT_SERVER_BODY_READ_TIMEOUT_MS",
         default_value_t = 30_000
     )]
-    body_read_timeout_ms: u64,
+    pub body_read_timeout_ms: u64,
     /// Longest a request head may take to arrive once started, in milliseconds; then the
     /// connection is closed. Also how long a new connection may stay silent before its
     /// first request begins.
@@ -64,7 +60,7 @@ struct Args {
         env = "CACHEKIT_SERVER_HEADER_READ_TIMEOUT_MS",
         default_value_t = 10_000
     )]
-    header_read_timeout_ms: u64,
+    pub header_read_timeout_ms: u64,
     /// Longest a keep-alive connection may sit idle between requests (after its first
     /// request), in milliseconds.
     #[arg(
@@ -72,7 +68,7 @@ struct Args {
         env = "CACHEKIT_SERVER_IDLE_TIMEOUT_MS",
         default_value_t = 60_000
     )]
-    idle_timeout_ms: u64,
+    pub idle_timeout_ms: u64,
     /// Longest writing one response may take, in milliseconds; a client that does not read
     /// is disconnected.
     #[arg(
@@ -80,27 +76,27 @@ struct Args {
         env = "CACHEKIT_SERVER_WRITE_TIMEOUT_MS",
         default_value_t = 30_000
     )]
-    write_timeout_ms: u64,
+    pub write_timeout_ms: u64,
     /// Most requests handled at once; others wait up to --queue-timeout-ms for a slot.
     #[arg(
         long,
         env = "CACHEKIT_SERVER_MAX_CONCURRENT_REQUESTS",
         default_value_t = 256
     )]
-    max_concurrent_requests: usize,
+    pub max_concurrent_requests: usize,
     /// Longest a request waits for a slot, in milliseconds; then 503 with Retry-After: 1.
     #[arg(
         long,
         env = "CACHEKIT_SERVER_QUEUE_TIMEOUT_MS",
         default_value_t = 1_000
     )]
-    queue_timeout_ms: u64,
+    pub queue_timeout_ms: u64,
     /// Most connections open at once; further ones wait in the listen backlog.
     #[arg(long, env = "CACHEKIT_SERVER_MAX_CONNECTIONS", default_value_t = 1024)]
-    max_connections: usize,
+    pub max_connections: usize,
     /// Largest request head (request line + headers), in bytes; larger ones get 431.
     #[arg(long, env = "CACHEKIT_SERVER_MAX_HEADER_BYTES", default_value_t = 16 * 1024)]
-    max_header_bytes: usize,
+    pub max_header_bytes: usize,
     /// Longest a shutdown waits for requests in flight, in milliseconds, before closing
     /// their connections and exiting.
     #[arg(
@@ -108,11 +104,12 @@ struct Args {
         env = "CACHEKIT_SERVER_SHUTDOWN_TIMEOUT_MS",
         default_value_t = 10_000
     )]
-    shutdown_timeout_ms: u64,
+    pub shutdown_timeout_ms: u64,
 }
 
-impl Args {
-    fn memory_config(&self) -> MemoryConfig {
+impl ServeArgs {
+    /// The memory store's limits these flags describe.
+    pub fn memory_config(&self) -> MemoryConfig {
         MemoryConfig {
             max_value_bytes: self.max_body_bytes,
             capacity: self.capacity,
@@ -121,7 +118,8 @@ impl Args {
         }
     }
 
-    fn server_config(&self) -> ServerConfig {
+    /// The server's limits these flags describe.
+    pub fn server_config(&self) -> ServerConfig {
         ServerConfig {
             listen: self.listen,
             token: self.token.clone(),
@@ -140,8 +138,24 @@ impl Args {
     }
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+/// Runs the reference server (the memory backend behind cachekit-server) until Ctrl-C or
+/// SIGTERM; `name` prefixes its messages. Exit code 2 for a refused configuration, 1 when
+/// it cannot listen or fails.
+pub fn serve(args: &ServeArgs, name: &str) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("{name}: cannot start the runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(serve_until_stopped(args, name))
+}
+
+async fn serve_until_stopped(args: &ServeArgs, name: &str) -> ExitCode {
     tracing_subscriber::fmt()
         // stdout carries only the listening line that scripts read.
         .with_writer(std::io::stderr)
@@ -153,14 +167,13 @@ async fn main() -> ExitCode {
         .init();
     // An empty CACHEKIT_SERVER_TOKEN arrives as an empty token (most likely a missing
     // secret), which validation refuses like `--token ""`.
-    let args = Args::parse();
     let config = args.server_config();
     if let Err(err) = config.validate() {
-        eprintln!("cachekit-server: {err}");
+        eprintln!("{name}: {err}");
         return ExitCode::from(2);
     }
     if let Some(warning) = config.open_access_warning() {
-        eprintln!("cachekit-server: warning: {warning}");
+        eprintln!("{name}: warning: {warning}");
     }
     let backend = MemoryBackend::with_config(args.memory_config());
     if let Some(largest) = backend.capabilities().max_value_bytes {
@@ -175,14 +188,14 @@ async fn main() -> ExitCode {
     let server = match start(Arc::new(backend), &config).await {
         Ok(server) => server,
         Err(err) => {
-            eprintln!("cachekit-server: cannot listen on {}: {err}", config.listen);
+            eprintln!("{name}: cannot listen on {}: {err}", config.listen);
             return ExitCode::FAILURE;
         }
     };
     // Printed on stdout so scripts that start the server on port 0 can read the address.
-    println!("cachekit-server listening on {}", server.base_url());
+    println!("{name} listening on {}", server.base_url());
     if let Err(err) = stop_requested().await {
-        eprintln!("cachekit-server: cannot wait for a stop signal: {err}");
+        eprintln!("{name}: cannot wait for a stop signal: {err}");
     }
     tracing::info!(
         "shutting down; requests in flight get {:?} to finish (Ctrl-C again to stop now)",
@@ -192,7 +205,7 @@ async fn main() -> ExitCode {
         stopped = server.shutdown() => match stopped {
             Ok(()) => ExitCode::SUCCESS,
             Err(err) => {
-                eprintln!("cachekit-server: server failed: {err}");
+                eprintln!("{name}: server failed: {err}");
                 ExitCode::FAILURE
             }
         },
@@ -220,21 +233,33 @@ async fn stop_requested() -> std::io::Result<()> {
 
 #[cfg(test)]
 mod tests {
+    use clap::Parser;
+
     use super::*;
+
+    #[derive(Debug, Parser)]
+    struct Args {
+        #[command(flatten)]
+        serve: ServeArgs,
+    }
+
+    fn parse(args: &[&str]) -> Result<ServeArgs, clap::Error> {
+        Args::try_parse_from(args).map(|args| args.serve)
+    }
 
     #[test]
     fn the_store_is_bounded_by_256_mib_unless_told_otherwise() {
-        let args = Args::try_parse_from(["cachekit-server"]).expect("defaults parse");
+        let args = parse(&["cachekit-server"]).expect("defaults parse");
         assert_eq!(args.memory_config().max_bytes, Some(256 * 1024 * 1024));
-        let args = Args::try_parse_from(["cachekit-server", "--max-memory-bytes", "1048576"])
-            .expect("flag parses");
+        let args =
+            parse(&["cachekit-server", "--max-memory-bytes", "1048576"]).expect("flag parses");
         assert_eq!(args.memory_config().max_bytes, Some(1024 * 1024));
-        assert!(Args::try_parse_from(["cachekit-server", "--max-memory-bytes", "0"]).is_err());
+        assert!(parse(&["cachekit-server", "--max-memory-bytes", "0"]).is_err());
     }
 
     #[test]
     fn the_flags_defaults_are_the_library_defaults() {
-        let args = Args::try_parse_from(["cachekit-server"]).expect("defaults parse");
+        let args = parse(&["cachekit-server"]).expect("defaults parse");
         assert_eq!(args.server_config(), ServerConfig::default());
     }
 }

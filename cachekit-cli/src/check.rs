@@ -1,0 +1,571 @@
+//! `cachekit check`: the conformance rules, run through the kit's programmatic runner (the
+//! very cases `cargo test` runs), against the embedded defaults, an HTTP service or a
+//! DynamoDB table, with terminal, JSON, JUnit and Markdown reports and an optional
+//! expected-failure baseline.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use cachekit_backend_dynamodb::{DynamoDbBackend, DynamoDbConfig, TtlDeletion};
+use cachekit_backend_http::{HttpBackend, HttpConfig};
+use cachekit_backend_memory::MemoryBackend;
+use cachekit_conformance::baseline::{Baseline, Verdict};
+use cachekit_conformance::export::{self, Counts};
+use cachekit_conformance::matrix::Matrix;
+use cachekit_conformance::{
+    run_suite, CaseReport, Outcome, Progress, Report, RunOptions, Suite, WithCapabilities,
+};
+use cachekit_core::{Backend, Capabilities, ErrorKind, TtlSupport};
+use cachekit_server::{BackgroundServer, ServerConfig};
+
+use crate::exit;
+
+/// What to check.
+#[derive(Debug, clap::Subcommand)]
+pub enum Target {
+    /// The embedded defaults: the memory backend, and cachekit-server (over memory) on a
+    /// loopback port, checked through the HTTP client and with raw requests.
+    Memory {
+        /// Declarations, selection, baseline and reports.
+        #[command(flatten)]
+        options: CheckOptions,
+    },
+    /// A service speaking the cachekit HTTP API (`GET/PUT/DELETE/HEAD URL/cache/{key}`,
+    /// `GET URL/health`): through the HTTP client, and on the wire with raw requests.
+    Http {
+        /// The service's base URL, e.g. http://127.0.0.1:8080.
+        url: String,
+        /// Bearer token the service requires.
+        #[arg(long, env = "CACHEKIT_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+        /// Per-request timeout, in milliseconds.
+        #[arg(long, value_name = "MS", default_value_t = 5000)]
+        timeout_ms: u64,
+        /// Declarations, selection, baseline and reports.
+        #[command(flatten)]
+        options: CheckOptions,
+    },
+    /// A DynamoDB table, or any DynamoDB-compatible endpoint (DynamoDB Local). Credentials
+    /// come from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, or dummy ones for a local endpoint.
+    Dynamodb {
+        /// The endpoint URL, e.g. http://127.0.0.1:8000.
+        #[arg(long, value_name = "URL")]
+        endpoint: String,
+        /// The table.
+        #[arg(long)]
+        table: String,
+        /// The region.
+        #[arg(long, default_value = "us-east-1")]
+        region: String,
+        /// Create the table if it is missing (TTL deletion left off).
+        #[arg(long)]
+        create_table: bool,
+        /// Declarations, selection, baseline and reports.
+        #[command(flatten)]
+        options: CheckOptions,
+    },
+}
+
+/// Declarations, selection and reports, common to every target.
+#[derive(Debug, Clone, clap::Args)]
+pub struct CheckOptions {
+    /// Declare: the service has no ttl support (ttl rules are reported "not claimed").
+    #[arg(long, help_heading = "Declared capabilities")]
+    pub no_ttl: bool,
+    /// Declare: ttl precision in milliseconds (default: the client's, 1000 for HTTP).
+    #[arg(long, value_name = "MS", help_heading = "Declared capabilities")]
+    pub ttl_precision_ms: Option<u64>,
+    /// Declare: the longest ttl accepted, in seconds (default 30 days).
+    #[arg(long, value_name = "SECS", help_heading = "Declared capabilities")]
+    pub max_ttl_secs: Option<u64>,
+    /// Declare: the longest key, in UTF-8 bytes.
+    #[arg(long, value_name = "BYTES", help_heading = "Declared capabilities")]
+    pub max_key_size: Option<usize>,
+    /// Declare: the largest value, in bytes.
+    #[arg(long, value_name = "BYTES", help_heading = "Declared capabilities")]
+    pub max_value_size: Option<usize>,
+    /// Declare: entries may be evicted before their ttl.
+    #[arg(long, help_heading = "Declared capabilities")]
+    pub may_evict: bool,
+    /// Declare: a key the service cannot represent (repeatable).
+    #[arg(
+        long = "reject-key",
+        value_name = "KEY",
+        help_heading = "Declared capabilities"
+    )]
+    pub reject_keys: Vec<String>,
+
+    /// Only cases whose `family::case` id contains this text.
+    #[arg(long)]
+    pub filter: Option<String>,
+    /// Seed for the random cases (replays a failure).
+    #[arg(long, env = "CACHEKIT_SEED")]
+    pub seed: Option<u64>,
+    /// Rules known to fail (TOML): only new failures and unexpected passes fail the run.
+    #[arg(long, value_name = "FILE", help_heading = "Baseline")]
+    pub baseline: Option<PathBuf>,
+    /// Write the current failures as a baseline to FILE (then edit in the reasons).
+    #[arg(long, value_name = "FILE", help_heading = "Baseline")]
+    pub write_baseline: Option<PathBuf>,
+    /// Write the report as JSON (schema in the README) to FILE.
+    #[arg(long, value_name = "FILE", help_heading = "Reports")]
+    pub json: Option<PathBuf>,
+    /// Write the report as JUnit XML to FILE.
+    #[arg(long, value_name = "FILE", help_heading = "Reports")]
+    pub junit: Option<PathBuf>,
+    /// Write a Markdown summary to FILE (e.g. "$GITHUB_STEP_SUMMARY").
+    #[arg(long, value_name = "FILE", help_heading = "Reports")]
+    pub markdown: Option<PathBuf>,
+    /// Never draw the live progress line, even on a terminal.
+    #[arg(long, help_heading = "Reports")]
+    pub no_progress: bool,
+}
+
+impl CheckOptions {
+    fn declares_anything(&self) -> bool {
+        self.no_ttl
+            || self.ttl_precision_ms.is_some()
+            || self.max_ttl_secs.is_some()
+            || self.max_key_size.is_some()
+            || self.max_value_size.is_some()
+            || self.may_evict
+            || !self.reject_keys.is_empty()
+    }
+
+    /// The backend's own declaration, narrowed or widened by the flags.
+    pub fn declared(&self, mut caps: Capabilities) -> Capabilities {
+        if self.no_ttl {
+            caps.ttl = None;
+        } else if self.ttl_precision_ms.is_some() || self.max_ttl_secs.is_some() {
+            let base = caps.ttl.unwrap_or(TtlSupport::SECONDS);
+            caps.ttl = Some(TtlSupport {
+                precision: self
+                    .ttl_precision_ms
+                    .map_or(base.precision, Duration::from_millis),
+                max: self.max_ttl_secs.map_or(base.max, Duration::from_secs),
+            });
+        }
+        if let Some(max) = self.max_key_size {
+            caps.max_key_bytes = Some(max);
+        }
+        if let Some(max) = self.max_value_size {
+            caps.max_value_bytes = Some(max);
+        }
+        caps.may_evict |= self.may_evict;
+        caps.rejected_keys.extend(self.reject_keys.iter().cloned());
+        caps
+    }
+
+    fn suite<F, B>(&self, name: &str, make: F) -> Suite
+    where
+        F: Fn() -> B + Send + Sync + Clone + 'static,
+        B: Backend + 'static,
+    {
+        let caps = self.declared(make().capabilities());
+        Suite::new(name, move || {
+            let backend = make();
+            let caps = caps.clone();
+            async move { WithCapabilities::new(backend, caps) }
+        })
+    }
+}
+
+/// Why a check could not judge anything: exit code 2.
+#[derive(Debug)]
+pub struct Unusable(pub String);
+
+/// Runs `cachekit check`; the exit code follows [`exit`].
+pub fn run(target: &Target) -> ExitCode {
+    match check(target) {
+        Ok(true) => ExitCode::from(exit::PASSED),
+        Ok(false) => ExitCode::from(exit::RULES_VIOLATED),
+        Err(Unusable(why)) => {
+            eprintln!("cachekit check: {why}");
+            ExitCode::from(exit::UNUSABLE)
+        }
+    }
+}
+
+/// The suites a target is checked with, and what must stay alive while they run.
+struct Plan {
+    suites: Vec<Suite>,
+    _server: Option<BackgroundServer>,
+}
+
+fn plan(target: &Target) -> Result<Plan, Unusable> {
+    match target {
+        Target::Memory { options } => {
+            let server = BackgroundServer::spawn(
+                MemoryBackend::new,
+                ServerConfig {
+                    listen: ([127, 0, 0, 1], 0).into(),
+                    ..ServerConfig::default()
+                },
+            )
+            .map_err(|err| Unusable(format!("cannot start cachekit-server on loopback: {err}")))?;
+            let url = server.base_url().to_owned();
+            println!("==> the embedded defaults: memory, and cachekit-server (memory) at {url}");
+            let config = HttpConfig::new(url.clone());
+            Ok(Plan {
+                suites: vec![
+                    options.suite("memory", MemoryBackend::new),
+                    options.suite("http", move || {
+                        HttpBackend::new(config.clone()).expect("a loopback URL is valid")
+                    }),
+                    Suite::http_api_declaring(
+                        "http_api",
+                        &url,
+                        None,
+                        options.declared(Capabilities::new("http-api")),
+                    ),
+                ],
+                _server: Some(server),
+            })
+        }
+        Target::Http {
+            url,
+            token,
+            timeout_ms,
+            options,
+        } => {
+            let mut config = HttpConfig::new(url.clone());
+            config.timeout = Duration::from_millis(*timeout_ms);
+            if let Some(token) = token {
+                config = config.with_token(token.clone());
+            }
+            let probe = HttpBackend::new(config.clone())
+                .map_err(|err| Unusable(format!("{url}: {}", err.message())))?;
+            reachable(&probe, url)?;
+            say_what_is_declared(options);
+            let mut suites = vec![options.suite("http", move || {
+                HttpBackend::new(config.clone()).expect("validated above")
+            })];
+            // The API itself, byte for byte, whichever client the service's users have.
+            if url.starts_with("http://") {
+                suites.push(Suite::http_api_declaring(
+                    "http_api",
+                    url,
+                    token.clone(),
+                    options.declared(Capabilities::new("http-api")),
+                ));
+            } else {
+                println!("    skipping the raw http_api family: it speaks plain http:// only");
+            }
+            Ok(Plan {
+                suites,
+                _server: None,
+            })
+        }
+        Target::Dynamodb {
+            endpoint,
+            table,
+            region,
+            create_table,
+            options,
+        } => {
+            let config = DynamoDbConfig::new(table.clone())
+                .with_endpoint(endpoint.clone())
+                .with_region(region.clone());
+            let probe = DynamoDbBackend::connect(config.clone())
+                .map_err(|err| Unusable(format!("{endpoint}: {}", err.message())))?;
+            if *create_table {
+                println!("==> creating table {table} if missing");
+                block_on(probe.ensure_table_with(TtlDeletion::Untouched))?.map_err(|err| {
+                    Unusable(format!("cannot create table {table}: {}", err.message()))
+                })?;
+            }
+            reachable(&probe, endpoint)?;
+            say_what_is_declared(options);
+            // A client per case: its connection pool belongs to the case's runtime.
+            Ok(Plan {
+                suites: vec![options.suite("dynamodb", move || {
+                    DynamoDbBackend::connect(config.clone()).expect("validated above")
+                })],
+                _server: None,
+            })
+        }
+    }
+}
+
+fn say_what_is_declared(options: &CheckOptions) {
+    if !options.declares_anything() {
+        println!(
+            "    declaring the client's defaults; describe the service with --max-value-size, \
+             --max-key-size, --no-ttl, --ttl-precision-ms, --may-evict, --reject-key"
+        );
+    }
+}
+
+/// How long the first request may take before the target counts as unreachable.
+pub const REACHABILITY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// One request before the run: a target that refuses connections, never answers or refuses
+/// the credentials fails in seconds with one line, not with a timeout per case.
+fn reachable(backend: &(impl Backend + ?Sized), target: &str) -> Result<(), Unusable> {
+    let probe = block_on(async {
+        tokio::time::timeout(
+            REACHABILITY_TIMEOUT,
+            backend.exists("cachekit-check-reachability-probe"),
+        )
+        .await
+    })?;
+    match probe {
+        Err(_) => Err(Unusable(format!(
+            "{target} did not answer within {REACHABILITY_TIMEOUT:?}"
+        ))),
+        Ok(Err(err))
+            if matches!(
+                err.kind(),
+                ErrorKind::Unavailable | ErrorKind::Timeout | ErrorKind::Auth
+            ) =>
+        {
+            Err(Unusable(format!("{target} cannot be used: {err}")))
+        }
+        Ok(_) => Ok(()),
+    }
+}
+
+fn options_of(target: &Target) -> &CheckOptions {
+    match target {
+        Target::Memory { options }
+        | Target::Http { options, .. }
+        | Target::Dynamodb { options, .. } => options,
+    }
+}
+
+/// `Ok(true)` when every claimed rule held (or failed as the baseline expects).
+fn check(target: &Target) -> Result<bool, Unusable> {
+    let options = options_of(target);
+    let baseline = options
+        .baseline
+        .as_deref()
+        .map(Baseline::load)
+        .transpose()
+        .map_err(Unusable)?;
+    if let Some(filter) = &options.filter {
+        let matches = cachekit_conformance::cases::all()
+            .iter()
+            .any(|case| case.id().contains(filter.as_str()));
+        if !matches {
+            return Err(Unusable(format!(
+                "--filter {filter:?} selects no case (`cachekit rules` lists them)"
+            )));
+        }
+    }
+    let started = Instant::now();
+    let plan = plan(target)?;
+    let progress = LiveProgress::new(!options.no_progress && std::io::stderr().is_terminal());
+    let run_options = RunOptions {
+        filter: options.filter.clone(),
+        seed: options.seed,
+        progress: Some(progress.clone()),
+        ..RunOptions::default()
+    };
+    let mut reports: Vec<Report> = Vec::new();
+    for suite in &plan.suites {
+        println!("\n==> {}", suite.name());
+        let report = run_suite(suite, &run_options);
+        progress.finish();
+        print!("{report}");
+        println!();
+        reports.push(report);
+    }
+    write_reports(options, &reports, baseline.as_ref())?;
+    let mut matrix = Matrix::default();
+    for report in &reports {
+        matrix.record_report(report, baseline.as_ref());
+    }
+    println!("\n{matrix}");
+    let counts = Counts::total(&reports, baseline.as_ref());
+    print_verdicts(&reports, baseline.as_ref());
+    if counts.ran() == 0 {
+        return Err(Unusable(
+            "no case ran: every selected rule is excluded by the declared capabilities, so \
+             nothing was checked"
+                .to_owned(),
+        ));
+    }
+    let passed = counts.run_passes();
+    println!(
+        "conformance {} in {:.1}s: {} passed, {} new failures, {} expected failures, {} unexpected passes, {} skipped",
+        if passed { "passed" } else { "FAILED" },
+        started.elapsed().as_secs_f64(),
+        counts.passed,
+        counts.new_failures,
+        counts.expected_failures,
+        counts.unexpected_passes,
+        counts.skipped,
+    );
+    Ok(passed)
+}
+
+fn write_reports(
+    options: &CheckOptions,
+    reports: &[Report],
+    baseline: Option<&Baseline>,
+) -> Result<(), Unusable> {
+    let write = |path: &PathBuf, text: String, what: &str| {
+        std::fs::write(path, text)
+            .map(|()| println!("{what}: {}", path.display()))
+            .map_err(|err| Unusable(format!("cannot write {}: {err}", path.display())))
+    };
+    if let Some(path) = &options.json {
+        let text = serde_json::to_string_pretty(&export::to_json(reports, baseline))
+            .map_err(|err| Unusable(format!("cannot encode the JSON report: {err}")))?;
+        write(path, text, "JSON report")?;
+    }
+    if let Some(path) = &options.junit {
+        write(
+            path,
+            export::to_junit_xml(reports, baseline),
+            "JUnit report",
+        )?;
+    }
+    if let Some(path) = &options.markdown {
+        write(
+            path,
+            export::to_markdown(reports, baseline),
+            "Markdown summary",
+        )?;
+    }
+    if let Some(path) = &options.write_baseline {
+        write(
+            path,
+            Baseline::recording(reports).to_toml(),
+            "baseline of the current failures",
+        )?;
+    }
+    Ok(())
+}
+
+/// New failures, unexpected passes and expected failures, each by name, after the matrix.
+fn print_verdicts(reports: &[Report], baseline: Option<&Baseline>) {
+    let mut sections: [(&str, Vec<String>); 3] = [
+        ("rules violated:", Vec::new()),
+        (
+            "unexpected passes (remove them from the baseline):",
+            Vec::new(),
+        ),
+        ("expected failures (baseline):", Vec::new()),
+    ];
+    for report in reports {
+        for entry in &report.cases {
+            let id = format!("{}::{}", report.suite, entry.case.id());
+            match export::judge(baseline, report, entry) {
+                Verdict::NewFailure => sections[0].1.push(id),
+                Verdict::UnexpectedPass(reason) => sections[1].1.push(format!("{id}  ({reason})")),
+                Verdict::ExpectedFailure(reason) => sections[2].1.push(format!("{id}  ({reason})")),
+                Verdict::Passed | Verdict::Skipped => {}
+            }
+        }
+    }
+    for (title, lines) in sections {
+        if !lines.is_empty() {
+            println!("\n{title}");
+            for line in lines {
+                println!("  {line}");
+            }
+        }
+    }
+}
+
+fn block_on<F: std::future::Future>(future: F) -> Result<F::Output, Unusable> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|err| Unusable(format!("cannot build a tokio runtime: {err}")))?;
+    Ok(runtime.block_on(future))
+}
+
+/// A live line on a terminal (cases done / total, failures so far, elapsed), or, when
+/// stderr is not a terminal, a plain line per failure and one every [`PLAIN_EVERY`] cases.
+#[derive(Debug)]
+struct LiveProgress {
+    live: bool,
+    state: Mutex<ProgressState>,
+}
+
+#[derive(Debug)]
+struct ProgressState {
+    suite: String,
+    total: usize,
+    done: usize,
+    failed: usize,
+    started: Instant,
+}
+
+/// Cases between plain progress lines.
+const PLAIN_EVERY: usize = 50;
+
+impl LiveProgress {
+    fn new(live: bool) -> Arc<LiveProgress> {
+        Arc::new(LiveProgress {
+            live,
+            state: Mutex::new(ProgressState {
+                suite: String::new(),
+                total: 0,
+                done: 0,
+                failed: 0,
+                started: Instant::now(),
+            }),
+        })
+    }
+
+    fn finish(&self) {
+        if self.live {
+            eprintln!();
+        }
+    }
+}
+
+impl ProgressState {
+    fn line(&self) -> String {
+        format!(
+            "[{}] {}/{} cases, {} failed, {:.1}s",
+            self.suite,
+            self.done,
+            self.total,
+            self.failed,
+            self.started.elapsed().as_secs_f64()
+        )
+    }
+}
+
+impl Progress for LiveProgress {
+    fn started(&self, suite: &str, total: usize) {
+        if let Ok(mut state) = self.state.lock() {
+            *state = ProgressState {
+                suite: suite.to_owned(),
+                total,
+                done: 0,
+                failed: 0,
+                started: Instant::now(),
+            };
+            if self.live {
+                eprint!("\r\x1b[2K{}", state.line());
+            }
+        }
+    }
+
+    fn case_done(&self, suite: &str, report: &CaseReport) {
+        let Ok(mut state) = self.state.lock() else {
+            return;
+        };
+        state.done += 1;
+        let failed = matches!(report.outcome, Outcome::Failed(_));
+        state.failed += usize::from(failed);
+        if self.live {
+            eprint!("\r\x1b[2K{}", state.line());
+        } else {
+            if failed {
+                eprintln!("FAIL {suite}::{}", report.case.id());
+            }
+            if state.done % PLAIN_EVERY == 0 || state.done == state.total {
+                eprintln!("{}", state.line());
+            }
+        }
+    }
+}
