@@ -60,13 +60,17 @@ fn scratch(name: &str) -> PathBuf {
     dir
 }
 
-const CACHEKIT: &str = env!("CARGO_BIN_EXE_cachekit");
+/// The binary under test: the installed one when `cargo xtask test-all` installed it
+/// (`CACHEKIT_CLI_BIN`), else this build's.
+fn cachekit_binary() -> std::ffi::OsString {
+    std::env::var_os("CACHEKIT_CLI_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_cachekit").into())
+}
 
 /// Runs `cachekit check http URL ARGS` with every report written into `dir`.
 fn check_http(url: &str, args: &[&str], dir: &Path) -> (Output, Value, roxmltree_owned::Doc) {
     let json = dir.join("report.json");
     let junit = dir.join("report.xml");
-    let output = Command::new(CACHEKIT)
+    let output = Command::new(cachekit_binary())
         .args(["check", "http", url])
         .args(args)
         .arg("--json")
@@ -85,7 +89,7 @@ fn check_http(url: &str, args: &[&str], dir: &Path) -> (Output, Value, roxmltree
 }
 
 fn cachekit(args: &[&str]) -> Output {
-    Command::new(CACHEKIT)
+    Command::new(cachekit_binary())
         .args(args)
         .env_remove("CACHEKIT_TOKEN")
         .output()

@@ -1,4 +1,5 @@
-//! `cargo xtask test-all`: provision, then fmt, clippy, every test, and the matrix.
+//! `cargo xtask test-all`: provision, then fmt, clippy, `cargo install` of the CLI, every
+//! test (the CLI's against the installed binary), `cargo package`, and the matrix.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -16,6 +17,9 @@ const BACKENDS: [(&str, &str); 3] = [
     ("http", "cachekit-backend-http"),
     ("dynamodb", "cachekit-backend-dynamodb"),
 ];
+
+/// Tells the CLI tests which `cachekit` binary to run: the one `cargo install` put here.
+const INSTALLED_CLI_ENV: &str = "CACHEKIT_CLI_BIN";
 
 /// Options of `test-all`.
 #[derive(Debug, clap::Args)]
@@ -90,16 +94,50 @@ pub fn run(root: &Path, args: &TestAllArgs) -> Result<bool, String> {
         "-D",
         "warnings",
     ];
-    let steps: [(&'static str, &[&str]); 3] = [
+    // The CLI tests run the binary as a user installs it, not only the test build's copy.
+    let install_root = root.join("target/cachekit-install");
+    let install_root_arg = install_root.to_string_lossy().into_owned();
+    let install: &[&str] = &[
+        "install",
+        "--path",
+        "cachekit-cli",
+        "--debug",
+        "--locked",
+        "--force",
+        "--target-dir",
+        "target",
+        "--root",
+        &install_root_arg,
+    ];
+    let installed_cli = install_root.join("bin/cachekit");
+    // Every publishable crate packs and builds from its tarball alone (path dependencies
+    // carry exact versions; the local overlay resolves them to this workspace's crates).
+    let package: &[&str] = &[
+        "package",
+        "--workspace",
+        "--exclude",
+        "xtask",
+        "--exclude",
+        "cachekit-tests",
+        "--allow-dirty",
+    ];
+    let steps: [(&'static str, &[&str]); 5] = [
         ("fmt", &["fmt", "--all", "--", "--check"]),
         ("clippy", clippy),
+        ("install", install),
         ("tests", &test_args),
+        ("package", package),
     ];
     let mut matrix = Matrix::default();
     for (name, cargo_args) in steps {
         println!("\n==> [{name}] cargo {}", cargo_args.join(" "));
         let step_started = Instant::now();
-        let passed = run_cargo(root, cargo_args, no_docker, |line| matrix.record(line));
+        let env: &[(&str, &std::path::Path)] = if name == "tests" {
+            &[(INSTALLED_CLI_ENV, installed_cli.as_path())]
+        } else {
+            &[]
+        };
+        let passed = run_cargo(root, cargo_args, no_docker, env, |line| matrix.record(line));
         results.push(StepResult {
             name,
             passed,
@@ -155,10 +193,17 @@ fn provision_dynamodb(root: &Path, no_docker: &mut bool) -> Result<(), String> {
 }
 
 /// Runs cargo with `args`, echoing its stdout line by line through `on_line` as well.
-fn run_cargo(root: &Path, args: &[&str], no_docker: bool, mut on_line: impl FnMut(&str)) -> bool {
+fn run_cargo(
+    root: &Path,
+    args: &[&str],
+    no_docker: bool,
+    env: &[(&str, &Path)],
+    mut on_line: impl FnMut(&str),
+) -> bool {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     let mut command = Command::new(cargo);
     command.args(args).current_dir(root).stdout(Stdio::piped());
+    command.envs(env.iter().copied());
     if no_docker {
         command.env(NO_DOCKER_ENV, "1");
     }
