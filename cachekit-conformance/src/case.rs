@@ -6,11 +6,11 @@ use std::time::Duration;
 use cachekit_core::{Capabilities, Clock};
 use futures::future::LocalBoxFuture;
 
+use crate::ctx::api::ApiCtx;
+#[cfg(feature = "http-faults")]
+use crate::ctx::faults::FaultCtx;
 use crate::ctx::Ctx;
-use crate::failure::Failure;
-
-/// What a case returns: `Ok` if every check held.
-pub type CaseResult = Result<(), Failure>;
+use crate::failure::CaseResult;
 
 /// The rule families; a case's full name is `family::case`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -213,8 +213,34 @@ pub struct Case {
 pub(crate) enum CaseFn {
     Backend(fn(Ctx) -> LocalBoxFuture<'static, CaseResult>),
     #[cfg(feature = "http-faults")]
-    HttpFaults(fn(crate::faults::FaultCtx) -> LocalBoxFuture<'static, CaseResult>),
-    HttpApi(fn(crate::cases::http_api::ApiCtx) -> LocalBoxFuture<'static, CaseResult>),
+    HttpFaults(fn(FaultCtx) -> LocalBoxFuture<'static, CaseResult>),
+    HttpApi(fn(ApiCtx) -> LocalBoxFuture<'static, CaseResult>),
+}
+
+/// What a case function receives decides how it is invoked: one registry macro serves
+/// backend, fault and API cases alike.
+pub(crate) trait CaseContext: Sized + 'static {
+    /// Wraps a case function of this context.
+    fn case_fn(run: fn(Self) -> LocalBoxFuture<'static, CaseResult>) -> CaseFn;
+}
+
+impl CaseContext for Ctx {
+    fn case_fn(run: fn(Self) -> LocalBoxFuture<'static, CaseResult>) -> CaseFn {
+        CaseFn::Backend(run)
+    }
+}
+
+impl CaseContext for ApiCtx {
+    fn case_fn(run: fn(Self) -> LocalBoxFuture<'static, CaseResult>) -> CaseFn {
+        CaseFn::HttpApi(run)
+    }
+}
+
+#[cfg(feature = "http-faults")]
+impl CaseContext for FaultCtx {
+    fn case_fn(run: fn(Self) -> LocalBoxFuture<'static, CaseResult>) -> CaseFn {
+        CaseFn::HttpFaults(run)
+    }
 }
 
 /// Which kind of suite a case runs in.

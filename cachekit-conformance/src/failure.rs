@@ -8,6 +8,12 @@ use std::fmt;
 
 use cachekit_core::{Bytes, ErrorKind};
 
+/// Environment variable: the seed for random cases, to replay a failure.
+pub const SEED_ENV: &str = "CACHEKIT_SEED";
+
+/// What a case returns: `Ok` if every check held.
+pub type CaseResult = Result<(), Failure>;
+
 /// Longest byte run shown in hex before it is elided.
 const PREVIEW_BYTES: usize = 24;
 /// Longest key shown before it is elided.
@@ -327,7 +333,7 @@ impl fmt::Display for Failure {
             write!(f, "\n  note:     {note}")?;
         }
         if let Some(seed) = details.seed {
-            write!(f, "\n  replay:   {}={seed}", crate::SEED_ENV)?;
+            write!(f, "\n  replay:   {}={seed}", SEED_ENV)?;
         }
         Ok(())
     }

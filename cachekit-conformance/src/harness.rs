@@ -15,7 +15,8 @@ use libtest_mimic::{Failed, Trial};
 
 use crate::baseline::{verdict, Baseline, Verdict};
 use crate::case::Case;
-use crate::runner::{describe_failure, run_case, seed_from_env, Outcome, RunId, Suite};
+use crate::runner::{describe_failure, run_case, seed_from_env, Outcome, RunId};
+use crate::suite::Suite;
 
 /// Cases run at once unless `--test-threads` says otherwise: they mostly wait on I/O and
 /// ttls, so running many at once keeps the matrix to about one ttl window.
@@ -130,7 +131,7 @@ impl Harness {
         if !listing {
             eprintln!(
                 "cachekit conformance: seed {seed} (replay with {}={seed})",
-                crate::runner::SEED_ENV
+                crate::failure::SEED_ENV
             );
         }
         let conclusion = libtest_mimic::run(&args, trials);

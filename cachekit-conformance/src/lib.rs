@@ -39,26 +39,28 @@
 //! case running concurrently so the matrix waits about one ttl window in total.
 
 pub mod baseline;
-pub mod case;
+mod case;
 pub mod cases;
 mod ctx;
 mod declared;
 pub mod export;
-pub mod failure;
-#[cfg(feature = "http-faults")]
-pub mod faults;
+mod failure;
 pub mod harness;
 pub mod matrix;
 mod runner;
+mod suite;
 
-pub use case::{Case, CaseResult, Family, Need, SuiteKind, Timing};
+pub use case::{Case, Family, Need, SuiteKind, Timing};
+#[cfg(feature = "http-faults")]
+pub use ctx::faults::FaultTarget;
 pub use ctx::{expect_error, Ctx, Observation, TtlWindow, OBSERVATION_ATTEMPTS};
 pub use declared::WithCapabilities;
-pub use failure::{Answer, Failure, Operation};
+pub use failure::{Answer, CaseResult, Failure, Operation, SEED_ENV};
 pub use runner::{
     describe_failure, run_case, run_suite, seed_from_env, CaseReport, Outcome, Progress, Report,
-    RunId, RunOptions, Suite, CASE_TIMEOUT_ENV, SEED_ENV,
+    RunId, RunOptions, CASE_TIMEOUT_ENV,
 };
+pub use suite::Suite;
 
 /// Generates a test binary's `main` that runs the conformance matrix for each named backend.
 ///
@@ -102,7 +104,7 @@ pub use runner::{
 ///
 /// With the `http-faults` feature, `name => http_faults(|target| async move { .. })` adds
 /// the fault-injection family for a backend that speaks the cachekit HTTP API; see
-/// [`faults`](crate::faults). `name => http_api(url, token)` checks a running HTTP service
+/// [`FaultTarget`]. `name => http_api(url, token)` checks a running HTTP service
 /// on the wire, with raw requests.
 #[macro_export]
 macro_rules! conformance_tests {

@@ -1,134 +1,20 @@
 //! Running cases: one case on the runtime it needs, or a whole suite into a [`Report`].
 
 use std::fmt;
-use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use cachekit_core::{Backend, Capabilities, Clock};
+use cachekit_core::{Capabilities, Clock};
 
-use crate::case::{Case, CaseFn, Family, Need, SuiteKind, Timing};
+use crate::case::{Case, CaseFn, Family, Timing};
 use crate::ctx::Ctx;
-use crate::failure::{Failure, Operation};
-
-type BackendFuture = Pin<Box<dyn Future<Output = Arc<dyn Backend>>>>;
-type Factory = dyn Fn() -> BackendFuture + Send + Sync;
+use crate::failure::{Failure, Operation, SEED_ENV};
+use crate::suite::{panic_message, Suite, SuiteFactory};
 
 /// Environment variable: seconds one case may take before it fails (default 120).
 pub const CASE_TIMEOUT_ENV: &str = "CACHEKIT_CASE_TIMEOUT_SECS";
-/// Environment variable: the seed for random cases, to replay a failure.
-pub const SEED_ENV: &str = "CACHEKIT_SEED";
-
-/// A named backend factory: what the conformance matrix runs against.
-///
-/// The factory is called once per case, inside the runtime that case runs on, so it may
-/// create clients bound to that runtime. It is also called once up front to read the
-/// declared [`Capabilities`]. Backends that share one store across instances keep it
-/// apart per case through the case's unique key prefix.
-#[derive(Clone)]
-pub struct Suite {
-    name: String,
-    factory: SuiteFactory,
-}
-
-#[derive(Clone)]
-pub(crate) enum SuiteFactory {
-    Backend(Arc<Factory>),
-    #[cfg(feature = "http-faults")]
-    HttpFaults(Arc<crate::faults::FaultFactory>),
-    HttpApi(Result<(crate::cases::http_api::ApiTarget, Capabilities), String>),
-}
-
-impl Suite {
-    /// A suite called `name` whose backends come from `factory`.
-    pub fn new<F, Fut, B>(name: impl Into<String>, factory: F) -> Self
-    where
-        F: Fn() -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = B> + 'static,
-        B: Backend + 'static,
-    {
-        let factory = move || -> BackendFuture {
-            let made = factory();
-            Box::pin(async move { Arc::new(made.await) as Arc<dyn Backend> })
-        };
-        Suite {
-            name: name.into(),
-            factory: SuiteFactory::Backend(Arc::new(factory)),
-        }
-    }
-
-    pub(crate) fn from_factory(name: impl Into<String>, factory: SuiteFactory) -> Self {
-        Suite {
-            name: name.into(),
-            factory,
-        }
-    }
-
-    /// The kind of cases this suite runs.
-    pub fn kind(&self) -> SuiteKind {
-        match self.factory {
-            SuiteFactory::Backend(_) => SuiteKind::Backend,
-            #[cfg(feature = "http-faults")]
-            SuiteFactory::HttpFaults(_) => SuiteKind::HttpFaults,
-            SuiteFactory::HttpApi(_) => SuiteKind::HttpApi,
-        }
-    }
-
-    /// Whether `case` belongs in this suite: backend cases in backend suites, fault cases
-    /// in fault suites, API cases in API suites.
-    pub fn includes(&self, case: &Case) -> bool {
-        case.suite_kind() == self.kind()
-    }
-
-    /// Why `case` does not apply to this suite, whose backend declares `caps`, or `None` if
-    /// it applies: the case's needs judged against the capabilities, plus the needs only
-    /// the suite can answer (a configured token).
-    pub fn skip_reason(&self, case: &Case, caps: &Capabilities) -> Option<String> {
-        case.skip_reason(caps).or_else(|| {
-            let has_token = match &self.factory {
-                SuiteFactory::HttpApi(Ok((target, _))) => target.token.is_some(),
-                _ => false,
-            };
-            (case.needs.contains(&Need::AuthToken) && !has_token)
-                .then(|| "no bearer token configured: auth cannot be checked".to_owned())
-        })
-    }
-
-    /// The suite's name, the first segment of every test name.
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
-    /// Builds one backend on a throwaway runtime and reads what it declares.
-    pub fn capabilities(&self) -> Result<Capabilities, String> {
-        let factory = match &self.factory {
-            SuiteFactory::Backend(factory) => factory.clone(),
-            // Fault suites point the backend at servers the cases start; it declares nothing
-            // the fault cases depend on.
-            #[cfg(feature = "http-faults")]
-            SuiteFactory::HttpFaults(_) => return Ok(Capabilities::new("http-faults")),
-            SuiteFactory::HttpApi(Ok((_, declared))) => return Ok(declared.clone()),
-            SuiteFactory::HttpApi(Err(reason)) => return Err(reason.clone()),
-        };
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|err| format!("cannot build a tokio runtime: {err}"))?;
-        catch_unwind(AssertUnwindSafe(|| {
-            runtime.block_on(async { factory().await.capabilities() })
-        }))
-        .map_err(|panic| format!("the backend factory panicked: {}", panic_message(&*panic)))
-    }
-}
-
-impl fmt::Debug for Suite {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Suite").field("name", &self.name).finish()
-    }
-}
 
 /// How one case ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -334,7 +220,7 @@ pub fn run_suite(suite: &Suite, options: &RunOptions) -> Report {
                 })
                 .collect();
             return Report {
-                suite: suite.name.clone(),
+                suite: suite.name().to_owned(),
                 capabilities: Capabilities::new("unknown"),
                 cases,
                 wall_time: started.elapsed(),
@@ -343,7 +229,7 @@ pub fn run_suite(suite: &Suite, options: &RunOptions) -> Report {
         }
     };
     if let Some(progress) = &options.progress {
-        progress.started(&suite.name, selected.len());
+        progress.started(suite.name(), selected.len());
     }
     let results: Mutex<Vec<Option<CaseReport>>> = Mutex::new(vec![None; selected.len()]);
     let next = AtomicUsize::new(0);
@@ -363,7 +249,7 @@ pub fn run_suite(suite: &Suite, options: &RunOptions) -> Report {
                     duration: case_started.elapsed(),
                 };
                 if let Some(progress) = &options.progress {
-                    progress.case_done(&suite.name, &report);
+                    progress.case_done(suite.name(), &report);
                 }
                 if let Ok(mut results) = results.lock() {
                     results[index] = Some(report);
@@ -378,7 +264,7 @@ pub fn run_suite(suite: &Suite, options: &RunOptions) -> Report {
         .flatten()
         .collect();
     Report {
-        suite: suite.name.clone(),
+        suite: suite.name().to_owned(),
         capabilities,
         cases,
         wall_time: started.elapsed(),
@@ -441,25 +327,28 @@ pub fn run_case(
     let timeout = case_timeout();
     let outcome = catch_unwind(AssertUnwindSafe(|| {
         runtime.block_on(async {
-            let running =
-                match (&suite.factory, case.run) {
-                    (SuiteFactory::Backend(factory), CaseFn::Backend(run)) => {
-                        let ctx = Ctx::new(factory().await, virtual_time, prefix, seed);
-                        run(ctx)
-                    }
-                    #[cfg(feature = "http-faults")]
-                    (SuiteFactory::HttpFaults(factory), CaseFn::HttpFaults(run)) => {
-                        run(crate::faults::FaultCtx::new(factory.clone()))
-                    }
-                    (SuiteFactory::HttpApi(Ok((target, _))), CaseFn::HttpApi(run)) => {
-                        run(crate::cases::http_api::ApiCtx::new(target.clone(), prefix))
-                    }
-                    _ => {
-                        return Err(Failure::new("run the case in a suite of its kind").got(
-                            format!("`{}` does not belong in suite `{}`", case.id(), suite.name),
-                        ))
-                    }
-                };
+            let running = match (suite.factory(), case.run) {
+                (SuiteFactory::Backend(factory), CaseFn::Backend(run)) => {
+                    let ctx = Ctx::new(factory().await, virtual_time, prefix, seed);
+                    run(ctx)
+                }
+                #[cfg(feature = "http-faults")]
+                (SuiteFactory::HttpFaults(factory), CaseFn::HttpFaults(run)) => {
+                    run(crate::ctx::faults::FaultCtx::new(factory.clone()))
+                }
+                (SuiteFactory::HttpApi(Ok((target, _))), CaseFn::HttpApi(run)) => {
+                    run(crate::ctx::api::ApiCtx::new(target.clone(), prefix))
+                }
+                _ => {
+                    return Err(
+                        Failure::new("run the case in a suite of its kind").got(format!(
+                            "`{}` does not belong in suite `{}`",
+                            case.id(),
+                            suite.name()
+                        )),
+                    )
+                }
+            };
             // Measured on the wall clock: on the paused clock, a case that waits 30 virtual
             // days would otherwise run straight past a virtual-time timeout.
             let (_finished, expired) = wall_clock_deadline(timeout);
@@ -519,14 +408,4 @@ pub fn seed_from_env() -> u64 {
         .ok()
         .and_then(|text| text.trim().parse().ok())
         .unwrap_or_else(rand::random)
-}
-
-fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
-    if let Some(text) = panic.downcast_ref::<&str>() {
-        (*text).to_owned()
-    } else if let Some(text) = panic.downcast_ref::<String>() {
-        text.clone()
-    } else {
-        "a non-string panic payload".to_owned()
-    }
 }

@@ -82,12 +82,12 @@ pub async fn racing_sets_and_deletes_leave_get_and_exists_in_agreement(ctx: Ctx)
                     ctx.delete(&key).await?;
                 }
             }
-            Ok::<(), crate::Failure>(())
+            Ok::<(), crate::failure::Failure>(())
         });
     }
     while let Some(joined) = tasks.join_next().await {
         joined.map_err(|err| {
-            crate::Failure::panicked("a racing task must not panic", err.to_string())
+            crate::failure::Failure::panicked("a racing task must not panic", err.to_string())
         })??;
     }
     let got = ctx.get(&key).await?;

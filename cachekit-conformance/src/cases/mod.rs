@@ -3,22 +3,24 @@
 //! Each case is an ordinary `async fn(Ctx) -> CaseResult` in its family's module; this file
 //! only lists them with their rule sentence, the capabilities they need, and their timing.
 
-use crate::case::{Case, CaseFn, Family, Need, Timing};
+use crate::case::{Case, CaseContext, Family, Need, Timing};
 
-pub mod cancel;
-pub mod concurrency;
-pub mod consistency;
-pub mod crud;
-pub mod deferred;
-pub mod delete_exists;
-pub mod health;
-pub mod http_api;
-pub mod key_characters;
-pub mod keys;
-pub mod model;
-pub mod scale;
-pub mod ttl;
-pub mod values;
+mod cancel;
+mod concurrency;
+mod consistency;
+mod crud;
+mod deferred;
+mod delete_exists;
+#[cfg(feature = "http-faults")]
+mod faults;
+mod health;
+mod http_api;
+mod key_characters;
+mod keys;
+mod model;
+mod scale;
+mod ttl;
+mod values;
 
 macro_rules! case {
     ($family:ident :: $name:ident, $rule:expr $(, needs: [$($need:expr),* $(,)?])? $(, timing: $timing:ident)? $(,)?) => {
@@ -28,7 +30,7 @@ macro_rules! case {
             rule: $rule,
             needs: &[$($($need),*)?],
             timing: timing_or_instant(&[$(Timing::$timing)?]),
-            run: CaseFn::Backend(|ctx| Box::pin($family::$name(ctx))),
+            run: CaseContext::case_fn(|ctx| Box::pin($family::$name(ctx))),
         }
     };
 }
@@ -54,8 +56,8 @@ const MIB: usize = 1024 * 1024;
 pub fn all() -> Vec<Case> {
     let mut cases = backend_cases();
     #[cfg(feature = "http-faults")]
-    cases.extend(crate::faults::cases());
-    cases.extend(http_api::cases());
+    cases.extend(fault_cases());
+    cases.extend(http_api_cases());
     cases
 }
 
@@ -301,6 +303,59 @@ fn listed_cases() -> Vec<Case> {
             "repeated health checks stay healthy and change no data"
         ),
         case!(model::random_operation_sequences_match_a_hashmap_model, "any sequence of operations behaves like a HashMap", needs: [NoEviction], timing: Parallel),
+    ]
+}
+
+/// The fault cases: they run only in [`Suite::http_faults`](crate::Suite::http_faults)
+/// suites, against servers each case starts.
+#[cfg(feature = "http-faults")]
+#[rustfmt::skip]
+fn fault_cases() -> Vec<Case> {
+    vec![
+        case!(faults::every_success_status_of_the_api_is_accepted, "PUT 200/201/204, DELETE 200/204 and HEAD 200 are successes", timing: Parallel),
+        case!(faults::transient_failure_is_retried_then_succeeds, "a 503 followed by a 200 yields the value after one retry", timing: Parallel),
+        case!(faults::status_500_is_unavailable_after_bounded_retries, "a persistent 500 on GET is Unavailable after exactly 1 + max_retries requests", timing: Parallel),
+        case!(faults::status_503_on_set_is_unavailable_after_bounded_retries, "a persistent 503 on PUT is Unavailable after exactly 1 + max_retries requests", timing: Parallel),
+        case!(faults::status_429_is_throttled_and_honours_retry_after, "429 with Retry-After is Throttled, waits as told between retries, and reports the wait", timing: Parallel),
+        case!(faults::status_401_is_auth_and_not_retried, "401 is Auth after one request", timing: Parallel),
+        case!(faults::status_403_is_auth_and_not_retried, "403 is Auth after one request", timing: Parallel),
+        case!(faults::status_413_is_value_too_large_and_not_retried, "413 on PUT is ValueTooLarge after one request", timing: Parallel),
+        case!(faults::delete_is_not_retried_after_a_server_error, "a 500 on DELETE is Unavailable after one request: a retry could misreport whether it existed", timing: Parallel),
+        case!(faults::slow_response_is_timeout, "an answer slower than the timeout is Timeout, after bounded retries", timing: Parallel),
+        case!(faults::unexpected_status_is_protocol, "a status outside the API (418, 302) is Protocol, not a value and not a miss", timing: Parallel),
+        case!(faults::error_status_with_garbage_body_is_still_classified, "an error status with a non-JSON, binary body is still classified by its status", timing: Parallel),
+        case!(faults::body_shorter_than_content_length_is_protocol, "a body cut short of its Content-Length is Protocol, never a truncated value", timing: Parallel),
+        case!(faults::garbage_instead_of_http_is_protocol, "bytes that are not HTTP are Protocol", timing: Parallel),
+        case!(faults::response_over_the_cap_is_protocol, "a body over the response cap is Protocol, never truncated", timing: Parallel),
+        case!(faults::unreachable_service_is_unavailable_and_unhealthy, "connection refused is Unavailable, and health_check says unhealthy", timing: Parallel),
+        case!(faults::hanging_service_is_unhealthy_within_the_timeout, "a service that never answers is unhealthy within the timeout", timing: Parallel),
+    ]
+}
+
+/// The raw HTTP API cases: they run only in [`Suite::http_api`](crate::Suite::http_api)
+/// suites.
+#[rustfmt::skip]
+fn http_api_cases() -> Vec<Case> {
+    use Need::*;
+    vec![
+        case!(http_api::put_then_get_returns_the_body_exactly, "PUT then GET returns the body byte for byte"),
+        case!(http_api::get_of_a_missing_key_is_404, "GET of a key never stored is 404"),
+        case!(http_api::delete_answers_whether_the_entry_existed, "DELETE is 200/204 for a live entry and 404 for a missing one"),
+        case!(http_api::head_answers_without_a_body, "HEAD is 200 or 404 and never sends a body"),
+        case!(http_api::a_literal_slash_never_reaches_a_key, "a literal `/` inside the key segment is refused, never part of a key"),
+        case!(http_api::encoded_slash_is_part_of_one_key, "`%2F` is a slash inside one key, and `%2f` names the same key"),
+        case!(http_api::dot_segments_are_never_resolved, "dot segments in the path are never resolved into another key"),
+        case!(http_api::plus_in_a_key_is_a_plus, "`+` in a key is a plus, never a space"),
+        case!(http_api::percent_encoded_utf8_is_decoded_exactly, "percent-encoded UTF-8 is decoded exactly, never normalised"),
+        case!(http_api::ttl_is_parsed_strictly, "`ttl` is whole seconds in 1..=30 days; anything else is 400 and stores nothing", needs: [Ttl]),
+        case!(http_api::ttl_in_whole_seconds_expires, "a PUT with `ttl=1` is present at once and gone 2.5 s later", needs: [Ttl], timing: WaitsForExpiry),
+        case!(http_api::a_body_cut_short_stores_nothing, "a PUT body shorter than its Content-Length stores nothing"),
+        case!(http_api::a_chunked_body_is_stored_whole, "a chunked PUT body is stored whole"),
+        case!(http_api::an_empty_body_stores_an_empty_value, "a PUT with an empty body stores an empty value, not nothing"),
+        case!(http_api::methods_outside_the_api_change_nothing, "POST and PATCH are refused and change nothing"),
+        case!(http_api::the_empty_key_is_refused, "`/cache/` with no key is refused"),
+        case!(http_api::health_answers_json_with_healthy, "GET /health is 200 with JSON `healthy: true` on a reachable service"),
+        case!(http_api::every_method_needs_the_token, "with a token configured, every method without it is 401/403, and `bearer` works in any case", needs: [AuthToken]),
     ]
 }
 

@@ -8,8 +8,11 @@ use std::time::Duration;
 use cachekit_core::{Backend, BackendError, Bytes, Capabilities, ErrorKind};
 use tokio::time::Instant;
 
-use crate::case::CaseResult;
-use crate::failure::{Answer, Failure, Operation};
+use crate::failure::{Answer, CaseResult, Failure, Operation};
+
+pub(crate) mod api;
+#[cfg(feature = "http-faults")]
+pub(crate) mod faults;
 
 /// The waits ttl cases use, derived from the declared precision.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -7,14 +7,12 @@
 //!
 //! ```no_run
 //! # struct MyHttpBackend;
-//! # impl MyHttpBackend { fn new(_: &cachekit_conformance::faults::FaultTarget) -> cachekit_backend_memory::MemoryBackend { todo!() } }
+//! # impl MyHttpBackend { fn new(_: &cachekit_conformance::FaultTarget) -> cachekit_backend_memory::MemoryBackend { todo!() } }
 //! cachekit_conformance::conformance_tests!(
 //!     my_http_faults => http_faults(|target| async move { MyHttpBackend::new(&target) }),
 //! );
 //! ```
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,113 +23,8 @@ use tokio::net::TcpListener;
 use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use crate::case::{Case, CaseFn, Family, Timing};
-use crate::failure::{preview_option, Operation};
-use crate::runner::SuiteFactory;
-use crate::{CaseResult, Failure, Suite};
-
-/// Where and how the backend under test must be configured for a fault case.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FaultTarget {
-    /// The fault server's base URL; the API lives at `{base_url}/cache/{key}`.
-    pub base_url: String,
-    /// Deadline of each attempt.
-    pub timeout: Duration,
-    /// Retries after the first attempt for transient failures (5xx, 429, connect errors)
-    /// of GET, HEAD and PUT; DELETE only where the server refused it (429, 503).
-    pub max_retries: u32,
-    /// Upper bound of computed backoff; a `Retry-After` of 1 s must still be honoured.
-    pub max_backoff: Duration,
-    /// Largest response body the backend accepts.
-    pub max_response_bytes: usize,
-}
-
-type TargetedFuture = Pin<Box<dyn Future<Output = Arc<dyn Backend>>>>;
-pub(crate) type FaultFactory = dyn Fn(FaultTarget) -> TargetedFuture + Send + Sync;
-
-impl Suite {
-    /// A suite of fault cases for a backend that speaks the cachekit HTTP API, built by
-    /// `factory` for each [`FaultTarget`].
-    pub fn http_faults<F, Fut, B>(name: impl Into<String>, factory: F) -> Self
-    where
-        F: Fn(FaultTarget) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = B> + 'static,
-        B: Backend + 'static,
-    {
-        let factory = move |target: FaultTarget| -> TargetedFuture {
-            let made = factory(target);
-            Box::pin(async move { Arc::new(made.await) as Arc<dyn Backend> })
-        };
-        Suite::from_factory(name, SuiteFactory::HttpFaults(Arc::new(factory)))
-    }
-}
-
-/// What a fault case gets: a way to build the backend against a server it started.
-pub struct FaultCtx {
-    factory: Arc<FaultFactory>,
-}
-
-const TIMEOUT: Duration = Duration::from_millis(400);
-const RETRIES: u32 = 2;
-const RESPONSE_CAP: usize = 64 * 1024;
-const KEY: &str = "fault-key";
-
-impl FaultCtx {
-    pub(crate) fn new(factory: Arc<FaultFactory>) -> Self {
-        FaultCtx { factory }
-    }
-
-    /// The settings every fault case uses.
-    pub fn target(base_url: &str) -> FaultTarget {
-        FaultTarget {
-            base_url: base_url.to_owned(),
-            timeout: TIMEOUT,
-            max_retries: RETRIES,
-            max_backoff: Duration::from_millis(100),
-            max_response_bytes: RESPONSE_CAP,
-        }
-    }
-
-    async fn backend_for(&self, base_url: &str) -> Arc<dyn Backend> {
-        (self.factory)(Self::target(base_url)).await
-    }
-}
-
-macro_rules! fault_case {
-    ($name:ident, $rule:expr) => {
-        Case {
-            family: Family::Faults,
-            name: stringify!($name),
-            rule: $rule,
-            needs: &[],
-            timing: Timing::Parallel,
-            run: CaseFn::HttpFaults(|ctx| Box::pin($name(ctx))),
-        }
-    };
-}
-
-/// The fault cases, registered after the backend cases.
-pub(crate) fn cases() -> Vec<Case> {
-    vec![
-        fault_case!(every_success_status_of_the_api_is_accepted, "PUT 200/201/204, DELETE 200/204 and HEAD 200 are successes"),
-        fault_case!(transient_failure_is_retried_then_succeeds, "a 503 followed by a 200 yields the value after one retry"),
-        fault_case!(status_500_is_unavailable_after_bounded_retries, "a persistent 500 on GET is Unavailable after exactly 1 + max_retries requests"),
-        fault_case!(status_503_on_set_is_unavailable_after_bounded_retries, "a persistent 503 on PUT is Unavailable after exactly 1 + max_retries requests"),
-        fault_case!(status_429_is_throttled_and_honours_retry_after, "429 with Retry-After is Throttled, waits as told between retries, and reports the wait"),
-        fault_case!(status_401_is_auth_and_not_retried, "401 is Auth after one request"),
-        fault_case!(status_403_is_auth_and_not_retried, "403 is Auth after one request"),
-        fault_case!(status_413_is_value_too_large_and_not_retried, "413 on PUT is ValueTooLarge after one request"),
-        fault_case!(delete_is_not_retried_after_a_server_error, "a 500 on DELETE is Unavailable after one request: a retry could misreport whether it existed"),
-        fault_case!(slow_response_is_timeout, "an answer slower than the timeout is Timeout, after bounded retries"),
-        fault_case!(unexpected_status_is_protocol, "a status outside the API (418, 302) is Protocol, not a value and not a miss"),
-        fault_case!(error_status_with_garbage_body_is_still_classified, "an error status with a non-JSON, binary body is still classified by its status"),
-        fault_case!(body_shorter_than_content_length_is_protocol, "a body cut short of its Content-Length is Protocol, never a truncated value"),
-        fault_case!(garbage_instead_of_http_is_protocol, "bytes that are not HTTP are Protocol"),
-        fault_case!(response_over_the_cap_is_protocol, "a body over the response cap is Protocol, never truncated"),
-        fault_case!(unreachable_service_is_unavailable_and_unhealthy, "connection refused is Unavailable, and health_check says unhealthy"),
-        fault_case!(hanging_service_is_unhealthy_within_the_timeout, "a service that never answers is unhealthy within the timeout"),
-    ]
-}
+use crate::ctx::faults::{FaultCtx, KEY, RESPONSE_CAP, RETRIES, TIMEOUT};
+use crate::failure::{preview_option, CaseResult, Failure, Operation};
 
 async fn requests(server: &MockServer) -> usize {
     server.received_requests().await.map_or(0, |r| r.len())
@@ -152,7 +45,7 @@ fn expect_kind<T: std::fmt::Debug>(
     result: Result<T, BackendError>,
     kind: ErrorKind,
 ) -> CaseResult {
-    crate::expect_error(check, operation, KEY, result, kind)
+    crate::ctx::expect_error(check, operation, KEY, result, kind)
 }
 
 async fn server_answering(

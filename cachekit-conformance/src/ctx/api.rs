@@ -1,0 +1,336 @@
+//! The context of the HTTP API cases: a service's address and token ([`ApiTarget`]) and a
+//! raw HTTP/1.1 client ([`ApiCtx`]) that writes requests byte for byte and reads responses
+//! without any HTTP library's normalisation.
+
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::failure::{Answer, CaseResult, Failure};
+
+/// Longest a raw exchange may take before the case fails.
+pub const EXCHANGE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Largest response a raw exchange reads.
+pub const MAX_RESPONSE_BYTES: usize = 4 * 1024 * 1024;
+
+/// A service under test: where it listens and what it expects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiTarget {
+    /// `host:port` to connect to.
+    pub authority: String,
+    /// Path prefix before `/cache/…` and `/health`, without a trailing slash.
+    pub path_prefix: String,
+    /// The bearer token the service requires, if any.
+    pub token: Option<String>,
+}
+
+impl ApiTarget {
+    /// Parses a plain-HTTP base URL such as `http://127.0.0.1:8080` or
+    /// `http://host/prefix`; `https` cannot be spoken raw and is refused.
+    pub fn parse(base_url: &str, token: Option<String>) -> Result<ApiTarget, String> {
+        let rest = base_url.strip_prefix("http://").ok_or_else(|| {
+            format!("raw API cases need a plain http:// base URL, got {base_url:?}")
+        })?;
+        let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+        if authority.is_empty() || authority.contains('@') {
+            return Err(format!("no usable host in {base_url:?}"));
+        }
+        if path.contains(['?', '#']) {
+            return Err(format!("a base URL with a query or fragment: {base_url:?}"));
+        }
+        let authority = if authority.contains(':') {
+            authority.to_owned()
+        } else {
+            format!("{authority}:80")
+        };
+        let path_prefix = match path.trim_end_matches('/') {
+            "" => String::new(),
+            path => format!("/{path}"),
+        };
+        Ok(ApiTarget {
+            authority,
+            path_prefix,
+            token,
+        })
+    }
+}
+
+/// One raw HTTP response.
+#[derive(Debug, Clone)]
+pub struct RawResponse {
+    /// The status code.
+    pub status: u16,
+    /// Everything after the head, de-chunked if the response was chunked.
+    pub body: Vec<u8>,
+}
+
+/// What an API case gets: the target, its private key prefix, and a raw client.
+pub struct ApiCtx {
+    pub(crate) target: ApiTarget,
+    prefix: String,
+}
+
+impl ApiCtx {
+    pub(crate) fn new(target: ApiTarget, prefix: String) -> Self {
+        ApiCtx { target, prefix }
+    }
+
+    /// A key private to this case, safe to put in a path unencoded (letters, digits, `-`, `_`).
+    pub(crate) fn key(&self, name: &str) -> String {
+        format!("{}{name}", self.prefix)
+    }
+
+    pub(crate) fn path(&self, rest: &str) -> String {
+        format!("{}{rest}", self.target.path_prefix)
+    }
+
+    pub(crate) fn auth_header(&self) -> String {
+        self.target
+            .token
+            .as_ref()
+            .map(|token| format!("Authorization: Bearer {token}\r\n"))
+            .unwrap_or_default()
+    }
+
+    /// Sends `head` (request line and extra headers, each ending in CRLF) plus `body`,
+    /// with `Host`, `Connection: close` and the token added, and reads the whole answer.
+    pub(crate) async fn send(
+        &self,
+        method: &str,
+        target: &str,
+        extra: &str,
+        body: &[u8],
+    ) -> Result<RawResponse, Failure> {
+        let head = format!(
+            "{method} {target} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n{}{extra}\r\n",
+            self.target.authority,
+            self.auth_header()
+        );
+        self.exchange(method, target, head.as_bytes(), body, false)
+            .await
+    }
+
+    /// Sends exactly `bytes` and reads the answer; with `half_close`, shuts the write side
+    /// right after (a client that stopped sending).
+    pub(crate) async fn exchange(
+        &self,
+        method: &str,
+        target: &str,
+        head: &[u8],
+        body: &[u8],
+        half_close: bool,
+    ) -> Result<RawResponse, Failure> {
+        let what = format!("{method} {target}");
+        let fail = |why: String| {
+            Failure::new(format!("exchange {what} with the service"))
+                .expected("a complete HTTP response")
+                .got(why)
+        };
+        let exchange = async {
+            let mut stream = TcpStream::connect(&self.target.authority)
+                .await
+                .map_err(|err| fail(format!("cannot connect: {err}")))?;
+            stream
+                .write_all(head)
+                .await
+                .map_err(|err| fail(format!("write: {err}")))?;
+            stream
+                .write_all(body)
+                .await
+                .map_err(|err| fail(format!("write: {err}")))?;
+            if half_close {
+                stream
+                    .shutdown()
+                    .await
+                    .map_err(|err| fail(format!("shutdown: {err}")))?;
+            }
+            let mut raw = Vec::new();
+            let mut chunk = [0u8; 16 * 1024];
+            loop {
+                let read = match stream.read(&mut chunk).await {
+                    Ok(read) => read,
+                    // A reset after a complete answer is an answer.
+                    Err(_) if !raw.is_empty() => 0,
+                    Err(err) => return Err(fail(format!("read: {err}"))),
+                };
+                if read == 0 {
+                    break;
+                }
+                raw.extend_from_slice(&chunk[..read]);
+                if raw.len() > MAX_RESPONSE_BYTES {
+                    return Err(fail(format!("more than {MAX_RESPONSE_BYTES} bytes")));
+                }
+            }
+            parse_response(&raw, method == "HEAD").map_err(fail)
+        };
+        match tokio::time::timeout(EXCHANGE_TIMEOUT, exchange).await {
+            Ok(result) => result,
+            Err(_) => Err(fail(format!(
+                "no complete answer within {EXCHANGE_TIMEOUT:?}"
+            ))),
+        }
+    }
+
+    pub(crate) async fn put(
+        &self,
+        raw_key: &str,
+        query: &str,
+        body: &[u8],
+    ) -> Result<RawResponse, Failure> {
+        let target = self.path(&format!("/cache/{raw_key}{query}"));
+        let length = format!("Content-Length: {}\r\n", body.len());
+        self.send("PUT", &target, &length, body).await
+    }
+
+    pub(crate) async fn get(&self, raw_key: &str) -> Result<RawResponse, Failure> {
+        let target = self.path(&format!("/cache/{raw_key}"));
+        self.send("GET", &target, "", b"").await
+    }
+
+    pub(crate) async fn delete(&self, raw_key: &str) -> Result<RawResponse, Failure> {
+        let target = self.path(&format!("/cache/{raw_key}"));
+        self.send("DELETE", &target, "", b"").await
+    }
+
+    /// `GET` must answer 200 with exactly `body`.
+    pub(crate) async fn expect_value(&self, check: &str, raw_key: &str, body: &[u8]) -> CaseResult {
+        let response = self.get(raw_key).await?;
+        if response.status == 200 && response.body == body {
+            return Ok(());
+        }
+        Err(Failure::new(check)
+            .key(raw_key)
+            .expected(format!("GET -> 200 with {}", preview(body)))
+            .got(describe(&response)))
+    }
+
+    /// `GET` must answer 404.
+    pub(crate) async fn expect_missing(&self, check: &str, raw_key: &str) -> CaseResult {
+        let response = self.get(raw_key).await?;
+        expect_status(check, raw_key, "GET", &response, &[404])
+    }
+}
+
+pub(crate) fn preview(body: &[u8]) -> String {
+    crate::failure::preview_bytes(body)
+}
+
+pub(crate) fn describe(response: &RawResponse) -> Answer {
+    Answer::Described(format!(
+        "{} with {}",
+        response.status,
+        preview(&response.body)
+    ))
+}
+
+pub(crate) fn expect_status(
+    check: &str,
+    key: &str,
+    method: &str,
+    response: &RawResponse,
+    allowed: &[u16],
+) -> CaseResult {
+    if allowed.contains(&response.status) {
+        return Ok(());
+    }
+    let allowed: Vec<String> = allowed.iter().map(u16::to_string).collect();
+    Err(Failure::new(check)
+        .key(key)
+        .expected(format!("{method} -> {}", allowed.join(" or ")))
+        .got(describe(response)))
+}
+
+pub(crate) fn expect_client_error(
+    check: &str,
+    key: &str,
+    method: &str,
+    response: &RawResponse,
+) -> CaseResult {
+    if (400..500).contains(&response.status) {
+        return Ok(());
+    }
+    Err(Failure::new(check)
+        .key(key)
+        .expected(format!("{method} -> a 4xx refusal"))
+        .got(describe(response)))
+}
+
+pub(crate) fn parse_response(raw: &[u8], head_request: bool) -> Result<RawResponse, String> {
+    let end = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| format!("no end of head in {} bytes", raw.len()))?;
+    let head =
+        std::str::from_utf8(&raw[..end]).map_err(|_| "a head that is not UTF-8".to_owned())?;
+    let mut lines = head.split("\r\n");
+    let status_line = lines.next().unwrap_or_default();
+    let status = status_line
+        .split(' ')
+        .nth(1)
+        .and_then(|code| code.parse::<u16>().ok())
+        .ok_or_else(|| format!("a bad status line {status_line:?}"))?;
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|line| line.split_once(':'))
+        .map(|(name, value)| (name.trim().to_ascii_lowercase(), value.trim().to_owned()))
+        .collect();
+    let rest = &raw[end + 4..];
+    let chunked = headers
+        .iter()
+        .any(|(n, v)| n == "transfer-encoding" && v.eq_ignore_ascii_case("chunked"));
+    let body = if head_request || !chunked {
+        rest.to_vec()
+    } else {
+        dechunk(rest)?
+    };
+    Ok(RawResponse { status, body })
+}
+
+pub(crate) fn dechunk(mut rest: &[u8]) -> Result<Vec<u8>, String> {
+    let mut body = Vec::new();
+    loop {
+        let line_end = rest
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .ok_or("a chunk size line without CRLF")?;
+        let size_text = std::str::from_utf8(&rest[..line_end]).map_err(|_| "a bad chunk size")?;
+        let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)
+            .map_err(|_| format!("a bad chunk size {size_text:?}"))?;
+        rest = &rest[line_end + 2..];
+        if size == 0 {
+            return Ok(body);
+        }
+        if rest.len() < size + 2 {
+            return Err("a chunk cut short".to_owned());
+        }
+        body.extend_from_slice(&rest[..size]);
+        rest = &rest[size + 2..];
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base_urls_parse_into_authority_and_prefix() {
+        let target = ApiTarget::parse("http://127.0.0.1:8080", None).map_err(|e| e.to_string());
+        assert_eq!(
+            target.map(|t| (t.authority, t.path_prefix)),
+            Ok(("127.0.0.1:8080".to_owned(), String::new()))
+        );
+        let target = ApiTarget::parse("http://cache.local/api/", None).map_err(|e| e.to_string());
+        assert_eq!(
+            target.map(|t| (t.authority, t.path_prefix)),
+            Ok(("cache.local:80".to_owned(), "/api".to_owned()))
+        );
+        assert!(ApiTarget::parse("https://x", None).is_err());
+        assert!(ApiTarget::parse("http://u:p@x", None).is_err());
+    }
+
+    #[test]
+    fn chunked_bodies_are_reassembled() {
+        assert_eq!(dechunk(b"3\r\nabc\r\n0\r\n\r\n"), Ok(b"abc".to_vec()));
+        assert!(dechunk(b"5\r\nab").is_err());
+    }
+}

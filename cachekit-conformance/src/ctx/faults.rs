@@ -1,0 +1,59 @@
+//! The context of the fault cases: the settings a backend under test is built with
+//! ([`FaultTarget`]) and the factory that builds it against a server a case started.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cachekit_core::Backend;
+
+/// Where and how the backend under test must be configured for a fault case.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FaultTarget {
+    /// The fault server's base URL; the API lives at `{base_url}/cache/{key}`.
+    pub base_url: String,
+    /// Deadline of each attempt.
+    pub timeout: Duration,
+    /// Retries after the first attempt for transient failures (5xx, 429, connect errors)
+    /// of GET, HEAD and PUT; DELETE only where the server refused it (429, 503).
+    pub max_retries: u32,
+    /// Upper bound of computed backoff; a `Retry-After` of 1 s must still be honoured.
+    pub max_backoff: Duration,
+    /// Largest response body the backend accepts.
+    pub max_response_bytes: usize,
+}
+
+pub(crate) type TargetedFuture = Pin<Box<dyn Future<Output = Arc<dyn Backend>>>>;
+pub(crate) type FaultFactory = dyn Fn(FaultTarget) -> TargetedFuture + Send + Sync;
+
+/// What a fault case gets: a way to build the backend against a server it started.
+pub struct FaultCtx {
+    factory: Arc<FaultFactory>,
+}
+
+pub(crate) const TIMEOUT: Duration = Duration::from_millis(400);
+pub(crate) const RETRIES: u32 = 2;
+pub(crate) const RESPONSE_CAP: usize = 64 * 1024;
+pub(crate) const KEY: &str = "fault-key";
+
+impl FaultCtx {
+    pub(crate) fn new(factory: Arc<FaultFactory>) -> Self {
+        FaultCtx { factory }
+    }
+
+    /// The settings every fault case uses.
+    pub fn target(base_url: &str) -> FaultTarget {
+        FaultTarget {
+            base_url: base_url.to_owned(),
+            timeout: TIMEOUT,
+            max_retries: RETRIES,
+            max_backoff: Duration::from_millis(100),
+            max_response_bytes: RESPONSE_CAP,
+        }
+    }
+
+    pub(crate) async fn backend_for(&self, base_url: &str) -> Arc<dyn Backend> {
+        (self.factory)(Self::target(base_url)).await
+    }
+}
