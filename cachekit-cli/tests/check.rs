@@ -144,6 +144,17 @@ fn a_conforming_server_passes_with_valid_json_and_junit() {
     let text = stdout(&output);
     assert!(output.status.success(), "exit {:?}\n{text}", output.status);
     assert!(text.contains("conformance passed"), "{text}");
+    // Not a terminal: plain progress lines on stderr, the last one of each suite complete.
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    for suite in ["http", "http_api"] {
+        let finished = stderr.lines().any(|line| {
+            line.strip_prefix(&format!("[{suite}] "))
+                .and_then(|rest| rest.split_once(" cases"))
+                .and_then(|(counts, _)| counts.split_once('/'))
+                .is_some_and(|(done, total)| done == total && done != "0")
+        });
+        assert!(finished, "no complete progress line for {suite}:\n{stderr}");
+    }
 
     assert_eq!(json["passed"], true);
     let api = suite(&json, "http_api");

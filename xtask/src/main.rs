@@ -46,6 +46,9 @@ enum Command {
         /// Only these packages (e.g. cachekit-backend-memory).
         #[arg(long, value_delimiter = ',')]
         only: Vec<String>,
+        /// Only the K-th of N interleaved slices of the mutants (e.g. 0/4): a sample.
+        #[arg(long, value_name = "K/N")]
+        shard: Option<String>,
     },
 }
 
@@ -58,7 +61,7 @@ fn main() -> ExitCode {
         Command::DynamodbImage { rebuild } => provision::ensure_docker(&root)
             .and_then(|()| provision::dynamodb_image(&root, rebuild))
             .map(|()| true),
-        Command::Mutants { only } => mutants::run(&root, &only),
+        Command::Mutants { only, shard } => mutants::run(&root, &only, shard.as_deref()),
         Command::DynamodbLocal => cachekit_backend_dynamodb::local::find_or_install_jar()
             .map(|dir| println!("DynamoDB Local jar: {}", dir.display()))
             .map(|()| true),

@@ -60,8 +60,9 @@ impl Counts {
     }
 }
 
-/// `only`: package names to restrict the run to (all targets when empty).
-pub fn run(root: &Path, only: &[String]) -> Result<bool, String> {
+/// `only`: package names to restrict the run to (all targets when empty); `shard`: `K/N`
+/// to test only every N-th mutant starting at K (a sample, for packages too slow to run whole).
+pub fn run(root: &Path, only: &[String], shard: Option<&str>) -> Result<bool, String> {
     if Command::new("cargo")
         .args(["mutants", "--version"])
         .output()
@@ -92,7 +93,15 @@ pub fn run(root: &Path, only: &[String]) -> Result<bool, String> {
             .args(["--test-package", target.tests])
             .arg("--output")
             .arg(&output)
-            .args(["--timeout-multiplier", "3"])
+            .args(if target.tests == target.package {
+                // The unmutated baseline sets the test timeout.
+                &["--timeout-multiplier", "3"][..]
+            } else {
+                // cargo-mutants runs its baseline with the mutated package's own tests, which
+                // here are not the judges: skip it, and bound each test run explicitly.
+                &["--baseline", "skip", "--timeout", "120"][..]
+            })
+            .args(shard.iter().flat_map(|shard| ["--shard", shard]))
             .arg("--")
             .args(test_args)
             .current_dir(root)
@@ -106,8 +115,9 @@ pub fn run(root: &Path, only: &[String]) -> Result<bool, String> {
             .filter(|mutant| !equivalent.contains(mutant.as_str()))
             .collect();
         println!(
-            "{}: caught {}, missed {}, timeout {}, unviable {}; score {:.1}% of viable mutants (exit {})",
+            "{}{}: caught {}, missed {}, timeout {}, unviable {}; score {:.1}% of viable mutants (exit {})",
             target.package,
+            shard.map(|shard| format!(" (shard {shard})")).unwrap_or_default(),
             counts.caught,
             counts.missed.len(),
             counts.timeout,
