@@ -94,8 +94,12 @@ pub fn run(root: &Path, args: &TestAllArgs) -> Result<bool, String> {
         "-D",
         "warnings",
     ];
-    // The CLI tests run the binary as a user installs it, not only the test build's copy.
-    let install_root = root.join("target/cachekit-install");
+    // The CLI tests run the binary as a user installs it, not only the test build's copy;
+    // the install shares the build's target directory, so it compiles little of its own.
+    let target_dir = std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| root.join("target"), std::path::PathBuf::from);
+    let target_dir_arg = target_dir.to_string_lossy().into_owned();
+    let install_root = target_dir.join("cachekit-install");
     let install_root_arg = install_root.to_string_lossy().into_owned();
     let install: &[&str] = &[
         "install",
@@ -105,7 +109,7 @@ pub fn run(root: &Path, args: &TestAllArgs) -> Result<bool, String> {
         "--locked",
         "--force",
         "--target-dir",
-        "target",
+        &target_dir_arg,
         "--root",
         &install_root_arg,
     ];
