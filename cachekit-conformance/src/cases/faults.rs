@@ -24,7 +24,7 @@ use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::ctx::faults::{FaultCtx, KEY, RESPONSE_CAP, RETRIES, TIMEOUT};
-use crate::failure::{preview_option, CaseResult, Failure, Operation};
+use crate::failure::{preview_option, Answer, CaseResult, Failure, Operation};
 
 async fn requests(server: &MockServer) -> usize {
     server.received_requests().await.map_or(0, |r| r.len())
@@ -397,6 +397,50 @@ pub async fn hanging_service_is_unhealthy_within_the_timeout(ctx: FaultCtx) -> C
         )))
 }
 
+/// A GET whose first attempt times out is retried, and the retry's answer is returned.
+pub async fn a_get_that_times_out_once_is_retried_then_succeeds(ctx: FaultCtx) -> CaseResult {
+    let raw = RawServer::scripted(&[
+        Reply::Silent,
+        Reply::Bytes(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\nvalue"),
+    ])
+    .await?;
+    let backend = ctx.backend_for(&raw.base_url).await;
+    let got = backend.get(KEY).await;
+    match &got {
+        Ok(Some(value)) if value.as_ref() == b"value" => {}
+        _ => {
+            return Err(Failure::new(format!(
+                "get whose first attempt gets no answer within {TIMEOUT:?}"
+            ))
+            .operation(Operation::Get)
+            .key(KEY)
+            .expected(Some(Bytes::from_static(b"value")))
+            .got(match got {
+                Ok(value) => Answer::Value(value),
+                Err(err) => Answer::Error {
+                    kind: err.kind(),
+                    message: err.message().to_owned(),
+                },
+            }));
+        }
+    }
+    expect_requests("requests for a get retried once", 2, raw.accepted())
+}
+
+/// A DELETE that times out is Timeout after one request: it may have been applied, and a
+/// retry would answer "did not exist" for an entry that did.
+pub async fn a_delete_that_times_out_is_not_retried(ctx: FaultCtx) -> CaseResult {
+    let raw = RawServer::start_silent().await?;
+    let backend = ctx.backend_for(&raw.base_url).await;
+    expect_kind(
+        "delete to a service that accepts but never answers",
+        Operation::Delete,
+        backend.delete(KEY).await,
+        ErrorKind::Timeout,
+    )?;
+    expect_requests("requests for a delete that timed out", 1, raw.accepted())
+}
+
 async fn closed_port_url() -> Result<String, Failure> {
     let listener = TcpListener::bind("127.0.0.1:0")
         .await
@@ -408,7 +452,22 @@ async fn closed_port_url() -> Result<String, Failure> {
     Ok(format!("http://{addr}"))
 }
 
-/// A loopback TCP server that answers every connection with fixed bytes (or never).
+/// How long a silent connection is held: past every bound a case allows (at most
+/// `TIMEOUT * 2 + 1 s`), so a client without a timeout is still seen to hang, but not so long
+/// that it stalls a run.
+const SILENCE: Duration = Duration::from_secs(5);
+
+/// How a [`RawServer`] answers one connection.
+#[derive(Clone, Copy)]
+enum Reply {
+    /// These bytes, then the connection closes.
+    Bytes(&'static [u8]),
+    /// Not a word, for [`SILENCE`].
+    Silent,
+}
+
+/// A loopback TCP server that answers each connection with a scripted [`Reply`]: the n-th
+/// connection gets the n-th reply, and every later one the last.
 struct RawServer {
     base_url: String,
     accepted: Arc<AtomicUsize>,
@@ -417,14 +476,15 @@ struct RawServer {
 
 impl RawServer {
     async fn start(answer: &'static [u8]) -> Result<Self, Failure> {
-        Self::spawn(Some(answer)).await
+        Self::scripted(&[Reply::Bytes(answer)]).await
     }
 
     async fn start_silent() -> Result<Self, Failure> {
-        Self::spawn(None).await
+        Self::scripted(&[Reply::Silent]).await
     }
 
-    async fn spawn(answer: Option<&'static [u8]>) -> Result<Self, Failure> {
+    async fn scripted(replies: &[Reply]) -> Result<Self, Failure> {
+        let replies = replies.to_vec();
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
             .map_err(|err| Failure::new("bind a loopback port").got(err.to_string()))?;
@@ -435,17 +495,23 @@ impl RawServer {
         let counter = accepted.clone();
         let task = tokio::spawn(async move {
             while let Ok((mut socket, _)) = listener.accept().await {
-                counter.fetch_add(1, Ordering::Relaxed);
+                let index = counter.fetch_add(1, Ordering::Relaxed);
+                let reply = replies
+                    .get(index)
+                    .or(replies.last())
+                    .copied()
+                    .unwrap_or(Reply::Silent);
                 tokio::spawn(async move {
                     let mut request = [0u8; 4096];
                     let _ = socket.read(&mut request).await;
-                    match answer {
-                        Some(bytes) => {
+                    match reply {
+                        Reply::Bytes(bytes) => {
                             let _ = socket.write_all(bytes).await;
                             let _ = socket.shutdown().await;
                         }
-                        // Hold the connection open without a word until the case ends.
-                        None => tokio::time::sleep(Duration::from_secs(60)).await,
+                        // Hold the connection open without a word for longer than any
+                        // bound a fault case allows, then let it go.
+                        Reply::Silent => tokio::time::sleep(SILENCE).await,
                     }
                 });
             }
@@ -456,11 +522,15 @@ impl RawServer {
             task,
         })
     }
+
+    /// Connections accepted so far: one per request the backend sent.
+    fn accepted(&self) -> usize {
+        self.accepted.load(Ordering::Relaxed)
+    }
 }
 
 impl Drop for RawServer {
     fn drop(&mut self) {
-        let _ = self.accepted.load(Ordering::Relaxed);
         self.task.abort();
     }
 }

@@ -327,6 +327,8 @@ fn fault_cases() -> Vec<Case> {
         case!(faults::body_shorter_than_content_length_is_protocol, "a body cut short of its Content-Length is Protocol, never a truncated value", timing: Parallel),
         case!(faults::garbage_instead_of_http_is_protocol, "bytes that are not HTTP are Protocol", timing: Parallel),
         case!(faults::response_over_the_cap_is_protocol, "a body over the response cap is Protocol, never truncated", timing: Parallel),
+        case!(faults::a_get_that_times_out_once_is_retried_then_succeeds, "a GET whose first attempt times out is retried, and the retry's answer is returned", timing: Parallel),
+        case!(faults::a_delete_that_times_out_is_not_retried, "a DELETE that times out is Timeout after one request: it may have been applied", timing: Parallel),
         case!(faults::unreachable_service_is_unavailable_and_unhealthy, "connection refused is Unavailable, and health_check says unhealthy", timing: Parallel),
         case!(faults::hanging_service_is_unhealthy_within_the_timeout, "a service that never answers is unhealthy within the timeout", timing: Parallel),
     ]
