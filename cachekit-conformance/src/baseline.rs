@@ -227,7 +227,14 @@ pub fn verdict(
     case_id: &str,
     outcome: &Outcome,
 ) -> Verdict {
-    let expectation = baseline.and_then(|baseline| baseline.expectation(suite, case_id));
+    verdict_for(
+        baseline.and_then(|baseline| baseline.expectation(suite, case_id)),
+        outcome,
+    )
+}
+
+/// The verdict for `outcome` when `expectation` is the baseline entry for its case.
+pub fn verdict_for(expectation: Option<&ExpectedFailure>, outcome: &Outcome) -> Verdict {
     match (outcome, expectation) {
         (Outcome::Skipped(_), _) => Verdict::Skipped,
         (Outcome::Passed, None) => Verdict::Passed,

@@ -100,6 +100,9 @@ impl fmt::Display for Family {
     }
 }
 
+/// Why a case that needs [`Need::AuthToken`] is skipped in a suite without a token.
+pub(crate) const NO_TOKEN_REASON: &str = "no bearer token configured: auth cannot be checked";
+
 /// A declared capability a case depends on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Need {
@@ -175,7 +178,7 @@ impl Need {
             Need::VirtualClock => {
                 "expiry follows a wall clock: days-long horizons cannot be waited for".to_owned()
             }
-            Need::AuthToken => "no bearer token configured: auth cannot be checked".to_owned(),
+            Need::AuthToken => NO_TOKEN_REASON.to_owned(),
         })
     }
 }

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 pub use libtest_mimic::Arguments;
 use libtest_mimic::{Failed, Trial};
 
-use crate::baseline::{verdict, Baseline, Verdict};
+use crate::baseline::{verdict_for, Baseline, Verdict};
 use crate::case::Case;
 use crate::runner::{describe_failure, run_case, seed_from_env, Outcome, RunId};
 use crate::suite::Suite;
@@ -191,11 +191,7 @@ impl Harness {
                 let expected = expected.clone();
                 let trial = Trial::test(name.clone(), move || {
                     let outcome = run_case(&suite, &case, &capabilities, &run_id, seed);
-                    let baseline = expectation.map(|entry| Baseline::new(vec![entry]));
-                    match (
-                        verdict(baseline.as_ref(), suite.name(), &case.id(), &outcome),
-                        outcome,
-                    ) {
+                    match (verdict_for(expectation.as_ref(), &outcome), outcome) {
                         (Verdict::ExpectedFailure(reason), _) => {
                             if let Ok(mut list) = expected.lock() {
                                 list.push(format!("{name}: {reason}"));

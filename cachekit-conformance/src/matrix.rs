@@ -43,8 +43,11 @@ impl Matrix {
             return;
         };
         let name = name.trim();
-        let expected_failure_tag = format!("[{EXPECTED_FAILURE_KIND}]");
-        let (name, expected_failure) = match name.strip_prefix(&expected_failure_tag) {
+        let tagged = name
+            .strip_prefix('[')
+            .and_then(|rest| rest.strip_prefix(EXPECTED_FAILURE_KIND))
+            .and_then(|rest| rest.strip_prefix(']'));
+        let (name, expected_failure) = match tagged {
             Some(rest) => (rest.trim(), true),
             None => (name, false),
         };

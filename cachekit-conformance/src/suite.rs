@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use cachekit_core::{Backend, Capabilities};
 
-use crate::case::{Case, Need, SuiteKind};
+use crate::case::{Case, Need, SuiteKind, NO_TOKEN_REASON};
 use crate::ctx::api::ApiTarget;
 #[cfg(feature = "http-faults")]
 use crate::ctx::faults::{FaultFactory, FaultTarget, TargetedFuture};
@@ -93,7 +93,7 @@ impl Suite {
                 _ => false,
             };
             (case.needs.contains(&Need::AuthToken) && !has_token)
-                .then(|| "no bearer token configured: auth cannot be checked".to_owned())
+                .then(|| NO_TOKEN_REASON.to_owned())
         })
     }
 

@@ -265,6 +265,14 @@ enum Later {
     Remove(String),
 }
 
+/// The key written longest ago.
+fn oldest_key(entries: &HashMap<String, Entry>) -> Option<String> {
+    entries
+        .iter()
+        .min_by_key(|(_, entry)| entry.written_at)
+        .map(|(key, _)| key.clone())
+}
+
 #[derive(Default)]
 struct State {
     entries: HashMap<String, Entry>,
@@ -664,11 +672,7 @@ impl Flawed {
             && state.entries.len() >= 500
         {
             // The oldest key keeps its slot, and the slot now holds the new value.
-            let oldest = state
-                .entries
-                .iter()
-                .min_by_key(|(_, entry)| entry.written_at)
-                .map(|(key, _)| key.clone());
+            let oldest = oldest_key(&state.entries);
             if let Some(slot) = oldest.and_then(|oldest| state.entries.get_mut(&oldest)) {
                 slot.value = value.clone();
                 slot.written_at = now;
@@ -678,12 +682,7 @@ impl Flawed {
             && !state.entries.contains_key(&key)
             && state.entries.len() >= 500
         {
-            let oldest = state
-                .entries
-                .iter()
-                .min_by_key(|(_, entry)| entry.written_at)
-                .map(|(key, _)| key.clone());
-            if let Some(oldest) = oldest {
+            if let Some(oldest) = oldest_key(&state.entries) {
                 state.entries.remove(&oldest);
             }
         }
