@@ -1,6 +1,6 @@
 //! `cachekit check`: the conformance rules, run through the kit's programmatic runner (the
-//! very cases `cargo test` runs), against the embedded defaults, an HTTP service or a
-//! DynamoDB table, with terminal, JSON, JUnit and Markdown reports and an optional
+//! very cases `cargo test` runs), against the embedded defaults, an HTTP service, a
+//! DynamoDB table or a Redis server, with terminal, JSON, JUnit and Markdown reports and an optional
 //! expected-failure baseline.
 
 use std::io::IsTerminal;
@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use cachekit_backend_dynamodb::{DynamoDbBackend, DynamoDbConfig, TtlDeletion};
 use cachekit_backend_http::{HttpBackend, HttpConfig};
 use cachekit_backend_memory::MemoryBackend;
+use cachekit_backend_redis::{RedisBackend, RedisConfig};
 use cachekit_conformance::baseline::{Baseline, Verdict};
 use cachekit_conformance::export::{self, Counts};
 use cachekit_conformance::matrix::Matrix;
@@ -63,6 +64,26 @@ pub enum Target {
         /// Create the table if it is missing (TTL deletion left off).
         #[arg(long)]
         create_table: bool,
+        /// Declarations, selection, baseline and reports.
+        #[command(flatten)]
+        options: CheckOptions,
+    },
+    /// A Redis server, or anything speaking its protocol (Valkey, KeyDB, Dragonfly, a
+    /// managed service, a proxy). Limits and eviction are read from its CONFIG when allowed.
+    Redis {
+        /// redis://[user[:password]@]host[:port][/db], or rediss://… for TLS. The
+        /// password is never printed.
+        #[arg(env = "CACHEKIT_REDIS_URL", hide_env_values = true)]
+        url: String,
+        /// A prefix for every key the check writes (it adds a unique one of its own too).
+        #[arg(long, value_name = "PREFIX", default_value = "")]
+        key_prefix: String,
+        /// Per-command timeout, in milliseconds.
+        #[arg(long, value_name = "MS", default_value_t = 5000)]
+        timeout_ms: u64,
+        /// Root certificates (PEM) to trust for rediss://, e.g. a private CA.
+        #[arg(long, value_name = "FILE")]
+        ca_cert: Option<PathBuf>,
         /// Declarations, selection, baseline and reports.
         #[command(flatten)]
         options: CheckOptions,
@@ -157,6 +178,22 @@ impl CheckOptions {
         caps.may_evict |= self.may_evict;
         caps.rejected_keys.extend(self.reject_keys.iter().cloned());
         caps
+    }
+
+    /// A suite whose backends are made by an async `make` (one that connects), declaring
+    /// `declared` (what a connected backend declared) as narrowed or widened by the flags.
+    fn connecting_suite<F, Fut, B>(&self, name: &str, declared: Capabilities, make: F) -> Suite
+    where
+        F: Fn() -> Fut + Send + Sync + Clone + 'static,
+        Fut: std::future::Future<Output = B> + Send + 'static,
+        B: Backend + 'static,
+    {
+        let caps = self.declared(declared);
+        Suite::new(name, move || {
+            let make = make.clone();
+            let caps = caps.clone();
+            async move { WithCapabilities::new(make().await, caps) }
+        })
     }
 
     fn suite<F, B>(&self, name: &str, make: F) -> Suite
@@ -287,6 +324,41 @@ fn plan(target: &Target) -> Result<Plan, Unusable> {
                 _server: None,
             })
         }
+        Target::Redis {
+            url,
+            key_prefix,
+            timeout_ms,
+            ca_cert,
+            options,
+        } => {
+            let mut config = RedisConfig::new(url.clone()).with_key_prefix(key_prefix.clone());
+            config.operation_timeout = Duration::from_millis(*timeout_ms);
+            config.connect_timeout = REACHABILITY_TIMEOUT;
+            if let Some(path) = ca_cert {
+                let pem = std::fs::read(path).map_err(|err| {
+                    Unusable(format!("cannot read --ca-cert {}: {err}", path.display()))
+                })?;
+                config = config.with_root_certificates_pem(pem);
+            }
+            let shown = config.redacted_url();
+            // One runtime for connecting and probing: the connection lives on it.
+            let declared = block_on(async {
+                let probe = RedisBackend::connect(config.clone()).await.map_err(|err| {
+                    Unusable(format!("{shown} cannot be used: {}", err.message()))
+                })?;
+                answers_in_time(&probe, &shown).await?;
+                Ok::<_, Unusable>(probe.capabilities())
+            })??;
+            println!("==> redis at {shown}");
+            say_what_is_declared(options);
+            Ok(Plan {
+                suites: vec![options.connecting_suite("redis", declared, move || {
+                    let config = config.clone();
+                    async move { RedisBackend::connect(config).await.expect("reached above") }
+                })],
+                _server: None,
+            })
+        }
     }
 }
 
@@ -305,13 +377,15 @@ pub const REACHABILITY_TIMEOUT: Duration = Duration::from_secs(5);
 /// One request before the run: a target that refuses connections, never answers or refuses
 /// the credentials fails in seconds with one line, not with a timeout per case.
 fn reachable(backend: &(impl Backend + ?Sized), target: &str) -> Result<(), Unusable> {
-    let probe = block_on(async {
-        tokio::time::timeout(
-            REACHABILITY_TIMEOUT,
-            backend.exists("cachekit-check-reachability-probe"),
-        )
-        .await
-    })?;
+    block_on(answers_in_time(backend, target))?
+}
+
+async fn answers_in_time(backend: &(impl Backend + ?Sized), target: &str) -> Result<(), Unusable> {
+    let probe = tokio::time::timeout(
+        REACHABILITY_TIMEOUT,
+        backend.exists("cachekit-check-reachability-probe"),
+    )
+    .await;
     match probe {
         Err(_) => Err(Unusable(format!(
             "{target} did not answer within {REACHABILITY_TIMEOUT:?}"
@@ -332,7 +406,8 @@ fn options_of(target: &Target) -> &CheckOptions {
     match target {
         Target::Memory { options }
         | Target::Http { options, .. }
-        | Target::Dynamodb { options, .. } => options,
+        | Target::Dynamodb { options, .. }
+        | Target::Redis { options, .. } => options,
     }
 }
 

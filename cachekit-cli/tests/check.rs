@@ -8,6 +8,7 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 use cachekit_backend_memory::MemoryBackend;
+use cachekit_backend_redis::local::RedisServer;
 use cachekit_core::{async_trait, Backend, Bytes, Capabilities, HealthReport, Result};
 use cachekit_server::{BackgroundServer, ServerConfig};
 use serde_json::Value;
@@ -552,4 +553,56 @@ fn usage_errors_are_exit_2() {
     assert_eq!(exit_code(&cachekit(&["check"])), Some(2));
     assert_eq!(exit_code(&cachekit(&["check", "http"])), Some(2));
     assert_eq!(exit_code(&cachekit(&["no-such-command"])), Some(2));
+}
+
+/// Runs `cachekit check ARGS --json FILE` and returns the output and the report.
+fn check_with_json(args: &[&str], dir: &Path) -> (Output, Value) {
+    let json = dir.join("report.json");
+    let output = Command::new(cachekit_binary())
+        .args(["check"])
+        .args(args)
+        .arg("--json")
+        .arg(&json)
+        .env_remove("CACHEKIT_REDIS_URL")
+        .output()
+        .expect("run cachekit");
+    let text = std::fs::read_to_string(&json).unwrap_or_else(|err| {
+        panic!(
+            "no JSON report ({err}); exit {:?}\n{}\n{}",
+            output.status,
+            stdout(&output),
+            String::from_utf8_lossy(&output.stderr)
+        )
+    });
+    (
+        output,
+        serde_json::from_str(&text).expect("the JSON report parses"),
+    )
+}
+
+#[test]
+fn a_redis_server_passes_check_redis() {
+    let server = RedisServer::start_with(&["--proto-max-bulk-len", "1mb"]).expect("redis-server");
+    let (output, json) = check_with_json(&["redis", server.url()], &scratch("redis"));
+    assert_eq!(exit_code(&output), Some(0), "{}", stdout(&output));
+    let redis = suite(&json, "redis");
+    assert_eq!(redis["counts"]["failed"], 0, "{redis}");
+    assert!(
+        redis["counts"]["passed"]
+            .as_u64()
+            .is_some_and(|passed| passed >= 100),
+        "{redis}"
+    );
+}
+
+#[test]
+fn check_redis_with_a_wrong_password_is_exit_2_and_never_prints_it() {
+    let server = RedisServer::start_with(&["--requirepass", "right-horse"]).expect("redis-server");
+    let url = format!("redis://:battery-staple@127.0.0.1:{}", server.port());
+    let output = cachekit(&["check", "redis", &url]);
+    assert_eq!(exit_code(&output), Some(2), "{}", stdout(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(!stderr.contains("battery-staple") && !stdout(&output).contains("battery-staple"));
+    assert!(stderr.contains("redis://:***@127.0.0.1"), "{stderr}");
 }

@@ -1,6 +1,7 @@
 //! `Cache` semantics against real backends: the memory backend, the HTTP backend against
-//! a `cachekit-server` on loopback, and the DynamoDB backend against DynamoDB Local (one
-//! per binary; the output says how it was provided). Every test runs against each.
+//! a `cachekit-server` on loopback, the DynamoDB backend against DynamoDB Local and the
+//! Redis backend against `redis-server` (one of each per binary; the output says how it
+//! was provided). Every test runs against each.
 
 use std::net::TcpListener;
 use std::process::ExitCode;
@@ -13,6 +14,8 @@ use cachekit_backend_dynamodb::local::DynamoDbLocal;
 use cachekit_backend_dynamodb::{DynamoDbBackend, DynamoDbConfig, TtlDeletion};
 use cachekit_backend_http::{HttpBackend, HttpConfig, RetryPolicy};
 use cachekit_backend_memory::MemoryBackend;
+use cachekit_backend_redis::local::RedisServer;
+use cachekit_backend_redis::{RedisBackend, RedisConfig};
 use cachekit_server::{BackgroundServer, ServerConfig};
 use libtest_mimic::{Arguments, Failed, Trial};
 use serde::{Deserialize, Serialize};
@@ -23,12 +26,14 @@ const DYNAMODB_TABLE: &str = "cachekit_function_cache";
 
 static HTTP_URL: OnceLock<String> = OnceLock::new();
 static DYNAMODB_ENDPOINT: OnceLock<String> = OnceLock::new();
+static REDIS_URL: OnceLock<String> = OnceLock::new();
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
     Memory,
     Http,
     DynamoDb,
+    Redis,
 }
 
 impl Kind {
@@ -37,11 +42,12 @@ impl Kind {
             Kind::Memory => "memory",
             Kind::Http => "http",
             Kind::DynamoDb => "dynamodb",
+            Kind::Redis => "redis",
         }
     }
 
     /// A working backend of this kind (shared stores: tests keep apart by namespace).
-    fn backend(self) -> Result<Arc<dyn Backend>, Failed> {
+    async fn backend(self) -> Result<Arc<dyn Backend>, Failed> {
         Ok(match self {
             Kind::Memory => Arc::new(MemoryBackend::new()),
             Kind::Http => Arc::new(HttpBackend::new(HttpConfig::new(
@@ -51,11 +57,17 @@ impl Kind {
                 DynamoDbConfig::new(DYNAMODB_TABLE)
                     .with_endpoint(DYNAMODB_ENDPOINT.get().ok_or("no DynamoDB Local")?.clone()),
             )?),
+            Kind::Redis => Arc::new(
+                RedisBackend::connect(RedisConfig::new(
+                    REDIS_URL.get().ok_or("no redis-server")?.clone(),
+                ))
+                .await?,
+            ),
         })
     }
 
     /// A backend of this kind whose service is down (a loopback port nobody listens on).
-    fn down_backend(self) -> Result<Option<Arc<dyn Backend>>, Failed> {
+    async fn down_backend(self) -> Result<Option<Arc<dyn Backend>>, Failed> {
         let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         let url = format!("http://127.0.0.1:{port}");
         Ok(match self {
@@ -75,6 +87,15 @@ impl Kind {
                     .with_max_attempts(1)
                     .with_operation_timeout(Duration::from_millis(500)),
             )?)),
+            // A connected backend whose server then dies: Redis connects eagerly.
+            Kind::Redis => {
+                let server = RedisServer::start_with(&[])?;
+                let mut config = RedisConfig::new(server.url());
+                config.operation_timeout = Duration::from_millis(500);
+                let backend = RedisBackend::connect(config).await?;
+                drop(server);
+                Some(Arc::new(backend))
+            }
         })
     }
 }
@@ -120,7 +141,7 @@ fn check(condition: bool, message: impl Into<String>) -> TestResult {
 const TTL: Option<Duration> = Some(Duration::from_secs(300));
 
 async fn hit_after_miss(kind: Kind, ns: String) -> TestResult {
-    let cache = Cache::from_arc(kind.backend()?);
+    let cache = Cache::from_arc(kind.backend().await?);
     let f = Counted::default();
     let k = key(&ns, 1, "en");
     let first = cache.get_or_compute(&k, TTL, || f.profile(1, "en")).await;
@@ -135,7 +156,7 @@ async fn hit_after_miss(kind: Kind, ns: String) -> TestResult {
 }
 
 async fn entries_expire_after_their_ttl(kind: Kind, ns: String) -> TestResult {
-    let cache = Cache::from_arc(kind.backend()?);
+    let cache = Cache::from_arc(kind.backend().await?);
     let f = Counted::default();
     let k = key(&ns, 1, "en");
     let ttl = Some(Duration::from_secs(1));
@@ -152,7 +173,7 @@ async fn entries_expire_after_their_ttl(kind: Kind, ns: String) -> TestResult {
 }
 
 async fn different_arguments_are_different_entries(kind: Kind, ns: String) -> TestResult {
-    let cache = Cache::from_arc(kind.backend()?);
+    let cache = Cache::from_arc(kind.backend().await?);
     let f = Counted::default();
     let calls = [(1, "en"), (2, "en"), (1, "fr")];
     for (id, lang) in calls {
@@ -175,7 +196,7 @@ async fn different_arguments_are_different_entries(kind: Kind, ns: String) -> Te
 }
 
 async fn corrupt_bytes_are_recomputed_and_overwritten(kind: Kind, ns: String) -> TestResult {
-    let backend = kind.backend()?;
+    let backend = kind.backend().await?;
     let cache = Cache::from_arc(backend.clone());
     let f = Counted::default();
     // A current envelope of a `String`: well-formed, of another type than `Profile`.
@@ -218,7 +239,7 @@ async fn a_down_backend_fails_open_and_strict_mode_reports_it(
     kind: Kind,
     _ns: String,
 ) -> TestResult {
-    let Some(down) = kind.down_backend()? else {
+    let Some(down) = kind.down_backend().await? else {
         return Err("no down variant of this backend kind".into());
     };
     let cache = Cache::from_arc(down);
@@ -242,7 +263,7 @@ async fn a_down_backend_fails_open_and_strict_mode_reports_it(
 }
 
 async fn concurrent_misses_compute_once(kind: Kind, ns: String) -> TestResult {
-    let cache = Cache::from_arc(kind.backend()?);
+    let cache = Cache::from_arc(kind.backend().await?);
     let runs = Arc::new(AtomicUsize::new(0));
     let k = key(&ns, 7, "en");
     let mut tasks = tokio::task::JoinSet::new();
@@ -283,7 +304,7 @@ async fn concurrent_misses_compute_once(kind: Kind, ns: String) -> TestResult {
 }
 
 async fn errors_are_not_cached(kind: Kind, ns: String) -> TestResult {
-    let cache = Cache::from_arc(kind.backend()?);
+    let cache = Cache::from_arc(kind.backend().await?);
     let attempts = AtomicUsize::new(0);
     let k = key(&ns, 1, "en");
     let flaky = || async {
@@ -308,7 +329,7 @@ async fn errors_are_not_cached(kind: Kind, ns: String) -> TestResult {
 }
 
 async fn invalidation_forces_a_recompute(kind: Kind, ns: String) -> TestResult {
-    let cache = Cache::from_arc(kind.backend()?);
+    let cache = Cache::from_arc(kind.backend().await?);
     let f = Counted::default();
     let k = key(&ns, 1, "en");
     cache.get_or_compute(&k, TTL, || f.profile(1, "en")).await;
@@ -319,7 +340,7 @@ async fn invalidation_forces_a_recompute(kind: Kind, ns: String) -> TestResult {
 }
 
 async fn an_invalidate_during_a_computation_is_not_lost(kind: Kind, ns: String) -> TestResult {
-    let cache = Cache::from_arc(kind.backend()?);
+    let cache = Cache::from_arc(kind.backend().await?);
     let k = key(&ns, 1, "en");
     let started = Arc::new(tokio::sync::Notify::new());
     let release = Arc::new(tokio::sync::Notify::new());
@@ -373,6 +394,7 @@ fn main() -> ExitCode {
     let args = Arguments::from_args();
     let mut server = None;
     let mut dynamodb = None;
+    let mut redis = None;
     if !args.list {
         match BackgroundServer::spawn(
             MemoryBackend::new,
@@ -397,6 +419,17 @@ fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         }
+        match RedisServer::start() {
+            Ok(running) => {
+                eprintln!("{running}");
+                let _ = REDIS_URL.set(running.url().to_owned());
+                redis = Some(running);
+            }
+            Err(why) => {
+                eprintln!("the Redis variants cannot run: {why}");
+                return ExitCode::FAILURE;
+            }
+        }
     }
     let tests = tests!(
         hit_after_miss,
@@ -411,7 +444,7 @@ fn main() -> ExitCode {
     );
     let run_id = std::process::id();
     let mut trials = Vec::new();
-    for kind in [Kind::Memory, Kind::Http, Kind::DynamoDb] {
+    for kind in [Kind::Memory, Kind::Http, Kind::DynamoDb, Kind::Redis] {
         for (name, test) in tests {
             let namespace = format!("ck-{run_id}-{}-{name}", kind.name());
             // An in-process store has no service that could be down.
@@ -427,6 +460,7 @@ fn main() -> ExitCode {
     let code = libtest_mimic::run(&args, trials).exit_code();
     drop(server);
     drop(dynamodb);
+    drop(redis);
     code
 }
 

@@ -65,6 +65,36 @@ pub fn ensure_docker(root: &Path) -> Result<(), String> {
     ))
 }
 
+/// The server programs tests start as processes, and the Debian package of each.
+pub const TEST_SERVERS: [(&str, &str); 3] = [
+    ("redis-server", "redis-server"),
+    ("memcached", "memcached"),
+    // The Redis TLS test signs its certificates with the command line tool.
+    ("openssl", "openssl"),
+];
+
+/// Makes every program in [`TEST_SERVERS`] available: as root on Debian, installs the
+/// missing ones with apt-get. Says which are missing and how to get them when it cannot.
+pub fn ensure_test_servers() -> Result<(), String> {
+    let missing: Vec<&str> = TEST_SERVERS
+        .iter()
+        .filter(|(program, _)| which(program).is_none())
+        .map(|(_, package)| *package)
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    if !is_root() || which("apt-get").is_none() {
+        return Err(format!(
+            "missing test servers; install the Debian packages {} (apt-get install -y {})",
+            missing.join(", "),
+            missing.join(" ")
+        ));
+    }
+    println!("    installing {} with apt-get", missing.join(", "));
+    apt_install(&missing)
+}
+
 /// Whether the local DynamoDB Local image exists.
 pub fn image_exists() -> bool {
     Command::new("docker")

@@ -12,10 +12,12 @@ use cachekit_conformance::matrix::Matrix;
 use crate::provision;
 
 /// Backends whose conformance runs can be selected, and the package that runs each.
-const BACKENDS: [(&str, &str); 3] = [
+const BACKENDS: [(&str, &str); 5] = [
     ("memory", "cachekit-backend-memory"),
     ("http", "cachekit-backend-http"),
     ("dynamodb", "cachekit-backend-dynamodb"),
+    ("redis", "cachekit-backend-redis"),
+    ("memcached", "cachekit-backend-memcached"),
 ];
 
 /// Tells the CLI tests which `cachekit` binary to run: the one `cargo install` put here.
@@ -24,8 +26,8 @@ const INSTALLED_CLI_ENV: &str = "CACHEKIT_CLI_BIN";
 /// Options of `test-all`.
 #[derive(Debug, clap::Args)]
 pub struct TestAllArgs {
-    /// Only these backends' test suites (comma-separated: memory,http,dynamodb); every
-    /// other crate's tests still run.
+    /// Only these backends' test suites (comma-separated: memory,http,dynamodb,redis,
+    /// memcached); every other crate's tests still run.
     #[arg(long, value_delimiter = ',', value_name = "BACKENDS")]
     only: Option<Vec<String>>,
     /// Neither start nor use Docker: DynamoDB Local runs as a local java process.
@@ -47,8 +49,10 @@ pub fn run(root: &Path, args: &TestAllArgs) -> Result<bool, String> {
         Some(only) => {
             for name in only {
                 if !BACKENDS.iter().any(|(backend, _)| backend == name) {
+                    let known: Vec<&str> = BACKENDS.iter().map(|(backend, _)| *backend).collect();
                     return Err(format!(
-                        "unknown backend `{name}` in --only; known: memory, http, dynamodb"
+                        "unknown backend `{name}` in --only; known: {}",
+                        known.join(", ")
                     ));
                 }
             }
@@ -62,6 +66,19 @@ pub fn run(root: &Path, args: &TestAllArgs) -> Result<bool, String> {
     };
     let mut results = Vec::new();
     let mut no_docker = args.no_docker;
+
+    // The CLI's and the function cache's tests start these too, whatever --only says.
+    println!("\n==> [provision] redis-server, memcached, openssl");
+    let step_started = Instant::now();
+    let servers = provision::ensure_test_servers();
+    if let Err(why) = &servers {
+        eprintln!("    {why}");
+    }
+    results.push(StepResult {
+        name: "servers",
+        passed: servers.is_ok(),
+        took: step_started.elapsed(),
+    });
 
     if selected.contains(&"dynamodb") {
         println!("\n==> [provision] DynamoDB Local");

@@ -9,7 +9,9 @@
 //! One multiplexed connection per backend, re-established after the server drops it: a
 //! call that finds the server gone fails with `Unavailable`, and later calls reconnect.
 //! A failed connection attempt is not retried within a call (a wrong password would
-//! otherwise be tried again and again).
+//! otherwise be tried again and again). The connection is driven by a task on the tokio
+//! runtime that connected: use a backend on that runtime (one made on a throwaway
+//! runtime fails its first call there with `Unavailable`, then reconnects).
 //!
 //! ```no_run
 //! use std::time::Duration;
