@@ -236,6 +236,15 @@ async fn bounded<T>(
     }
 }
 
+/// At most 64 characters of what a server said, for a message.
+fn elided(text: &str) -> String {
+    let mut shown: String = text.chars().take(64).collect();
+    if shown.len() < text.len() {
+        shown.push_str("…[elided]");
+    }
+    format!("{shown:?}")
+}
+
 /// `ttl` in whole milliseconds, rounded up so an entry never expires early.
 fn ttl_millis(ttl: Duration) -> u64 {
     let millis = ttl.as_nanos().div_ceil(1_000_000);
@@ -258,14 +267,12 @@ impl Backend for RedisBackend {
         if let Some(ttl) = ttl {
             command.arg("PX").arg(ttl_millis(ttl));
         }
-        let answer: String = self.query("SET", command).await?;
-        if answer == "OK" {
-            Ok(())
-        } else {
-            Err(BackendError::protocol(format!(
-                "redis SET answered {:?} instead of OK",
-                answer.chars().take(64).collect::<String>()
-            )))
+        match self.query::<redis::Value>("SET", command).await? {
+            redis::Value::Okay => Ok(()),
+            other => Err(BackendError::protocol(format!(
+                "redis SET answered {} instead of OK",
+                elided(&format!("{other:?}"))
+            ))),
         }
     }
 
@@ -291,8 +298,8 @@ impl Backend for RedisBackend {
             let answer: String = self.query("PING", redis::cmd("PING")).await?;
             if answer != "PONG" {
                 return Err(BackendError::protocol(format!(
-                    "PING answered {:?}",
-                    answer.chars().take(64).collect::<String>()
+                    "PING answered {}",
+                    elided(&answer)
                 )));
             }
             Ok(BTreeMap::from([
