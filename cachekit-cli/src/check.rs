@@ -315,6 +315,17 @@ fn plan(target: &Target) -> Result<Plan, Unusable> {
                 })?;
             }
             reachable(&probe, endpoint)?;
+            // A missing table fails every case with the same error: say so once instead.
+            let health = block_on(probe.health_check())?;
+            if !health.healthy {
+                let why = health
+                    .details
+                    .get("error")
+                    .map_or("unhealthy", String::as_str);
+                return Err(Unusable(format!(
+                    "table {table} at {endpoint} cannot be used: {why} (--create-table creates it)"
+                )));
+            }
             say_what_is_declared(options);
             // A client per case: its connection pool belongs to the case's runtime.
             Ok(Plan {

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
+use cachekit_backend_dynamodb::local::DynamoDbLocal;
 use cachekit_backend_memory::MemoryBackend;
 use cachekit_backend_redis::local::RedisServer;
 use cachekit_core::{async_trait, Backend, Bytes, Capabilities, HealthReport, Result};
@@ -605,4 +606,51 @@ fn check_redis_with_a_wrong_password_is_exit_2_and_never_prints_it() {
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
     assert!(!stderr.contains("battery-staple") && !stdout(&output).contains("battery-staple"));
     assert!(stderr.contains("redis://:***@127.0.0.1"), "{stderr}");
+}
+
+#[test]
+fn a_dynamodb_local_table_passes_check_dynamodb_and_is_created_on_request() {
+    let local = DynamoDbLocal::start().expect("DynamoDB Local");
+    eprintln!("{local}");
+    let args = [
+        "dynamodb",
+        "--endpoint",
+        local.endpoint(),
+        "--table",
+        "cachekit_cli_check",
+        "--create-table",
+        "--filter",
+        "crud::",
+    ];
+    let (output, json) = check_with_json(&args, &scratch("dynamodb"));
+    assert_eq!(exit_code(&output), Some(0), "{}", stdout(&output));
+    let dynamodb = suite(&json, "dynamodb");
+    assert_eq!(dynamodb["counts"]["failed"], 0, "{dynamodb}");
+    assert!(
+        dynamodb["counts"]["passed"]
+            .as_u64()
+            .is_some_and(|passed| passed >= 5),
+        "{dynamodb}"
+    );
+
+    // Without --create-table, a missing table is a target that cannot be used: exit 2.
+    let missing = cachekit(&[
+        "check",
+        "dynamodb",
+        "--endpoint",
+        local.endpoint(),
+        "--table",
+        "no_such_table",
+    ]);
+    assert_eq!(exit_code(&missing), Some(2), "{}", stdout(&missing));
+    let stderr = String::from_utf8_lossy(&missing.stderr);
+    assert_eq!(
+        stderr.trim().lines().count(),
+        1,
+        "one line, not a failure per case: {stderr}"
+    );
+    assert!(
+        !stdout(&missing).contains("==> dynamodb"),
+        "no suite may start"
+    );
 }
