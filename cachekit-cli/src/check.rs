@@ -344,6 +344,7 @@ fn plan(target: &Target) -> Result<Plan, Unusable> {
         } => {
             let mut config = RedisConfig::new(url.clone()).with_key_prefix(key_prefix.clone());
             config.operation_timeout = Duration::from_millis(*timeout_ms);
+            config.health_timeout = config.operation_timeout;
             config.connect_timeout = REACHABILITY_TIMEOUT;
             if let Some(path) = ca_cert {
                 let pem = std::fs::read(path).map_err(|err| {

@@ -12,11 +12,15 @@ mod backend;
 mod capabilities;
 mod error;
 mod health;
+mod server_text;
 
 pub use backend::Backend;
 pub use capabilities::{Capabilities, Clock, TtlSupport, PROTOCOL_MAX_TTL};
 pub use error::{BackendError, ErrorKind, Result};
 pub use health::HealthReport;
+pub use server_text::{
+    sanitize_server_text, sanitize_server_text_part, ELISION_MARKER, MAX_SERVER_TEXT_CHARS,
+};
 
 /// Re-exported so backend crates name the same `Bytes` and `async_trait` as the trait.
 pub use async_trait::async_trait;

@@ -5,6 +5,7 @@ use std::fmt;
 use std::time::Duration;
 
 use cachekit_core::{BackendError, Result};
+use percent_encoding::percent_decode_str;
 use url::Url;
 
 /// How long establishing a connection (TCP, TLS, `AUTH`, `SELECT`) may take by default.
@@ -30,7 +31,8 @@ pub struct RedisConfig {
     pub operation_timeout: Duration,
     /// How long a health check's `PING` may take.
     pub health_timeout: Duration,
-    /// PEM root certificates trusted for `rediss://`, in addition to the system's.
+    /// PEM root certificates trusted for `rediss://` *instead of* the system's (e.g. a
+    /// private CA). Refused with a `redis://` URL, where it would silently do nothing.
     pub root_certificates_pem: Option<Vec<u8>>,
 }
 
@@ -54,7 +56,7 @@ impl RedisConfig {
         self
     }
 
-    /// Trusts the PEM root certificates in `pem` for `rediss://` (e.g. a private CA).
+    /// Trusts the PEM root certificates in `pem`, and only them, for `rediss://`.
     pub fn with_root_certificates_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
         self.root_certificates_pem = Some(pem.into());
         self
@@ -99,6 +101,22 @@ impl RedisConfig {
                 self.redacted_url()
             )));
         }
+        if let Some(pem) = &self.root_certificates_pem {
+            if !self.uses_tls() {
+                return Err(BackendError::invalid_argument(format!(
+                    "root certificates were given for {}, which is not TLS; use rediss://",
+                    self.redacted_url()
+                )));
+            }
+            let certificates = String::from_utf8_lossy(pem)
+                .matches("-----BEGIN CERTIFICATE-----")
+                .count();
+            if certificates == 0 {
+                return Err(BackendError::invalid_argument(
+                    "the root certificates hold no PEM certificate: every TLS handshake would fail",
+                ));
+            }
+        }
         if self.key_prefix.len() > MAX_KEY_PREFIX_BYTES {
             return Err(BackendError::invalid_argument(format!(
                 "the key prefix is {} bytes; at most {MAX_KEY_PREFIX_BYTES} are allowed",
@@ -136,54 +154,40 @@ impl fmt::Debug for RedisConfig {
     }
 }
 
-/// `url` with its password replaced by `***`; a URL that does not parse is not printed at
-/// all (it may be a password pasted in the wrong place).
+/// `scheme://[user[:***]@]host[:port][/db]`, built from the parsed parts only (a password
+/// containing `/` can make the rest of the text look like a path); a URL that does not
+/// parse is not printed at all (it may be a password pasted in the wrong place).
 fn redact_url(url: &str) -> String {
-    match Url::parse(url) {
-        Ok(mut parsed) => {
-            if parsed.password().is_some() {
-                // Only fails for URLs that cannot have a password, which this one has.
-                let _ = parsed.set_password(Some("***"));
-            }
-            parsed.to_string()
-        }
-        Err(_) => "<unparseable URL>".to_owned(),
+    let Ok(parsed) = Url::parse(url) else {
+        return "<unparseable URL>".to_owned();
+    };
+    let mut shown = format!("{}://", parsed.scheme());
+    match (parsed.username(), parsed.password()) {
+        ("", None) => {}
+        (user, None) => shown.push_str(&format!("{user}@")),
+        (user, Some(_)) => shown.push_str(&format!("{user}:***@")),
     }
+    shown.push_str(parsed.host_str().unwrap_or(""));
+    if let Some(port) = parsed.port() {
+        shown.push_str(&format!(":{port}"));
+    }
+    let database = parsed.path().trim_start_matches('/');
+    if database.chars().all(|c| c.is_ascii_digit()) && !database.is_empty() {
+        shown.push_str(&format!("/{database}"));
+    }
+    shown
 }
 
 fn redact_password(text: &str, password: Option<&str>) -> String {
     let Some(encoded) = password.filter(|password| !password.is_empty()) else {
         return text.to_owned();
     };
-    let decoded = percent_decode(encoded);
+    let decoded = percent_decode_str(encoded).decode_utf8_lossy();
     let mut redacted = text.replace(encoded, "***");
     if !decoded.is_empty() {
-        redacted = redacted.replace(&decoded, "***");
+        redacted = redacted.replace(decoded.as_ref(), "***");
     }
     redacted
-}
-
-fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut index = 0;
-    while index < bytes.len() {
-        let hex = bytes
-            .get(index + 1..index + 3)
-            .and_then(|pair| std::str::from_utf8(pair).ok())
-            .and_then(|pair| u8::from_str_radix(pair, 16).ok());
-        match (bytes[index], hex) {
-            (b'%', Some(byte)) => {
-                out.push(byte);
-                index += 3;
-            }
-            (byte, _) => {
-                out.push(byte);
-                index += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[cfg(test)]
@@ -201,6 +205,8 @@ mod tests {
         "rediss://bob:***@cache.example:6380"
     )]
     #[case::unparseable("hunter2", "<unparseable URL>")]
+    #[case::slash_in_the_password("redis://u:123/hunter2@h", "redis://u:123")]
+    #[case::path_that_is_not_a_database("redis://h/x", "redis://h")]
     fn urls_are_printed_without_their_password(#[case] url: &str, #[case] printed: &str) {
         assert_eq!(redact_url(url), printed);
         assert!(!format!("{:?}", RedisConfig::new(url)).contains("hunter2"));
@@ -228,6 +234,15 @@ mod tests {
     #[case::no_host("redis://")]
     fn bad_urls_are_invalid_arguments(#[case] url: &str) {
         let err = RedisConfig::new(url).validate().expect_err("refused");
+        assert_eq!(err.kind(), ErrorKind::InvalidArgument);
+    }
+
+    #[rstest]
+    #[case::certificates_without_tls("redis://127.0.0.1", b"-----BEGIN CERTIFICATE-----\nMII=\n-----END CERTIFICATE-----\n".as_slice())]
+    #[case::no_certificate_in_the_file("rediss://127.0.0.1", b"not a certificate".as_slice())]
+    fn root_certificates_that_would_do_nothing_are_refused(#[case] url: &str, #[case] pem: &[u8]) {
+        let config = RedisConfig::new(url).with_root_certificates_pem(pem);
+        let err = config.validate().expect_err("refused");
         assert_eq!(err.kind(), ErrorKind::InvalidArgument);
     }
 

@@ -1,6 +1,6 @@
 //! Redis errors as [`BackendError`]s a caller can act on.
 
-use cachekit_core::{BackendError, ErrorKind};
+use cachekit_core::{sanitize_server_text, BackendError, ErrorKind};
 use redis::RedisError;
 
 /// The kind a Redis error code (the first word of a `-ERR`-style reply) stands for.
@@ -46,7 +46,10 @@ pub(crate) fn classify(
     err: &RedisError,
     redact: impl Fn(&str) -> String,
 ) -> BackendError {
-    let message = redact(&format!("redis {operation}: {err}"));
+    let message = redact(&format!(
+        "redis {operation}: {}",
+        sanitize_server_text(&err.to_string())
+    ));
     let kind = if err.is_timeout() {
         ErrorKind::Timeout
     } else if refused_certificate(err) {

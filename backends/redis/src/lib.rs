@@ -35,12 +35,16 @@ use std::fmt;
 use std::future::Future;
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use cachekit_core::{
-    async_trait, Backend, BackendError, Bytes, Capabilities, HealthReport, Result, TtlSupport,
-    PROTOCOL_MAX_TTL,
+    async_trait, sanitize_server_text, Backend, BackendError, Bytes, Capabilities, HealthReport,
+    Result, TtlSupport, PROTOCOL_MAX_TTL,
 };
+use parking_lot::Mutex;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{Client, Cmd, FromRedisValue};
+use redis::io::tcp::{socket2::TcpKeepalive, TcpSettings};
+use redis::{Client, Cmd, FromRedisValue, IntoConnectionInfo, RedisError};
 
 pub use crate::config::{
     RedisConfig, DEFAULT_CONNECT_TIMEOUT, DEFAULT_HEALTH_TIMEOUT, DEFAULT_OPERATION_TIMEOUT,
@@ -54,14 +58,22 @@ pub const DEFAULT_MAX_BULK_BYTES: usize = 512 * 1024 * 1024;
 /// A [`Backend`] on one Redis database.
 #[derive(Clone)]
 pub struct RedisBackend {
-    connection: ConnectionManager,
+    client: Client,
+    connection: Arc<Mutex<Connection>>,
     config: RedisConfig,
     caps: Capabilities,
 }
 
+/// The connection in use, and how many times it was replaced: a failure replaces only the
+/// connection it happened on, so a burst of failures costs one new connection, not one each.
+struct Connection {
+    generation: u64,
+    manager: ConnectionManager,
+}
+
 impl fmt::Debug for RedisBackend {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // Not the connection manager: its Debug prints the client, password included.
+        // The connection's internals say nothing a user needs; the config says where.
         f.debug_struct("RedisBackend")
             .field("config", &self.config)
             .field("caps", &self.caps)
@@ -80,19 +92,39 @@ impl RedisBackend {
     /// Connects (one attempt, bounded by the connect timeout), then reads the server's
     /// string limit and eviction policy to declare them.
     ///
-    /// Fails with `InvalidArgument` for a bad URL, `Auth` for refused credentials,
-    /// `Unavailable` or `Timeout` when the server cannot be reached.
+    /// Fails with `InvalidArgument` for a bad URL or a database the server refuses, `Auth`
+    /// for refused credentials, `Unavailable` or `Timeout` when the server cannot be reached.
     pub async fn connect(config: RedisConfig) -> Result<Self> {
         config.validate()?;
         let client = client_for(&config)?;
-        let manager_config = ConnectionManagerConfig::new()
-            .set_number_of_retries(0)
-            .set_connection_timeout(Some(config.connect_timeout))
-            .set_response_timeout(Some(config.operation_timeout));
-        let connecting = ConnectionManager::new_with_config(client, manager_config);
-        let connection = bounded(&config, "connect", config.connect_timeout, connecting).await?;
+        let connecting =
+            ConnectionManager::new_with_config(client.clone(), manager_config(&config));
+        let manager = match timed(config.connect_timeout, connecting).await {
+            Some(Ok(manager)) => manager,
+            // `SELECT` of a database the server does not have.
+            Some(Err(err)) if err.code() == Some("ERR") => {
+                return Err(BackendError::invalid_argument(config.redact(&format!(
+                    "redis connect to {}: {}",
+                    config.redacted_url(),
+                    sanitize_server_text(&err.to_string())
+                ))))
+            }
+            Some(Err(err)) => {
+                return Err(failure(
+                    &config,
+                    "connect",
+                    config.connect_timeout,
+                    Some(err),
+                ))
+            }
+            None => return Err(failure(&config, "connect", config.connect_timeout, None)),
+        };
         let mut backend = RedisBackend {
-            connection,
+            client,
+            connection: Arc::new(Mutex::new(Connection {
+                generation: 0,
+                manager,
+            })),
             caps: Capabilities::new("redis"),
             config,
         };
@@ -106,10 +138,10 @@ impl RedisBackend {
         &self.config
     }
 
-    /// The connection, for commands this backend does not wrap. Keys written through it
-    /// do not get the key prefix.
+    /// The connection in use, for commands this backend does not wrap. Keys written through
+    /// it do not get the key prefix.
     pub fn connection(&self) -> ConnectionManager {
-        self.connection.clone()
+        self.connection.lock().manager.clone()
     }
 
     fn full_key(&self, key: &str) -> Result<String> {
@@ -117,45 +149,135 @@ impl RedisBackend {
         Ok(format!("{}{key}", self.config.key_prefix))
     }
 
+    /// Sends `command` on the current connection, bounded by the operation timeout; a
+    /// failure the connection cannot recover from on its own replaces it (see
+    /// [`needs_new_connection`]).
+    async fn send<T: FromRedisValue>(&self, command: Cmd) -> Option<redis::RedisResult<T>> {
+        let (generation, mut manager) = {
+            let current = self.connection.lock();
+            (current.generation, current.manager.clone())
+        };
+        let outcome = timed(self.config.operation_timeout, async move {
+            command.query_async::<T>(&mut manager).await
+        })
+        .await;
+        let broken = match &outcome {
+            None => true,
+            Some(Err(err)) => needs_new_connection(err),
+            Some(Ok(_)) => false,
+        };
+        if broken {
+            self.replace_connection(generation);
+        }
+        outcome
+    }
+
+    /// Swaps in a new connection (made lazily, on the next call) unless another call
+    /// already replaced the one that failed.
+    fn replace_connection(&self, failed_generation: u64) {
+        let mut current = self.connection.lock();
+        if current.generation != failed_generation {
+            return;
+        }
+        // Fails only for configurations `connect` already accepted.
+        if let Ok(manager) = ConnectionManager::new_lazy_with_config(
+            self.client.clone(),
+            manager_config(&self.config),
+        ) {
+            current.manager = manager;
+            current.generation += 1;
+        }
+    }
+
     async fn query<T: FromRedisValue>(&self, operation: &str, command: Cmd) -> Result<T> {
-        let mut connection = self.connection.clone();
-        let sent = async move { command.query_async::<T>(&mut connection).await };
-        bounded(&self.config, operation, self.config.operation_timeout, sent).await
+        let limit = self.config.operation_timeout;
+        match self.send(command).await {
+            Some(Ok(answer)) => Ok(answer),
+            Some(Err(err)) => Err(failure(&self.config, operation, limit, Some(err))),
+            None => Err(failure(&self.config, operation, limit, None)),
+        }
     }
 
     /// `CONFIG GET` for the string limit and the eviction policy; a server that refuses
-    /// `CONFIG` (managed services often do) gets Redis' defaults for the limit and is
-    /// assumed to evict, since nothing proves it does not.
+    /// `CONFIG` (managed services and proxies often do, each in its own words) gets Redis'
+    /// defaults for the limit and is assumed to evict, since nothing proves it does not.
     async fn server_limits(&self) -> Result<ServerLimits> {
         // One name per call: servers before Redis 7 take a single pattern.
         let mut settings = BTreeMap::new();
         for name in ["proto-max-bulk-len", "maxmemory", "maxmemory-policy"] {
-            let mut connection = self.connection.clone();
             let command = redis::cmd("CONFIG").arg("GET").arg(name).clone();
-            let asked = tokio::time::timeout(
-                self.config.operation_timeout,
-                command.query_async::<Vec<(String, String)>>(&mut connection),
-            )
-            .await;
-            match asked {
-                Ok(Ok(pairs)) => settings.extend(pairs),
-                // Refused by an ACL, or renamed away: the server keeps its settings to itself.
-                Ok(Err(err)) if matches!(err.code(), Some("NOPERM" | "ERR")) => break,
-                Ok(Err(err)) => {
-                    return Err(error::classify("CONFIG GET", &err, |text| {
-                        self.config.redact(text)
-                    }))
+            match self.send::<Vec<(String, String)>>(command).await {
+                Some(Ok(pairs)) => settings.extend(pairs),
+                // Any refusal but of our credentials: the server keeps its settings to itself.
+                Some(Err(err))
+                    if err
+                        .code()
+                        .is_some_and(|code| !matches!(code, "NOAUTH" | "WRONGPASS")) =>
+                {
+                    break
                 }
-                Err(_) => {
-                    return Err(BackendError::timeout(format!(
-                        "redis CONFIG GET took longer than {:?}",
-                        self.config.operation_timeout
-                    )))
+                outcome => {
+                    let limit = self.config.operation_timeout;
+                    return Err(failure(
+                        &self.config,
+                        "CONFIG GET",
+                        limit,
+                        outcome.and_then(Result::err),
+                    ));
                 }
             }
         }
         Ok(limits_from(&settings))
     }
+}
+
+/// Whether `err` leaves the connection unusable in a way the `redis` crate does not repair
+/// by itself: it reconnects after I/O errors only, so a reconnect refused by the server
+/// (`AUTH`, `SELECT`), a replica that used to be the primary (`READONLY`, after a DNS
+/// failover), an unparseable answer, or an I/O deadline (a dead link the kernel has not
+/// noticed) would otherwise fail every later call.
+fn needs_new_connection(err: &RedisError) -> bool {
+    err.is_io_error()
+        || matches!(
+            err.kind(),
+            redis::ErrorKind::AuthenticationFailed | redis::ErrorKind::Parse
+        )
+        || matches!(
+            err.code(),
+            Some("NOAUTH" | "WRONGPASS" | "READONLY" | "ERR")
+        )
+}
+
+/// Runs `call` for at most `limit`; `None` when the limit passed first.
+async fn timed<T>(
+    limit: Duration,
+    call: impl Future<Output = redis::RedisResult<T>>,
+) -> Option<redis::RedisResult<T>> {
+    tokio::time::timeout(limit, call).await.ok()
+}
+
+/// The error for a call to `operation` that failed with `err`, or ran out of `limit`
+/// (`None`).
+fn failure(
+    config: &RedisConfig,
+    operation: &str,
+    limit: Duration,
+    err: Option<RedisError>,
+) -> BackendError {
+    match err {
+        Some(err) => error::classify(operation, &err, |text| config.redact(text)),
+        None => BackendError::timeout(format!(
+            "redis {operation} took longer than {limit:?} ({})",
+            config.redacted_url()
+        )),
+    }
+}
+
+fn manager_config(config: &RedisConfig) -> ConnectionManagerConfig {
+    ConnectionManagerConfig::new()
+        .set_number_of_retries(0)
+        .set_connection_timeout(Some(config.connect_timeout))
+        .set_response_timeout(Some(config.operation_timeout))
 }
 
 fn limits_from(settings: &BTreeMap<String, String>) -> ServerLimits {
@@ -189,60 +311,54 @@ fn capabilities(config: &RedisConfig, limits: ServerLimits) -> Capabilities {
         .with_may_evict(limits.may_evict)
 }
 
+/// How long the kernel keeps unacknowledged data, and an idle connection unprobed, before
+/// it declares the link dead: a silent partition then fails calls within seconds, not the
+/// kernel's default quarter of an hour.
+const KEEPALIVE_IDLE: Duration = Duration::from_secs(15);
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(5);
+
 fn client_for(config: &RedisConfig) -> Result<Client> {
-    let opened = match (&config.root_certificates_pem, config.uses_tls()) {
-        (Some(pem), true) => {
-            install_crypto_provider();
-            Client::build_with_tls(
-                config.url.as_str(),
-                redis::TlsCertificates {
-                    client_tls: None,
-                    root_cert: Some(pem.clone()),
-                },
-            )
-        }
-        (_, true) => {
-            install_crypto_provider();
-            Client::open(config.url.as_str())
-        }
-        (_, false) => Client::open(config.url.as_str()),
+    let invalid = |err: RedisError| {
+        BackendError::invalid_argument(config.redact(&format!(
+            "cannot use {}: {}",
+            config.redacted_url(),
+            sanitize_server_text(&err.to_string())
+        )))
     };
-    opened.map_err(|err| {
-        BackendError::invalid_argument(
-            config.redact(&format!("cannot use {}: {err}", config.redacted_url())),
+    let tcp = TcpSettings::default()
+        .set_nodelay(true)
+        .set_keepalive(
+            TcpKeepalive::new()
+                .with_time(KEEPALIVE_IDLE)
+                .with_interval(KEEPALIVE_INTERVAL),
         )
-    })
+        .set_user_timeout(config.operation_timeout.max(KEEPALIVE_IDLE));
+    let info = config
+        .url
+        .as_str()
+        .into_connection_info()
+        .map_err(invalid)?
+        .set_tcp_settings(tcp);
+    if !config.uses_tls() {
+        return Client::open(info).map_err(invalid);
+    }
+    install_crypto_provider();
+    match &config.root_certificates_pem {
+        Some(pem) => Client::build_with_tls(
+            info,
+            redis::TlsCertificates {
+                client_tls: None,
+                root_cert: Some(pem.clone()),
+            },
+        ),
+        None => Client::open(info),
+    }
+    .map_err(invalid)
 }
 
 fn install_crypto_provider() {
     // Fails only if a provider is installed already, which is just as good.
     let _ = rustls::crypto::ring::default_provider().install_default();
-}
-
-/// Runs `call` for at most `limit`, mapping its error and its deadline.
-async fn bounded<T>(
-    config: &RedisConfig,
-    operation: &str,
-    limit: Duration,
-    call: impl Future<Output = redis::RedisResult<T>>,
-) -> Result<T> {
-    match tokio::time::timeout(limit, call).await {
-        Ok(Ok(value)) => Ok(value),
-        Ok(Err(err)) => Err(error::classify(operation, &err, |text| config.redact(text))),
-        Err(_) => Err(BackendError::timeout(format!(
-            "redis {operation} took longer than {limit:?} ({})",
-            config.redacted_url()
-        ))),
-    }
-}
-
-/// At most 64 characters of what a server said, for a message.
-fn elided(text: &str) -> String {
-    let mut shown: String = text.chars().take(64).collect();
-    if shown.len() < text.len() {
-        shown.push_str("…[elided]");
-    }
-    format!("{shown:?}")
 }
 
 /// `ttl` in whole milliseconds, rounded up so an entry never expires early.
@@ -271,7 +387,7 @@ impl Backend for RedisBackend {
             redis::Value::Okay => Ok(()),
             other => Err(BackendError::protocol(format!(
                 "redis SET answered {} instead of OK",
-                elided(&format!("{other:?}"))
+                sanitize_server_text(&format!("{other:?}"))
             ))),
         }
     }
@@ -299,7 +415,7 @@ impl Backend for RedisBackend {
             if answer != "PONG" {
                 return Err(BackendError::protocol(format!(
                     "PING answered {}",
-                    elided(&answer)
+                    sanitize_server_text(&answer)
                 )));
             }
             Ok(BTreeMap::from([
@@ -355,6 +471,30 @@ mod tests {
                 may_evict
             }
         );
+    }
+
+    #[rstest]
+    #[case::connection_reset(
+        RedisError::from(std::io::Error::from(std::io::ErrorKind::ConnectionReset)),
+        true
+    )]
+    #[case::io_deadline(
+        RedisError::from(std::io::Error::from(std::io::ErrorKind::TimedOut)),
+        true
+    )]
+    #[case::password_rotated(redis::make_extension_error("WRONGPASS".into(), None), true)]
+    #[case::restarted_with_a_password(redis::make_extension_error("NOAUTH".into(), None), true)]
+    #[case::demoted_to_replica(redis::make_extension_error("READONLY".into(), None), true)]
+    #[case::select_refused(redis::make_extension_error("ERR".into(), Some("DB index is out of range".into())), true)]
+    #[case::memory_full(redis::make_extension_error("OOM".into(), None), false)]
+    #[case::foreign_data(redis::make_extension_error("WRONGTYPE".into(), None), false)]
+    #[case::acl_refuses_a_key(redis::make_extension_error("NOPERM".into(), None), false)]
+    #[case::loading(redis::make_extension_error("LOADING".into(), None), false)]
+    fn connections_are_replaced_only_when_the_crate_would_not_recover(
+        #[case] err: RedisError,
+        #[case] replaced: bool,
+    ) {
+        assert_eq!(needs_new_connection(&err), replaced);
     }
 
     #[test]

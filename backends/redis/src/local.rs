@@ -7,8 +7,7 @@
 //! in the `redis-server` package.
 
 use std::fmt;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -54,6 +53,12 @@ impl fmt::Display for RedisServer {
 impl RedisServer {
     /// The server from `CACHEKIT_REDIS_URL`, or a fresh `redis-server` with default settings.
     pub fn start() -> Result<Self, String> {
+        Self::existing_or_start_with(&[])
+    }
+
+    /// The server from `CACHEKIT_REDIS_URL` (whose settings are its own), or a fresh
+    /// `redis-server` with `args`.
+    pub fn existing_or_start_with(args: &[&str]) -> Result<Self, String> {
         if let Ok(url) = std::env::var(URL_ENV) {
             if !url.is_empty() {
                 return Ok(RedisServer {
@@ -65,7 +70,7 @@ impl RedisServer {
                 });
             }
         }
-        Self::start_with(&[])
+        Self::start_with(args)
     }
 
     /// A fresh `redis-server` with `args` added to its command line (e.g.
@@ -134,8 +139,9 @@ impl RedisServer {
             .iter()
             .map(|arg| arg.replace("{port}", &port))
             .collect();
-        let tls_only = args.iter().any(|arg| arg == "--tls-port");
         let log = dir.join("redis.log");
+        // Readiness is read from this log: a restart must not find the last run's line.
+        let _ = std::fs::remove_file(&log);
         let mut child = Command::new(&binary)
             .args(["--port", &port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
             .arg("--dir")
@@ -152,7 +158,6 @@ impl RedisServer {
                     "cannot run {binary} ({err}); install it (`apt-get install redis-server`) or set {BIN_ENV}, or point {URL_ENV} at a running server"
                 )
             })?;
-        let address = SocketAddr::from(([127, 0, 0, 1], self.port));
         let deadline = Instant::now() + READY_TIMEOUT;
         loop {
             if let Ok(Some(status)) = child.try_wait() {
@@ -163,12 +168,10 @@ impl RedisServer {
                     last_lines.into_iter().rev().collect::<Vec<_>>().join(" | ")
                 ));
             }
-            // A TLS port does not answer a plain PING; accepting connections is enough.
-            let ready = if tls_only {
-                TcpStream::connect_timeout(&address, Duration::from_millis(200)).is_ok()
-            } else {
-                answers_ping(address)
-            };
+            // Our child's own log, not whoever answers on the port: another process may
+            // have taken it between the probe and the start.
+            let ready = std::fs::read_to_string(&log)
+                .is_ok_and(|text| text.contains("Ready to accept connections"));
             if ready {
                 self.child = Some(child);
                 return Ok(());
@@ -201,18 +204,4 @@ fn free_port() -> Result<u16, String> {
         .local_addr()
         .map(|address| address.port())
         .map_err(|err| format!("cannot find a free loopback port: {err}"))
-}
-
-/// Whether something on `address` answers `PING` the way Redis does (`+PONG`, or an error
-/// such as `-NOAUTH` when a password is required: the server is up either way).
-fn answers_ping(address: SocketAddr) -> bool {
-    let Ok(mut stream) = TcpStream::connect_timeout(&address, Duration::from_millis(200)) else {
-        return false;
-    };
-    let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
-    if stream.write_all(b"PING\r\n").is_err() {
-        return false;
-    }
-    let mut first = [0u8; 1];
-    matches!(stream.read(&mut first), Ok(1) if first[0] == b'+' || first[0] == b'-')
 }

@@ -23,7 +23,7 @@ async fn backend(prefix: &str) -> RedisBackend {
 
 fn main() -> ExitCode {
     // Even listing needs the server: a suite's capabilities come from a connected backend.
-    let server = match RedisServer::start_with(&["--proto-max-bulk-len", "1mb"]) {
+    let server = match RedisServer::existing_or_start_with(&["--proto-max-bulk-len", "1mb"]) {
         Ok(server) => server,
         Err(why) => {
             eprintln!("redis conformance cannot run: {why}");

@@ -219,6 +219,12 @@ async fn a_server_stalled_past_the_deadline_is_a_timeout() {
     let mut config = RedisConfig::new(server.url());
     config.operation_timeout = Duration::from_millis(300);
     let cache = RedisBackend::connect(config).await.expect("connect");
+    for (key, value) in [("a", "first"), ("b", "second")] {
+        cache
+            .set(key, Bytes::from(value), None)
+            .await
+            .expect("set before the stall");
+    }
     let staller = connect(server.url())
         .await
         .expect("connect a second client");
@@ -242,6 +248,78 @@ async fn a_server_stalled_past_the_deadline_is_a_timeout() {
         "the deadline was not kept"
     );
     stall.await.expect("the stall ends");
+    // The late answer to the timed-out GET must not be taken for a later command's.
+    assert_eq!(
+        cache.get("a").await.expect("get"),
+        Some(Bytes::from("first"))
+    );
+    assert_eq!(
+        cache.get("b").await.expect("get"),
+        Some(Bytes::from("second"))
+    );
+}
+
+#[tokio::test]
+async fn a_reconnect_the_server_refuses_is_tried_again_once_it_accepts() {
+    let server = server(&["--requirepass", "old-pw"]);
+    let cache = connect(&with_credentials(&server, ":old-pw", 0))
+        .await
+        .expect("connect");
+    cache
+        .set("k", Bytes::from_static(b"v"), None)
+        .await
+        .expect("set");
+    let admin = connect(&with_credentials(&server, ":old-pw", 0))
+        .await
+        .expect("admin connects");
+    let admin_says = |args: &'static [&'static str]| {
+        let mut connection = admin.connection();
+        async move {
+            let _: redis::Value = redis::cmd(args[0])
+                .arg(&args[1..])
+                .query_async(&mut connection)
+                .await
+                .unwrap_or_else(|err| panic!("{args:?}: {err}"));
+        }
+    };
+    // A password rotation the backend's configuration has not caught up with: its
+    // connection is dropped and reconnecting is refused.
+    admin_says(&["CONFIG", "SET", "requirepass", "new-pw"]).await;
+    admin_says(&["CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes"]).await;
+    for _ in 0..3 {
+        let err = cache
+            .get("k")
+            .await
+            .expect_err("the old password still works");
+        assert!(
+            matches!(err.kind(), ErrorKind::Auth | ErrorKind::Unavailable),
+            "{err}"
+        );
+    }
+    admin_says(&["CONFIG", "SET", "requirepass", "old-pw"]).await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        match cache.get("k").await {
+            Ok(answer) => {
+                assert_eq!(answer, Some(Bytes::from_static(b"v")));
+                break;
+            }
+            Err(err) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                let _ = err;
+            }
+            Err(err) => panic!("still failing 5 s after the server accepts again: {err}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_database_the_server_does_not_have_is_an_invalid_argument() {
+    let server = server(&["--databases", "4"]);
+    let err = connect(&format!("redis://127.0.0.1:{}/9", server.port()))
+        .await
+        .expect_err("SELECT 9 on a 4-database server");
+    assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{err}");
 }
 
 #[tokio::test]
