@@ -1,6 +1,6 @@
 //! `cachekit check`: the conformance rules, run through the kit's programmatic runner (the
 //! very cases `cargo test` runs), against the embedded defaults, an HTTP service, a
-//! DynamoDB table or a Redis server, with terminal, JSON, JUnit and Markdown reports and an optional
+//! DynamoDB table, a Redis or a memcached server, with terminal, JSON, JUnit and Markdown reports and an optional
 //! expected-failure baseline.
 
 use std::io::IsTerminal;
@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use cachekit_backend_dynamodb::{DynamoDbBackend, DynamoDbConfig, TtlDeletion};
 use cachekit_backend_http::{HttpBackend, HttpConfig};
+use cachekit_backend_memcached::{MemcachedBackend, MemcachedConfig};
 use cachekit_backend_memory::MemoryBackend;
 use cachekit_backend_redis::{RedisBackend, RedisConfig};
 use cachekit_conformance::baseline::{Baseline, Verdict};
@@ -84,6 +85,21 @@ pub enum Target {
         /// Root certificates (PEM) to trust for rediss://, e.g. a private CA.
         #[arg(long, value_name = "FILE")]
         ca_cert: Option<PathBuf>,
+        /// Declarations, selection, baseline and reports.
+        #[command(flatten)]
+        options: CheckOptions,
+    },
+    /// A memcached server (1.6 or later: the meta protocol), or anything speaking its meta
+    /// commands. The value limit is read from its `stats settings`.
+    Memcached {
+        /// host:port, e.g. 127.0.0.1:11211.
+        addr: String,
+        /// A prefix for every key the check writes (it adds a unique one of its own too).
+        #[arg(long, value_name = "PREFIX", default_value = "")]
+        key_prefix: String,
+        /// Per-command timeout, in milliseconds.
+        #[arg(long, value_name = "MS", default_value_t = 5000)]
+        timeout_ms: u64,
         /// Declarations, selection, baseline and reports.
         #[command(flatten)]
         options: CheckOptions,
@@ -371,6 +387,44 @@ fn plan(target: &Target) -> Result<Plan, Unusable> {
                 _server: None,
             })
         }
+        Target::Memcached {
+            addr,
+            key_prefix,
+            timeout_ms,
+            options,
+        } => {
+            let timeout = Duration::from_millis(*timeout_ms);
+            let config = MemcachedConfig::new(addr.clone())
+                .with_key_prefix(key_prefix.clone())
+                .with_connect_timeout(REACHABILITY_TIMEOUT)
+                .with_operation_timeout(timeout)
+                .with_health_timeout(timeout);
+            let declared = block_on(async {
+                let probe = MemcachedBackend::connect(config.clone())
+                    .await
+                    .map_err(|err| {
+                        Unusable(format!(
+                            "memcached at {addr} cannot be used: {}",
+                            err.message()
+                        ))
+                    })?;
+                answers_in_time(&probe, addr).await?;
+                Ok::<_, Unusable>(probe.capabilities())
+            })??;
+            println!("==> memcached at {addr}");
+            say_what_is_declared(options);
+            Ok(Plan {
+                suites: vec![options.connecting_suite("memcached", declared, move || {
+                    let config = config.clone();
+                    async move {
+                        MemcachedBackend::connect(config)
+                            .await
+                            .expect("reached above")
+                    }
+                })],
+                _server: None,
+            })
+        }
     }
 }
 
@@ -419,7 +473,8 @@ fn options_of(target: &Target) -> &CheckOptions {
         Target::Memory { options }
         | Target::Http { options, .. }
         | Target::Dynamodb { options, .. }
-        | Target::Redis { options, .. } => options,
+        | Target::Redis { options, .. }
+        | Target::Memcached { options, .. } => options,
     }
 }
 

@@ -8,6 +8,7 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 use cachekit_backend_dynamodb::local::DynamoDbLocal;
+use cachekit_backend_memcached::local::MemcachedServer;
 use cachekit_backend_memory::MemoryBackend;
 use cachekit_backend_redis::local::RedisServer;
 use cachekit_core::{async_trait, Backend, Bytes, Capabilities, HealthReport, Result};
@@ -653,4 +654,32 @@ fn a_dynamodb_local_table_passes_check_dynamodb_and_is_created_on_request() {
         !stdout(&missing).contains("==> dynamodb"),
         "no suite may start"
     );
+}
+
+#[test]
+fn a_memcached_server_passes_check_memcached() {
+    let server = MemcachedServer::start_with(&[]).expect("memcached");
+    let addr = server.addr_string();
+    let (output, json) = check_with_json(&["memcached", &addr], &scratch("memcached"));
+    assert_eq!(exit_code(&output), Some(0), "{}", stdout(&output));
+    let memcached = suite(&json, "memcached");
+    assert_eq!(memcached["counts"]["failed"], 0, "{memcached}");
+    assert!(
+        memcached["counts"]["passed"]
+            .as_u64()
+            .is_some_and(|passed| passed >= 100),
+        "{memcached}"
+    );
+}
+
+#[test]
+fn check_memcached_where_nothing_listens_is_exit_2_with_one_line() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+        .port();
+    let output = cachekit(&["check", "memcached", &format!("127.0.0.1:{port}")]);
+    assert_eq!(exit_code(&output), Some(2), "{}", stdout(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
 }

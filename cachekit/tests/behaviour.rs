@@ -1,7 +1,7 @@
 //! `Cache` semantics against real backends: the memory backend, the HTTP backend against
 //! a `cachekit-server` on loopback, the DynamoDB backend against DynamoDB Local and the
-//! Redis backend against `redis-server` (one of each per binary; the output says how it
-//! was provided). Every test runs against each.
+//! Redis and memcached backends against `redis-server` and `memcached` (one of each per
+//! binary; the output says how it was provided). Every test runs against each.
 
 use std::net::TcpListener;
 use std::process::ExitCode;
@@ -13,6 +13,8 @@ use cachekit::{envelope, Backend, BackendError, Bytes, Cache, CacheKey, ErrorKin
 use cachekit_backend_dynamodb::local::DynamoDbLocal;
 use cachekit_backend_dynamodb::{DynamoDbBackend, DynamoDbConfig, TtlDeletion};
 use cachekit_backend_http::{HttpBackend, HttpConfig, RetryPolicy};
+use cachekit_backend_memcached::local::MemcachedServer;
+use cachekit_backend_memcached::{MemcachedBackend, MemcachedConfig};
 use cachekit_backend_memory::MemoryBackend;
 use cachekit_backend_redis::local::RedisServer;
 use cachekit_backend_redis::{RedisBackend, RedisConfig};
@@ -27,6 +29,7 @@ const DYNAMODB_TABLE: &str = "cachekit_function_cache";
 static HTTP_URL: OnceLock<String> = OnceLock::new();
 static DYNAMODB_ENDPOINT: OnceLock<String> = OnceLock::new();
 static REDIS_URL: OnceLock<String> = OnceLock::new();
+static MEMCACHED_ADDR: OnceLock<String> = OnceLock::new();
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -34,6 +37,7 @@ enum Kind {
     Http,
     DynamoDb,
     Redis,
+    Memcached,
 }
 
 impl Kind {
@@ -43,6 +47,7 @@ impl Kind {
             Kind::Http => "http",
             Kind::DynamoDb => "dynamodb",
             Kind::Redis => "redis",
+            Kind::Memcached => "memcached",
         }
     }
 
@@ -60,6 +65,12 @@ impl Kind {
             Kind::Redis => Arc::new(
                 RedisBackend::connect(RedisConfig::new(
                     REDIS_URL.get().ok_or("no redis-server")?.clone(),
+                ))
+                .await?,
+            ),
+            Kind::Memcached => Arc::new(
+                MemcachedBackend::connect(MemcachedConfig::new(
+                    MEMCACHED_ADDR.get().ok_or("no memcached")?.clone(),
                 ))
                 .await?,
             ),
@@ -93,6 +104,14 @@ impl Kind {
                 let mut config = RedisConfig::new(server.url());
                 config.operation_timeout = Duration::from_millis(500);
                 let backend = RedisBackend::connect(config).await?;
+                drop(server);
+                Some(Arc::new(backend))
+            }
+            Kind::Memcached => {
+                let server = MemcachedServer::start_with(&[])?;
+                let config = MemcachedConfig::new(server.addr_string())
+                    .with_operation_timeout(Duration::from_millis(500));
+                let backend = MemcachedBackend::connect(config).await?;
                 drop(server);
                 Some(Arc::new(backend))
             }
@@ -156,15 +175,26 @@ async fn hit_after_miss(kind: Kind, ns: String) -> TestResult {
 }
 
 async fn entries_expire_after_their_ttl(kind: Kind, ns: String) -> TestResult {
-    let cache = Cache::from_arc(kind.backend().await?);
+    let backend = kind.backend().await?;
+    let support = backend
+        .capabilities()
+        .ttl
+        .ok_or("the backend declares no ttl")?;
+    let cache = Cache::from_arc(backend);
     let f = Counted::default();
     let k = key(&ns, 1, "en");
-    let ttl = Some(Duration::from_secs(1));
-    cache.get_or_compute(&k, ttl, || f.profile(1, "en")).await;
-    cache.get_or_compute(&k, ttl, || f.profile(1, "en")).await;
+    let ttl = Duration::from_secs(1);
+    cache
+        .get_or_compute(&k, Some(ttl), || f.profile(1, "en"))
+        .await;
+    cache
+        .get_or_compute(&k, Some(ttl), || f.profile(1, "en"))
+        .await;
     check(f.runs() == 1, "a hit within the ttl")?;
-    // One second of ttl, rounded up to whole seconds by remote stores: gone by 2.6 s.
-    tokio::time::sleep(Duration::from_millis(2600)).await;
+    // Gone by the ttl rounded up to the declared precision, plus that precision and slack.
+    let gone_by = support.round_up(ttl) + support.precision + Duration::from_millis(600);
+    tokio::time::sleep(gone_by).await;
+    let ttl = Some(ttl);
     let after = cache.get_or_compute(&k, ttl, || f.profile(1, "en")).await;
     check(
         f.runs() == 2 && after.computed == 2,
@@ -395,6 +425,7 @@ fn main() -> ExitCode {
     let mut server = None;
     let mut dynamodb = None;
     let mut redis = None;
+    let mut memcached = None;
     if !args.list {
         match BackgroundServer::spawn(
             MemoryBackend::new,
@@ -430,6 +461,17 @@ fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         }
+        match MemcachedServer::start() {
+            Ok(running) => {
+                eprintln!("{running}");
+                let _ = MEMCACHED_ADDR.set(running.addr_string());
+                memcached = Some(running);
+            }
+            Err(why) => {
+                eprintln!("the memcached variants cannot run: {why}");
+                return ExitCode::FAILURE;
+            }
+        }
     }
     let tests = tests!(
         hit_after_miss,
@@ -444,7 +486,13 @@ fn main() -> ExitCode {
     );
     let run_id = std::process::id();
     let mut trials = Vec::new();
-    for kind in [Kind::Memory, Kind::Http, Kind::DynamoDb, Kind::Redis] {
+    for kind in [
+        Kind::Memory,
+        Kind::Http,
+        Kind::DynamoDb,
+        Kind::Redis,
+        Kind::Memcached,
+    ] {
         for (name, test) in tests {
             let namespace = format!("ck-{run_id}-{}-{name}", kind.name());
             // An in-process store has no service that could be down.
@@ -461,6 +509,7 @@ fn main() -> ExitCode {
     drop(server);
     drop(dynamodb);
     drop(redis);
+    drop(memcached);
     code
 }
 

@@ -48,8 +48,8 @@ fn expect_one_of(
 
 /// A set future dropped mid-flight leaves the old or the new value.
 pub async fn dropped_set_leaves_old_or_new_value(ctx: Ctx) -> CaseResult {
-    let old = super::values::pattern(8 * 1024, 0x01);
-    let new = super::values::pattern(8 * 1024, 0x02);
+    let old = super::values::pattern(ctx.value_len(8 * 1024), 0x01);
+    let new = super::values::pattern(ctx.value_len(8 * 1024), 0x02);
     for round in 0..ROUNDS {
         let key = ctx.key(&format!("k{round}"));
         ctx.set(&key, &old, None).await?;

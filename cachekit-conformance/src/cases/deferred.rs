@@ -56,7 +56,7 @@ pub async fn overwritten_value_stays_overwritten(ctx: Ctx) -> CaseResult {
 /// A stored value does not change or vanish while nobody writes it.
 pub async fn stored_value_stays_as_stored(ctx: Ctx) -> CaseResult {
     let key = ctx.key("k");
-    let value = super::values::pattern(3000, 0x3c);
+    let value = super::values::pattern(ctx.value_len(3000), 0x3c);
     ctx.set(&key, &value, None).await?;
     ctx.expect_present("get right after set", &key, &value)
         .await?;

@@ -109,7 +109,8 @@ pub async fn value_over_max_size_is_value_too_large(ctx: Ctx) -> CaseResult {
 /// Overwriting with a shorter value leaves no bytes of the old one.
 pub async fn shorter_overwrite_leaves_no_tail(ctx: Ctx) -> CaseResult {
     let key = ctx.key("shrinks");
-    ctx.set(&key, &pattern(4096, 0x33), None).await?;
+    ctx.set(&key, &pattern(ctx.value_len(4096), 0x33), None)
+        .await?;
     ctx.set(&key, b"short", None).await?;
     ctx.expect_get(
         "get after overwriting with a shorter value",
@@ -140,7 +141,7 @@ pub async fn value_just_under_max_size_roundtrips(ctx: Ctx) -> CaseResult {
 
 /// A highly compressible value (all zeros) survives a round trip.
 pub async fn compressible_value_roundtrips(ctx: Ctx) -> CaseResult {
-    let len = 200_003.min(ctx.caps.max_value_bytes.unwrap_or(usize::MAX));
+    let len = ctx.value_len(200_003);
     roundtrip(&ctx, "get of 200,003 zero bytes", "zeros", &vec![0u8; len]).await?;
     let repeated: Vec<u8> = b"abc".iter().copied().cycle().take(len).collect();
     roundtrip(&ctx, "get of a repeated 3-byte pattern", "abc", &repeated).await
@@ -148,7 +149,7 @@ pub async fn compressible_value_roundtrips(ctx: Ctx) -> CaseResult {
 
 /// An incompressible value (pseudo-random bytes) survives a round trip.
 pub async fn incompressible_value_roundtrips(ctx: Ctx) -> CaseResult {
-    let len = 200_003.min(ctx.caps.max_value_bytes.unwrap_or(usize::MAX));
+    let len = ctx.value_len(200_003);
     let mut state = 0x9e37_79b9_7f4a_7c15_u64 ^ ctx.seed;
     let value: Vec<u8> = (0..len)
         .map(|_| {

@@ -100,6 +100,12 @@ impl Ctx {
         }
     }
 
+    /// `len`, or the declared maximum value size if that is smaller: a case that needs a
+    /// sizeable value, but not one of exactly this size, still runs on a small store.
+    pub fn value_len(&self, len: usize) -> usize {
+        len.min(self.caps.max_value_bytes.unwrap_or(usize::MAX))
+    }
+
     /// Waits long enough for a late write, a write-behind flush or a lagging replica to
     /// show: an hour on the paused clock (free), 300 ms on a wall clock.
     pub async fn pause(&self) {
