@@ -2,7 +2,8 @@
 //! measured in the same run on the same machine.
 //!
 //! 1. `cargo bench` targets (HttpBackend vs raw reqwest, DynamoDbBackend vs raw aws-sdk
-//!    calls on DynamoDB Local, RedisBackend vs the raw redis crate on redis-server, the `#[cachekit::cache]` hit path vs a bare backend get),
+//!    calls on DynamoDB Local, RedisBackend vs the raw redis crate on redis-server, MemcachedBackend vs raw meta
+//!    commands on memcached, the `#[cachekit::cache]` hit path vs a bare backend get),
 //!    which print their own ratios.
 //! 2. `cachekit-server` GET-hit throughput under `wrk` on loopback vs a hello-world axum
 //!    server built the same way; rounds alternate, medians are compared.
@@ -20,6 +21,7 @@ pub fn run(root: &Path) -> Result<(), String> {
         ("cachekit-backend-http", "client_overhead"),
         ("cachekit-backend-dynamodb", "sdk_overhead"),
         ("cachekit-backend-redis", "raw_overhead"),
+        ("cachekit-backend-memcached", "raw_overhead"),
         ("cachekit", "hit_path"),
     ] {
         println!("==> cargo bench -p {package} --bench {bench}");
