@@ -151,6 +151,9 @@ pub fn run(root: &Path, args: &TestAllArgs) -> Result<bool, String> {
     ];
     let mut matrix = Matrix::default();
     for (name, cargo_args) in steps {
+        if name == "package" {
+            forget_unpacked_workspace_crates();
+        }
         println!("\n==> [{name}] cargo {}", cargo_args.join(" "));
         let step_started = Instant::now();
         let env: &[(&str, &std::path::Path)] = if name == "tests" {
@@ -211,6 +214,40 @@ fn provision_dynamodb(root: &Path, no_docker: &mut bool) -> Result<(), String> {
         dir.display()
     );
     Ok(())
+}
+
+/// Removes the sources `cargo package` unpacked for our own crates on an earlier run.
+///
+/// To verify a tarball, cargo resolves the workspace's crates through a local registry
+/// overlay and unpacks them under `$CARGO_HOME/registry/src/-<hash>/<name>-<version>`; it
+/// reuses a directory that is already there. Our versions do not change between commits,
+/// so a stale copy (say, a `cachekit-core` from before a new function) would be compiled
+/// instead of this commit's, and verification would fail for a reason that is not in the
+/// tree. Only `cachekit*` directories inside overlay registries (names starting with `-`;
+/// crates.io's are `index.crates.io-…`) are removed.
+fn forget_unpacked_workspace_crates() {
+    let cargo_home = std::env::var_os("CARGO_HOME")
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| Path::new(&home).join(".cargo")));
+    let Some(sources) = cargo_home.map(|home| home.join("registry/src")) else {
+        return;
+    };
+    let Ok(registries) = std::fs::read_dir(&sources) else {
+        return;
+    };
+    for registry in registries.flatten() {
+        if !registry.file_name().to_string_lossy().starts_with('-') {
+            continue;
+        }
+        let Ok(crates) = std::fs::read_dir(registry.path()) else {
+            continue;
+        };
+        for unpacked in crates.flatten() {
+            if unpacked.file_name().to_string_lossy().starts_with("cachekit") {
+                let _ = std::fs::remove_dir_all(unpacked.path());
+            }
+        }
+    }
 }
 
 /// Runs cargo with `args`, echoing its stdout line by line through `on_line` as well.
