@@ -89,8 +89,9 @@ pub enum Target {
         #[command(flatten)]
         options: CheckOptions,
     },
-    /// A memcached server (1.6 or later: the meta protocol), or anything speaking its meta
-    /// commands. The value limit is read from its `stats settings`.
+    /// A memcached server (1.6 or later: the meta protocol), or a service that speaks the
+    /// meta commands and answers `stats settings` (the value limit is read from it) and
+    /// `stats` (ttls near 30 days are sent as absolute times on the server's clock).
     Memcached {
         /// host:port, e.g. 127.0.0.1:11211.
         addr: String,

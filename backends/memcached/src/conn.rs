@@ -13,7 +13,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use cachekit_core::BackendError;
-use socket2::SockRef;
+use socket2::{SockRef, TcpKeepalive};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::sync::{Semaphore, SemaphorePermit};
@@ -23,6 +23,11 @@ use crate::protocol::{quote, MAX_REPLY_LINE_BYTES};
 /// Values up to this size are copied behind their command line and sent in one write;
 /// larger ones are written in place, without the copy.
 const COALESCE_BYTES: usize = 16 * 1024;
+
+/// How long a connection may sit idle before the kernel probes it, the time between probes,
+/// and how long sent data may stay unacknowledged before the connection is declared dead.
+const KEEPALIVE_IDLE: Duration = Duration::from_secs(15);
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(5);
 
 /// Bytes buffered per connection for reading replies.
 const READ_BUFFER_BYTES: usize = 32 * 1024;
@@ -72,6 +77,21 @@ impl Conn {
             BackendError::unavailable(format!("cannot configure the connection to {addr}: {err}"))
                 .with_source(err)
         })?;
+        // A server host that vanished, or a middlebox that dropped an idle flow, would
+        // otherwise cost every pooled connection a full operation timeout.
+        let socket = SockRef::from(&stream);
+        let keepalive = TcpKeepalive::new()
+            .with_time(KEEPALIVE_IDLE)
+            .with_interval(KEEPALIVE_INTERVAL);
+        socket
+            .set_tcp_keepalive(&keepalive)
+            .and_then(|()| socket.set_tcp_user_timeout(Some(KEEPALIVE_IDLE)))
+            .map_err(|err| {
+                BackendError::unavailable(format!(
+                    "cannot configure the connection to {addr}: {err}"
+                ))
+                .with_source(err)
+            })?;
         Ok(Conn {
             stream: BufReader::with_capacity(READ_BUFFER_BYTES, stream),
         })
@@ -146,13 +166,24 @@ impl Conn {
         Ok(line)
     }
 
-    /// A data block of `len` bytes and its `\r\n`. The caller has bounded `len`.
+    /// A data block of `len` bytes and its `\r\n`. The caller has bounded `len`; memory
+    /// grows with the bytes that actually arrive, not with the size the server announced.
     pub(crate) async fn read_data(&mut self, len: usize) -> Result<Vec<u8>, ExchangeError> {
-        let mut data = vec![0u8; len + 2];
-        self.stream
-            .read_exact(&mut data)
+        let mut data = Vec::with_capacity((len + 2).min(READ_BUFFER_BYTES));
+        let read = (&mut self.stream)
+            .take(len as u64 + 2)
+            .read_to_end(&mut data)
             .await
             .map_err(ExchangeError::Io)?;
+        if read < len + 2 {
+            return Err(ExchangeError::Io(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!(
+                    "the connection closed after {read} of {} value bytes",
+                    len + 2
+                ),
+            )));
+        }
         if !data.ends_with(b"\r\n") {
             let tail = &data[len..];
             return Err(ExchangeError::Reply(BackendError::protocol(format!(

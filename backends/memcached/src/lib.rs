@@ -66,8 +66,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cachekit_core::{
-    async_trait, Backend, BackendError, Bytes, Capabilities, HealthReport, Result, TtlSupport,
-    PROTOCOL_MAX_TTL,
+    async_trait, sanitize_server_text, Backend, BackendError, Bytes, Capabilities, HealthReport,
+    Result, TtlSupport, PROTOCOL_MAX_TTL,
 };
 
 pub use crate::config::{
@@ -102,6 +102,11 @@ impl ServerLimits {
         protocol::value_limit(self.item_size_max, self.cas_enabled, 1)
     }
 }
+
+/// The smallest `item_size_max` memcached accepts (`-I 1k`).
+pub const MIN_ITEM_SIZE_MAX: usize = 1024;
+/// The largest `item_size_max` memcached accepts (`-I 1g`); a server claiming more is refused.
+pub const MAX_ITEM_SIZE_MAX: usize = 1024 * 1024 * 1024;
 
 /// A [`Backend`] on one memcached server. Cloning is cheap and shares the connections.
 #[derive(Clone)]
@@ -250,6 +255,14 @@ fn limits_from_settings(settings: &BTreeMap<String, String>) -> Result<ServerLim
                 settings.get("item_size_max")
             ))
         })?;
+    // memcached itself refuses `-I` outside these: a server claiming more is not one, and
+    // the number bounds what a value read may allocate.
+    if !(MIN_ITEM_SIZE_MAX..=MAX_ITEM_SIZE_MAX).contains(&item_size_max) {
+        return Err(BackendError::protocol(format!(
+            "stats settings says item_size_max {item_size_max}; memcached allows \
+             {MIN_ITEM_SIZE_MAX}..={MAX_ITEM_SIZE_MAX}"
+        )));
+    }
     // Without the setting, assume the costlier layout: a limit a little low is honest.
     let cas_enabled = settings
         .get("cas_enabled")
@@ -489,7 +502,7 @@ impl Backend for MemcachedBackend {
                 return Err(BackendError::protocol("version: unexpected reply"));
             };
             Ok(BTreeMap::from([
-                ("version".to_owned(), version),
+                ("version".to_owned(), sanitize_server_text(&version)),
                 ("address".to_owned(), self.inner.config.addr.clone()),
                 (
                     "item_size_max".to_owned(),

@@ -13,7 +13,7 @@
 //! server in a `static`, which is never dropped.
 
 use std::fmt;
-use std::io::{Read, Write};
+use std::io::{BufRead, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -43,6 +43,7 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(5);
 const SUPERVISOR: &str = r#"exec 3<&0
 "$0" "$@" 3<&- </dev/null >/dev/null &
 pid=$!
+echo "$pid"
 (read _ <&3; kill -9 "$pid" 2>/dev/null) >/dev/null 2>&1 &
 wait "$pid"
 "#;
@@ -146,9 +147,9 @@ impl MemcachedServer {
             .map_err(|err| format!("{ADDR_ENV}={addr}: not a host:port ({err})"))?
             .next()
             .ok_or_else(|| format!("{ADDR_ENV}={addr}: resolves to no address"))?;
-        if !answers_version(resolved) {
+        if server_pid(resolved).is_none() {
             return Err(format!(
-                "{ADDR_ENV}={addr}: nothing there answers memcached's `version`"
+                "{ADDR_ENV}={addr}: nothing there answers memcached's `stats`"
             ));
         }
         Ok(MemcachedServer {
@@ -308,10 +309,17 @@ fn spawn(launch: &Launch, addr: SocketAddr) -> Result<Running, String> {
     let mut supervisor = command
         .args(&launch.args)
         .stdin(Stdio::piped())
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|err| format!("cannot run sh to supervise memcached: {err}"))?;
+    // The supervisor's first line is memcached's pid: readiness is that process answering,
+    // not whichever memcached holds the port (another test may have taken it first).
+    let mut pid_line = String::new();
+    if let Some(stdout) = supervisor.stdout.take() {
+        let _ = std::io::BufReader::new(stdout).read_line(&mut pid_line);
+    }
+    let pid: Option<u32> = pid_line.trim().parse().ok();
     let lifeline = supervisor.stdin.take();
     let mut running = Running {
         supervisor,
@@ -330,7 +338,7 @@ fn spawn(launch: &Launch, addr: SocketAddr) -> Result<Running, String> {
                 stderr.trim()
             ));
         }
-        if answers_version(addr) {
+        if pid.is_some() && server_pid(addr) == pid {
             // Nobody reads memcached's stderr from now on; it only writes there on
             // fatal errors, and a full pipe must not stall it.
             drop(running.supervisor.stderr.take());
@@ -346,14 +354,22 @@ fn spawn(launch: &Launch, addr: SocketAddr) -> Result<Running, String> {
     }
 }
 
-fn answers_version(addr: SocketAddr) -> bool {
-    let Ok(mut stream) = TcpStream::connect_timeout(&addr, Duration::from_millis(500)) else {
-        return false;
-    };
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
-    if stream.write_all(b"version\r\n").is_err() {
-        return false;
+/// The `pid` the memcached on `addr` reports in `stats`, if one answers.
+fn server_pid(addr: SocketAddr) -> Option<u32> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_millis(500)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    stream.write_all(b"stats\r\n").ok()?;
+    let mut reader = std::io::BufReader::new(stream);
+    let mut line = String::new();
+    // `stats` is a few dozen short lines; stop at END or after a bounded number.
+    for _ in 0..200 {
+        line.clear();
+        if reader.read_line(&mut line).ok()? == 0 || line.starts_with("END") {
+            return None;
+        }
+        if let Some(pid) = line.strip_prefix("STAT pid ") {
+            return pid.trim().parse().ok();
+        }
     }
-    let mut head = [0u8; 8];
-    stream.read_exact(&mut head).is_ok() && &head == b"VERSION "
+    None
 }

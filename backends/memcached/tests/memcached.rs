@@ -697,3 +697,32 @@ async fn a_server_that_does_not_answer_like_memcached_fails_connect_with_protoco
     .await;
     assert_eq!(kind_of(result), ErrorKind::Protocol);
 }
+
+/// A service that claims an item size memcached would refuse would make every value read
+/// a promise of unbounded memory: connecting refuses it.
+#[rstest]
+#[case::beyond_a_gigabyte(b"STAT item_size_max 18446744073709551615\r\nEND\r\n".as_slice())]
+#[case::below_a_kilobyte(b"STAT item_size_max 10\r\nEND\r\n".as_slice())]
+#[tokio::test]
+async fn an_item_size_memcached_would_refuse_is_a_protocol_error(#[case] settings: &'static [u8]) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr").to_string();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut stream = BufReader::new(stream);
+                let mut line = String::new();
+                while stream.read_line(&mut line).await.is_ok_and(|read| read > 0) {
+                    if stream.get_mut().write_all(settings).await.is_err() {
+                        return;
+                    }
+                    line.clear();
+                }
+            });
+        }
+    });
+    let err = MemcachedBackend::connect(MemcachedConfig::new(addr))
+        .await
+        .expect_err("connected to a service claiming an impossible item size");
+    assert_eq!(err.kind(), ErrorKind::Protocol, "{err}");
+}
