@@ -243,7 +243,11 @@ fn forget_unpacked_workspace_crates() {
             continue;
         };
         for unpacked in crates.flatten() {
-            if unpacked.file_name().to_string_lossy().starts_with("cachekit") {
+            if unpacked
+                .file_name()
+                .to_string_lossy()
+                .starts_with("cachekit")
+            {
                 let _ = std::fs::remove_dir_all(unpacked.path());
             }
         }

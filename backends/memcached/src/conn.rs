@@ -29,6 +29,9 @@ const COALESCE_BYTES: usize = 16 * 1024;
 const KEEPALIVE_IDLE: Duration = Duration::from_secs(15);
 const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(5);
 
+/// The most a value read allocates before its bytes arrive; larger values grow as they come.
+const UPFRONT_VALUE_BYTES: usize = 1024 * 1024;
+
 /// Bytes buffered per connection for reading replies.
 const READ_BUFFER_BYTES: usize = 32 * 1024;
 
@@ -169,7 +172,7 @@ impl Conn {
     /// A data block of `len` bytes and its `\r\n`. The caller has bounded `len`; memory
     /// grows with the bytes that actually arrive, not with the size the server announced.
     pub(crate) async fn read_data(&mut self, len: usize) -> Result<Vec<u8>, ExchangeError> {
-        let mut data = Vec::with_capacity((len + 2).min(READ_BUFFER_BYTES));
+        let mut data = Vec::with_capacity((len + 2).min(UPFRONT_VALUE_BYTES));
         let read = (&mut self.stream)
             .take(len as u64 + 2)
             .read_to_end(&mut data)
