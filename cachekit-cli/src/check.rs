@@ -370,14 +370,7 @@ fn plan(target: &Target) -> Result<Plan, Unusable> {
                 config = config.with_root_certificates_pem(pem);
             }
             let shown = config.redacted_url();
-            // One runtime for connecting and probing: the connection lives on it.
-            let declared = block_on(async {
-                let probe = RedisBackend::connect(config.clone()).await.map_err(|err| {
-                    Unusable(format!("{shown} cannot be used: {}", err.message()))
-                })?;
-                answers_in_time(&probe, &shown).await?;
-                Ok::<_, Unusable>(probe.capabilities())
-            })??;
+            let declared = connected_declaration(&shown, RedisBackend::connect(config.clone()))?;
             println!("==> redis at {shown}");
             say_what_is_declared(options);
             Ok(Plan {
@@ -400,18 +393,9 @@ fn plan(target: &Target) -> Result<Plan, Unusable> {
                 .with_connect_timeout(REACHABILITY_TIMEOUT)
                 .with_operation_timeout(timeout)
                 .with_health_timeout(timeout);
-            let declared = block_on(async {
-                let probe = MemcachedBackend::connect(config.clone())
-                    .await
-                    .map_err(|err| {
-                        Unusable(format!(
-                            "memcached at {addr} cannot be used: {}",
-                            err.message()
-                        ))
-                    })?;
-                answers_in_time(&probe, addr).await?;
-                Ok::<_, Unusable>(probe.capabilities())
-            })??;
+            let shown = format!("memcached at {addr}");
+            let declared =
+                connected_declaration(&shown, MemcachedBackend::connect(config.clone()))?;
             println!("==> memcached at {addr}");
             say_what_is_declared(options);
             Ok(Plan {
@@ -445,6 +429,21 @@ pub const REACHABILITY_TIMEOUT: Duration = Duration::from_secs(5);
 /// the credentials fails in seconds with one line, not with a timeout per case.
 fn reachable(backend: &(impl Backend + ?Sized), target: &str) -> Result<(), Unusable> {
     block_on(answers_in_time(backend, target))?
+}
+
+/// Connects with `connect` and probes the result, on one runtime (a connection lives on
+/// the runtime that made it), and returns what the connected backend declares.
+fn connected_declaration<B: Backend>(
+    target: &str,
+    connect: impl std::future::Future<Output = cachekit_core::Result<B>>,
+) -> Result<Capabilities, Unusable> {
+    block_on(async {
+        let probe = connect
+            .await
+            .map_err(|err| Unusable(format!("{target} cannot be used: {}", err.message())))?;
+        answers_in_time(&probe, target).await?;
+        Ok(probe.capabilities())
+    })?
 }
 
 async fn answers_in_time(backend: &(impl Backend + ?Sized), target: &str) -> Result<(), Unusable> {

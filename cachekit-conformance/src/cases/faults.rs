@@ -213,6 +213,41 @@ async fn not_retried(ctx: FaultCtx, status: u16, kind: ErrorKind) -> CaseResult 
     expect_requests(&check, 1, requests(&server).await)
 }
 
+/// A 504 from a gateway is Timeout: the store may still answer, later.
+pub async fn status_504_is_timeout(ctx: FaultCtx) -> CaseResult {
+    let server = server_answering(504, |t| t).await;
+    let backend = ctx.backend_for(&server.uri()).await;
+    expect_kind(
+        "get answered 504 every time",
+        Operation::Get,
+        backend.get(KEY).await,
+        ErrorKind::Timeout,
+    )
+}
+
+/// A 400 whose body names the key or the value as the problem keeps that kind; any other
+/// 400 is InvalidArgument.
+pub async fn status_400_keeps_the_kind_its_body_names(ctx: FaultCtx) -> CaseResult {
+    for (named, kind) in [
+        ("invalid_key", ErrorKind::InvalidKey),
+        ("value_too_large", ErrorKind::ValueTooLarge),
+        ("invalid_argument", ErrorKind::InvalidArgument),
+        ("unavailable", ErrorKind::InvalidArgument),
+        ("no_such_kind", ErrorKind::InvalidArgument),
+    ] {
+        let body = format!(r#"{{"error":"refused","kind":"{named}"}}"#);
+        let server = server_answering(400, |t| {
+            t.set_body_raw(body.into_bytes(), "application/json")
+        })
+        .await;
+        let backend = ctx.backend_for(&server.uri()).await;
+        let check = format!("get answered 400 with kind {named:?}");
+        expect_kind(&check, Operation::Get, backend.get(KEY).await, kind)?;
+        expect_requests(&check, 1, requests(&server).await)?;
+    }
+    Ok(())
+}
+
 /// 413 on PUT is ValueTooLarge after one request.
 pub async fn status_413_is_value_too_large_and_not_retried(ctx: FaultCtx) -> CaseResult {
     let server = server_answering(413, |t| t).await;
@@ -369,6 +404,38 @@ pub async fn unreachable_service_is_unavailable_and_unhealthy(ctx: FaultCtx) -> 
                 .expected("healthy: false")
                 .got(format!("healthy: true, details: {:?}", report.details)),
         );
+    }
+    Ok(())
+}
+
+/// A health answer is healthy only with a success status and a body that does not say
+/// otherwise.
+pub async fn health_needs_a_success_status_and_a_body_that_agrees(ctx: FaultCtx) -> CaseResult {
+    for (status, body, healthy) in [
+        (200, r#"{"healthy":true}"#, true),
+        (200, r#"{"healthy":false}"#, false),
+        (200, r#"{"healthy":"false"}"#, false),
+        (200, r#"{"healthy":"true"}"#, true),
+        (503, r#"{"healthy":true}"#, false),
+        (500, "", false),
+    ] {
+        let server = server_answering(status, |t| {
+            t.set_body_raw(body.as_bytes().to_vec(), "application/json")
+        })
+        .await;
+        let backend = ctx.backend_for(&server.uri()).await;
+        let report = backend.health_check().await;
+        if report.healthy != healthy {
+            return Err(
+                Failure::new(format!("health_check answered {status} with {body:?}"))
+                    .operation(Operation::HealthCheck)
+                    .expected(format!("healthy: {healthy}"))
+                    .got(format!(
+                        "healthy: {}, details: {:?}",
+                        report.healthy, report.details
+                    )),
+            );
+        }
     }
     Ok(())
 }

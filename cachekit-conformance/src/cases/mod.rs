@@ -319,6 +319,8 @@ fn fault_cases() -> Vec<Case> {
         case!(faults::status_429_is_throttled_and_honours_retry_after, "429 with Retry-After is Throttled, waits as told between retries, and reports the wait", timing: Parallel),
         case!(faults::status_401_is_auth_and_not_retried, "401 is Auth after one request", timing: Parallel),
         case!(faults::status_403_is_auth_and_not_retried, "403 is Auth after one request", timing: Parallel),
+        case!(faults::status_504_is_timeout, "a 504 from a gateway is Timeout", timing: Parallel),
+        case!(faults::status_400_keeps_the_kind_its_body_names, "a 400 whose body names invalid_key or value_too_large keeps that kind, any other 400 is InvalidArgument, after one request", timing: Parallel),
         case!(faults::status_413_is_value_too_large_and_not_retried, "413 on PUT is ValueTooLarge after one request", timing: Parallel),
         case!(faults::delete_is_not_retried_after_a_server_error, "a 500 on DELETE is Unavailable after one request: a retry could misreport whether it existed", timing: Parallel),
         case!(faults::slow_response_is_timeout, "an answer slower than the timeout is Timeout, after bounded retries", timing: Parallel),
@@ -330,6 +332,7 @@ fn fault_cases() -> Vec<Case> {
         case!(faults::a_get_that_times_out_once_is_retried_then_succeeds, "a GET whose first attempt times out is retried, and the retry's answer is returned", timing: Parallel),
         case!(faults::a_delete_that_times_out_is_not_retried, "a DELETE that times out is Timeout after one request: it may have been applied", timing: Parallel),
         case!(faults::unreachable_service_is_unavailable_and_unhealthy, "connection refused is Unavailable, and health_check says unhealthy", timing: Parallel),
+        case!(faults::health_needs_a_success_status_and_a_body_that_agrees, "a health answer is healthy only with a success status and a body that does not say unhealthy", timing: Parallel),
         case!(faults::hanging_service_is_unhealthy_within_the_timeout, "a service that never answers is unhealthy within the timeout", timing: Parallel),
     ]
 }
