@@ -133,6 +133,9 @@ pub fn run(root: &Path, args: &TestAllArgs) -> Result<bool, String> {
     let installed_cli = install_root.join("bin/cachekit");
     // Every publishable crate packs and builds from its tarball alone (path dependencies
     // carry exact versions; the local overlay resolves them to this workspace's crates).
+    // The tarballs build in a target directory of their own: see `forget_packaged_crates`.
+    let verify_dir = target_dir.join("package-verify");
+    let verify_dir_arg = verify_dir.to_string_lossy().into_owned();
     let package: &[&str] = &[
         "package",
         "--workspace",
@@ -141,6 +144,8 @@ pub fn run(root: &Path, args: &TestAllArgs) -> Result<bool, String> {
         "--exclude",
         "cachekit-tests",
         "--allow-dirty",
+        "--target-dir",
+        &verify_dir_arg,
     ];
     let steps: [(&'static str, &[&str]); 5] = [
         ("fmt", &["fmt", "--all", "--", "--check"]),
@@ -152,7 +157,7 @@ pub fn run(root: &Path, args: &TestAllArgs) -> Result<bool, String> {
     let mut matrix = Matrix::default();
     for (name, cargo_args) in steps {
         if name == "package" {
-            forget_unpacked_workspace_crates();
+            forget_packaged_crates(&verify_dir);
         }
         println!("\n==> [{name}] cargo {}", cargo_args.join(" "));
         let step_started = Instant::now();
@@ -216,40 +221,54 @@ fn provision_dynamodb(root: &Path, no_docker: &mut bool) -> Result<(), String> {
     Ok(())
 }
 
-/// Removes the sources `cargo package` unpacked for our own crates on an earlier run.
+/// Removes what `cargo package` kept of our own crates from an earlier run.
 ///
 /// To verify a tarball, cargo resolves the workspace's crates through a local registry
-/// overlay and unpacks them under `$CARGO_HOME/registry/src/-<hash>/<name>-<version>`; it
-/// reuses a directory that is already there. Our versions do not change between commits,
-/// so a stale copy (say, a `cachekit-core` from before a new function) would be compiled
-/// instead of this commit's, and verification would fail for a reason that is not in the
-/// tree. Only `cachekit*` directories inside overlay registries (names starting with `-`;
-/// crates.io's are `index.crates.io-…`) are removed.
-fn forget_unpacked_workspace_crates() {
+/// overlay: it unpacks them under `$CARGO_HOME/registry/src/-<hash>/<name>-<version>` and
+/// builds them as registry crates, which it takes to be immutable. Our versions do not
+/// change between commits, so both the unpacked sources and the compiled artifacts of an
+/// earlier run would be reused as they are (a `cachekit-core` from before a new function),
+/// and verification would fail for a reason that is not in the tree. So the sources go
+/// (only `cachekit*` directories inside overlay registries, whose names start with `-`;
+/// crates.io's are `index.crates.io-…`), and the tarballs build in `verify_dir`, where
+/// our crates' artifacts go too while every dependency's stay.
+fn forget_packaged_crates(verify_dir: &Path) {
+    let ours = |entry: &std::fs::DirEntry| {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        name.starts_with("cachekit") || name.starts_with("libcachekit")
+    };
+    let remove = |entry: std::fs::DirEntry| {
+        let path = entry.path();
+        let _ = if path.is_dir() {
+            std::fs::remove_dir_all(path)
+        } else {
+            std::fs::remove_file(path)
+        };
+    };
+    for built in ["debug/.fingerprint", "debug/deps", "debug/build"] {
+        if let Ok(entries) = std::fs::read_dir(verify_dir.join(built)) {
+            entries
+                .flatten()
+                .filter(|entry| ours(entry))
+                .for_each(remove);
+        }
+    }
     let cargo_home = std::env::var_os("CARGO_HOME")
         .map(std::path::PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|home| Path::new(&home).join(".cargo")));
-    let Some(sources) = cargo_home.map(|home| home.join("registry/src")) else {
-        return;
-    };
-    let Ok(registries) = std::fs::read_dir(&sources) else {
+    let Some(Ok(registries)) = cargo_home.map(|home| std::fs::read_dir(home.join("registry/src")))
+    else {
         return;
     };
     for registry in registries.flatten() {
         if !registry.file_name().to_string_lossy().starts_with('-') {
             continue;
         }
-        let Ok(crates) = std::fs::read_dir(registry.path()) else {
-            continue;
-        };
-        for unpacked in crates.flatten() {
-            if unpacked
-                .file_name()
-                .to_string_lossy()
-                .starts_with("cachekit")
-            {
-                let _ = std::fs::remove_dir_all(unpacked.path());
-            }
+        if let Ok(entries) = std::fs::read_dir(registry.path()) {
+            entries
+                .flatten()
+                .filter(|entry| ours(entry))
+                .for_each(remove);
         }
     }
 }
