@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use cachekit_core::{sanitize_server_text, BackendError, ErrorKind};
+use cachekit_core::{sanitize_server_text, BackendError, ErrorKind, TtlSupport};
 
 /// Memcached's limit on the key token of a command (`KEY_MAX_LENGTH`). With the meta `b`
 /// flag it applies to the base64 text, before decoding.
@@ -99,7 +99,7 @@ pub fn expiry_for(ttl: Option<Duration>) -> Expiry {
     };
     let ttl = ttl.max(TTL_PRECISION);
     // +1: the second that is already partly over when the set lands.
-    let whole = ttl.as_secs() + u64::from(ttl.subsec_nanos() > 0) + 1;
+    let whole = TtlSupport::SECONDS.round_up(ttl).as_secs() + 1;
     if whole <= RELATIVE_EXPTIME_MAX {
         Expiry::Relative(whole)
     } else {
