@@ -1,6 +1,7 @@
 //! `cargo xtask test-all`: provision, then fmt, clippy, `cargo install` of the CLI, every
 //! test (the CLI's against the installed binary), `cargo package`, and the matrix.
 
+use std::ffi::OsStr;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -19,6 +20,12 @@ const BACKENDS: [(&str, &str); 5] = [
     ("redis", "cachekit-backend-redis"),
     ("memcached", "cachekit-backend-memcached"),
 ];
+
+/// Free space a clean run needs where its target directory is: measured at about 11 GiB for
+/// a clean `test-all` (the test build, the installed CLI and the tarballs' verify build), plus
+/// room for the servers' files. Below it the run stops at once instead of failing a build
+/// half an hour in with "No space left on device".
+const MIN_FREE_DISK_GIB: u64 = 14;
 
 /// Tells the CLI tests which `cachekit` binary to run: the one `cargo install` put here.
 const INSTALLED_CLI_ENV: &str = "CACHEKIT_CLI_BIN";
@@ -66,6 +73,25 @@ pub fn run(root: &Path, args: &TestAllArgs) -> Result<bool, String> {
     };
     let mut results = Vec::new();
     let mut no_docker = args.no_docker;
+    let target_dir = std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| root.join("target"), std::path::PathBuf::from);
+
+    println!("\n==> [disk] free space for {}", target_dir.display());
+    let step_started = Instant::now();
+    let disk = enough_disk(&target_dir, MIN_FREE_DISK_GIB);
+    match &disk {
+        Ok(free_gib) => println!("    {free_gib} GiB free (needs {MIN_FREE_DISK_GIB})"),
+        Err(why) => eprintln!("    {why}"),
+    }
+    results.push(StepResult {
+        name: "disk",
+        passed: disk.is_ok(),
+        took: step_started.elapsed(),
+    });
+    if disk.is_err() {
+        println!("\ntest-all FAILED: not enough disk space to build");
+        return Ok(false);
+    }
 
     // The CLI's and the function cache's tests start these too, whatever --only says.
     println!("\n==> [provision] redis-server, memcached, openssl");
@@ -113,8 +139,6 @@ pub fn run(root: &Path, args: &TestAllArgs) -> Result<bool, String> {
     ];
     // The CLI tests run the binary as a user installs it, not only the test build's copy;
     // the install shares the build's target directory, so it compiles little of its own.
-    let target_dir = std::env::var_os("CARGO_TARGET_DIR")
-        .map_or_else(|| root.join("target"), std::path::PathBuf::from);
     let target_dir_arg = target_dir.to_string_lossy().into_owned();
     let install_root = target_dir.join("cachekit-install");
     let install_root_arg = install_root.to_string_lossy().into_owned();
@@ -161,10 +185,11 @@ pub fn run(root: &Path, args: &TestAllArgs) -> Result<bool, String> {
         }
         println!("\n==> [{name}] cargo {}", cargo_args.join(" "));
         let step_started = Instant::now();
-        let env: &[(&str, &std::path::Path)] = if name == "tests" {
-            &[(INSTALLED_CLI_ENV, installed_cli.as_path())]
-        } else {
-            &[]
+        // Nobody debugs the tarballs' build: without debug info it is a third of the size.
+        let env: &[(&str, &OsStr)] = match name {
+            "tests" => &[(INSTALLED_CLI_ENV, installed_cli.as_os_str())],
+            "package" => &[("CARGO_PROFILE_DEV_DEBUG", OsStr::new("none"))],
+            _ => &[],
         };
         let passed = run_cargo(root, cargo_args, no_docker, env, |line| matrix.record(line));
         results.push(StepResult {
@@ -185,6 +210,13 @@ pub fn run(root: &Path, args: &TestAllArgs) -> Result<bool, String> {
     }
     if !excluded.is_empty() {
         println!("  (--only: not run: {})", excluded.join(", "));
+    }
+    if let Some(used_kib) = disk_used_kib(&target_dir) {
+        println!(
+            "  target directory {}: {:.1} GiB",
+            target_dir.display(),
+            used_kib as f64 / (1024.0 * 1024.0)
+        );
     }
     println!("\n{matrix}");
     let all_passed = results.iter().all(|s| s.passed) && matrix.failed() == 0;
@@ -273,12 +305,59 @@ fn forget_packaged_crates(verify_dir: &Path) {
     }
 }
 
+/// The GiB free on the file system that holds `dir` (or its nearest existing ancestor), as
+/// `df` reports them; an error saying how much is missing when that is under `needed_gib`.
+fn enough_disk(dir: &Path, needed_gib: u64) -> Result<u64, String> {
+    let existing = dir
+        .ancestors()
+        .find(|ancestor| ancestor.exists())
+        .unwrap_or(dir);
+    let output = Command::new("df")
+        .args(["-Pk"])
+        .arg(existing)
+        .output()
+        .map_err(|err| format!("cannot run df to measure free disk space: {err}"))?;
+    let report = String::from_utf8_lossy(&output.stdout);
+    let free_kib = free_kib_from_df(&report).ok_or_else(|| {
+        format!(
+            "cannot read free space from `df -Pk {}`: {}",
+            existing.display(),
+            report.trim()
+        )
+    })?;
+    let free_gib = free_kib / (1024 * 1024);
+    if free_gib < needed_gib {
+        return Err(format!(
+            "only {free_gib} GiB free on the file system of {}; a clean run needs {needed_gib} GiB \
+             (remove old target directories, e.g. `cargo clean`)",
+            existing.display()
+        ));
+    }
+    Ok(free_gib)
+}
+
+/// What `du` says `dir` takes on disk, in KiB.
+fn disk_used_kib(dir: &Path) -> Option<u64> {
+    let output = Command::new("du").arg("-sk").arg(dir).output().ok()?;
+    String::from_utf8_lossy(&output.stdout)
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// The "Available" column (KiB) of the data line in `df -P` output.
+fn free_kib_from_df(report: &str) -> Option<u64> {
+    let line = report.lines().nth(1)?;
+    line.split_whitespace().nth(3)?.parse().ok()
+}
+
 /// Runs cargo with `args`, echoing its stdout line by line through `on_line` as well.
 fn run_cargo(
     root: &Path,
     args: &[&str],
     no_docker: bool,
-    env: &[(&str, &Path)],
+    env: &[(&str, &OsStr)],
     mut on_line: impl FnMut(&str),
 ) -> bool {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
@@ -307,5 +386,26 @@ fn run_cargo(
             eprintln!("cargo did not finish: {err}");
             false
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::free_kib_from_df;
+
+    #[test]
+    fn free_space_is_the_available_column_of_dfs_data_line() {
+        let report = "Filesystem     1024-blocks     Used Available Capacity Mounted on\n\
+                      /dev/vda         264091588 13107200  82837504      14% /\n";
+        assert_eq!(free_kib_from_df(report), Some(82_837_504));
+    }
+
+    #[test]
+    fn a_df_report_without_a_data_line_has_no_free_space() {
+        assert_eq!(
+            free_kib_from_df("Filesystem 1024-blocks Used Available\n"),
+            None
+        );
+        assert_eq!(free_kib_from_df(""), None);
     }
 }
