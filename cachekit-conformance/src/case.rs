@@ -37,6 +37,8 @@ pub enum Family {
     Cancel,
     /// Many tasks at once.
     Concurrency,
+    /// Concurrent histories checked for linearizability, with expiry.
+    Histories,
     /// `health_check`.
     Health,
     /// Random operation sequences against a `HashMap` model.
@@ -52,7 +54,7 @@ pub enum Family {
 
 impl Family {
     /// Every family, in report order.
-    pub const ALL: [Family; 16] = [
+    pub const ALL: [Family; 17] = [
         Family::Crud,
         Family::DeleteExists,
         Family::Keys,
@@ -64,6 +66,7 @@ impl Family {
         Family::Scale,
         Family::Cancel,
         Family::Concurrency,
+        Family::Histories,
         Family::Health,
         Family::Model,
         Family::Faults,
@@ -85,6 +88,7 @@ impl Family {
             Family::Ttl => "ttl",
             Family::Cancel => "cancel",
             Family::Concurrency => "concurrency",
+            Family::Histories => "histories",
             Family::Health => "health",
             Family::Model => "model",
             Family::Faults => "faults",

@@ -329,7 +329,8 @@ pub fn run_case(
         runtime.block_on(async {
             let running = match (suite.factory(), case.run) {
                 (SuiteFactory::Backend(factory), CaseFn::Backend(run)) => {
-                    let ctx = Ctx::new(factory().await, virtual_time, prefix, seed);
+                    let ctx = Ctx::new(factory().await, virtual_time, prefix, seed)
+                        .with_factory(factory.clone());
                     run(ctx)
                 }
                 #[cfg(feature = "http-faults")]

@@ -5,7 +5,6 @@
 use std::fmt;
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::pin::Pin;
 use std::sync::Arc;
 
 use cachekit_core::{Backend, Capabilities};
@@ -15,8 +14,7 @@ use crate::ctx::api::ApiTarget;
 #[cfg(feature = "http-faults")]
 use crate::ctx::faults::{FaultFactory, FaultTarget, TargetedFuture};
 
-pub(crate) type BackendFuture = Pin<Box<dyn Future<Output = Arc<dyn Backend>>>>;
-pub(crate) type Factory = dyn Fn() -> BackendFuture + Send + Sync;
+use crate::ctx::{BackendFuture, Factory};
 
 /// A named backend factory: what the conformance matrix runs against.
 ///

@@ -8,14 +8,15 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use cachekit_conformance::{
     run_suite, Answer, Failure, Operation, Outcome, Report, RunOptions, Suite,
 };
 use cachekit_core::{
-    async_trait, Backend, BackendError, Bytes, Capabilities, Clock, ErrorKind, HealthReport,
-    Result, TtlSupport, PROTOCOL_MAX_TTL,
+    async_trait, Backend, BackendError, Bytes, Capabilities, Clock, Consistency, ErrorKind,
+    HealthReport, Result, TtlSupport, PROTOCOL_MAX_TTL,
 };
 use parking_lot::Mutex;
 use tokio::time::Instant;
@@ -26,6 +27,10 @@ const MAX_VALUE_BYTES: usize = 2 * 1024 * 1024;
 const DAY: Duration = Duration::from_secs(24 * 3600);
 /// How long after the fact a deferred flaw's effect lands.
 const LATER: Duration = Duration::from_millis(100);
+/// How far the lagging replica is behind the primary.
+const REPLICA_LAG: Duration = Duration::from_millis(5);
+/// How long a near cache serves what it saw.
+const NEAR_CACHE_TTL: Duration = Duration::from_millis(50);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Flaw {
@@ -215,6 +220,16 @@ enum Flaw {
     LateDeleteOfMissingKey,
     /// A write-behind queue validates late: a refused write still lands.
     RejectedWriteLandsLater,
+    // ---- concurrent histories ----
+    /// Reads served by a replica that applies every write a few milliseconds late, while
+    /// the store claims to be linearizable (reads routed to Redis/Valkey replicas, DynamoDB
+    /// eventually consistent reads, a read-only pool behind a load balancer).
+    LaggingReplicaReads,
+    /// Each client instance keeps what it read or wrote in a near cache for 50 ms and
+    /// serves reads from it, never told of other clients' writes (client-side caching
+    /// without invalidation messages, a per-process L1 in front of a shared L2). A single
+    /// client reads its own writes, so only several clients at once show it.
+    NearCacheWithoutInvalidation,
     // ---- scale ----
     /// An LRU with a default size of 500, never declared.
     UndeclaredCapacityOf500,
@@ -281,6 +296,9 @@ struct State {
     /// The deadline shared by everything written in one whole second.
     wheel: HashMap<u64, Option<Instant>>,
     later: Vec<(Instant, Later)>,
+    /// The lagging replica's copy, and the writes on their way to it.
+    replica: HashMap<String, Entry>,
+    replica_later: Vec<(Instant, Later)>,
     tombstones: HashSet<String>,
     ever_stored: HashSet<String>,
     index: HashSet<String>,
@@ -297,8 +315,13 @@ enum Pending {
 struct Flawed {
     flaw: Flaw,
     created: Instant,
-    state: Mutex<State>,
+    /// Shared by every instance of a store that declares shared instances.
+    state: Arc<Mutex<State>>,
+    /// This instance's near cache: what it last saw of a key (`None`: absent), and when.
+    near: Mutex<HashMap<String, (Instant, Option<Entry>)>>,
     health_calls: AtomicUsize,
+    /// A declared consistency other than linearizable.
+    declared: Option<Consistency>,
 }
 
 fn fnv(text: &str) -> u64 {
@@ -339,8 +362,54 @@ impl Flawed {
         Flawed {
             flaw,
             created: Instant::now(),
-            state: Mutex::new(State::default()),
+            state: Arc::new(Mutex::new(State::default())),
+            near: Mutex::new(HashMap::new()),
             health_calls: AtomicUsize::new(0),
+            declared: None,
+        }
+    }
+
+    /// Another client of the same store: the same entries, a near cache of its own.
+    fn sharing(flaw: Flaw, state: Arc<Mutex<State>>) -> Self {
+        Flawed {
+            state,
+            ..Flawed::new(flaw)
+        }
+    }
+
+    /// Writes reach the replica `REPLICA_LAG` later.
+    fn replicate(&self, state: &mut State, now: Instant, effect: Later) {
+        if self.flaw == Flaw::LaggingReplicaReads {
+            state.replica_later.push((now + REPLICA_LAG, effect));
+        }
+    }
+
+    /// What the replica holds for `key` now, for reads of the lagging-replica flaw.
+    fn replica_read(&self, state: &State, key: &str) -> Option<Entry> {
+        let now = Instant::now();
+        state
+            .replica
+            .get(key)
+            .filter(|entry| entry.is_live(now))
+            .cloned()
+    }
+
+    /// A near-cached view of `key` younger than `NEAR_CACHE_TTL`, if the flaw is on.
+    fn near_cached(&self, key: &str) -> Option<Option<Entry>> {
+        if self.flaw != Flaw::NearCacheWithoutInvalidation {
+            return None;
+        }
+        let now = Instant::now();
+        let near = self.near.lock();
+        let (seen_at, entry) = near.get(key)?;
+        (now < *seen_at + NEAR_CACHE_TTL).then(|| entry.clone().filter(|entry| entry.is_live(now)))
+    }
+
+    fn remember(&self, key: &str, entry: Option<Entry>) {
+        if self.flaw == Flaw::NearCacheWithoutInvalidation {
+            self.near
+                .lock()
+                .insert(key.to_owned(), (Instant::now(), entry));
         }
     }
 
@@ -350,6 +419,21 @@ impl Flawed {
         let (due, pending): (Vec<_>, Vec<_>) =
             state.later.drain(..).partition(|(at, _)| *at <= now);
         state.later = pending;
+        let (reached, travelling): (Vec<_>, Vec<_>) = state
+            .replica_later
+            .drain(..)
+            .partition(|(at, _)| *at <= now);
+        state.replica_later = travelling;
+        for (_, effect) in reached {
+            match effect {
+                Later::Put(key, entry) => {
+                    state.replica.insert(key, entry);
+                }
+                Later::Remove(key) => {
+                    state.replica.remove(&key);
+                }
+            }
+        }
         for (_, effect) in due {
             match effect {
                 Later::Put(key, entry) => {
@@ -697,6 +781,8 @@ impl Flawed {
             }
             LostUpdatesUnderConcurrency => Pending::StaleCopy(state.entries.clone(), key, entry),
             _ => {
+                self.replicate(&mut state, now, Later::Put(key.clone(), entry.clone()));
+                self.remember(&key, Some(entry.clone()));
                 state.entries.insert(key, entry);
                 Pending::Done
             }
@@ -753,6 +839,8 @@ impl Flawed {
             _ => {}
         }
         state.tombstones.insert(key.clone());
+        self.replicate(&mut state, now, Later::Remove(key.clone()));
+        self.remember(&key, None);
         let existed = live.is_some() && removed.is_some();
         Ok(match self.flaw {
             DeleteAlwaysTrue => true,
@@ -778,8 +866,19 @@ impl Flawed {
 
     async fn get_inner(&self, key: &str) -> Result<Option<Bytes>> {
         let key = self.key(key)?;
+        if let Some(seen) = self.near_cached(&key) {
+            return Ok(seen.map(|entry| entry.value));
+        }
         let mut state = self.state.lock();
         self.catch_up(&mut state);
+        if self.flaw == Flaw::LaggingReplicaReads {
+            return Ok(self.replica_read(&state, &key).map(|entry| entry.value));
+        }
+        if self.flaw == Flaw::NearCacheWithoutInvalidation {
+            let seen = self.live(&mut state, &key, false);
+            self.remember(&key, seen.clone());
+            return Ok(seen.map(|entry| entry.value));
+        }
         let refresh = self.flaw == Flaw::SlidingExpirationOnGet;
         if self.flaw == Flaw::CachesMisses && state.misses.contains(&key) {
             return Ok(None);
@@ -809,8 +908,14 @@ impl Flawed {
     async fn exists_inner(&self, key: &str) -> Result<bool> {
         use Flaw::*;
         let key = self.key(key)?;
+        if let Some(seen) = self.near_cached(&key) {
+            return Ok(seen.is_some());
+        }
         let mut state = self.state.lock();
         self.catch_up(&mut state);
+        if self.flaw == LaggingReplicaReads {
+            return Ok(self.replica_read(&state, &key).is_some());
+        }
         if self.flaw == DeleteOfMissingKeyCreatesATombstone && state.tombstones.contains(&key) {
             return Ok(true);
         }
@@ -888,6 +993,8 @@ impl Backend for Flawed {
             .with_max_key_bytes(MAX_KEY_BYTES)
             .with_max_value_bytes(MAX_VALUE_BYTES)
             .with_clock(Clock::Tokio)
+            .with_shared_across_instances(self.flaw == Flaw::NearCacheWithoutInvalidation)
+            .with_consistency(self.declared.unwrap_or_default())
     }
 }
 
@@ -896,10 +1003,13 @@ fn run(flaw: Flaw, seed: u64) -> Report {
 }
 
 fn run_filtered(flaw: Flaw, seed: u64, filter: Option<&str>) -> Report {
-    let suite = Suite::new(
-        format!("{flaw:?}"),
-        move || async move { Flawed::new(flaw) },
-    );
+    // One store for every instance the suite builds: only the near-cache flaw declares
+    // shared instances, so only its histories ever build a second one.
+    let shared = Arc::new(Mutex::new(State::default()));
+    let suite = Suite::new(format!("{flaw:?}"), move || {
+        let shared = shared.clone();
+        async move { Flawed::sharing(flaw, shared) }
+    });
     run_suite(
         &suite,
         &RunOptions {
@@ -936,6 +1046,7 @@ fn expectations() -> Vec<(Flaw, &'static [&'static str])> {
                 "ttl::expired_entry_is_absent_from_delete",
                 "ttl::later_set_shortens_the_ttl",
                 "consistency::operations_agree_across_expiry",
+                "histories::concurrent_operations_with_expiry_are_linearizable",
             ],
         ),
         (ZeroTtlMeansNoTtl, &["ttl::zero_ttl_is_invalid_argument"]),
@@ -945,6 +1056,7 @@ fn expectations() -> Vec<(Flaw, &'static [&'static str])> {
             &[
                 "ttl::entry_is_present_until_just_before_expiry",
                 "ttl::fractional_ttl_is_not_rounded_down",
+                "histories::concurrent_operations_with_expiry_are_linearizable",
             ],
         ),
         (
@@ -968,14 +1080,24 @@ fn expectations() -> Vec<(Flaw, &'static [&'static str])> {
         ),
         (
             SlidingExpirationOnGet,
-            &["ttl::reads_do_not_extend_the_ttl"],
+            &[
+                "ttl::reads_do_not_extend_the_ttl",
+                "histories::concurrent_operations_with_expiry_are_linearizable",
+            ],
         ),
-        (ExistsRefreshesTtl, &["ttl::reads_do_not_extend_the_ttl"]),
+        (
+            ExistsRefreshesTtl,
+            &[
+                "ttl::reads_do_not_extend_the_ttl",
+                "histories::concurrent_operations_with_expiry_are_linearizable",
+            ],
+        ),
         (
             TtlTakenAsMillisecondsTimesThousand,
             &[
                 "ttl::expired_entry_is_absent_from_get",
                 "ttl::one_day_ttl_lasts_exactly_a_day",
+                "histories::concurrent_operations_with_expiry_are_linearizable",
             ],
         ),
         (
@@ -1039,6 +1161,7 @@ fn expectations() -> Vec<(Flaw, &'static [&'static str])> {
                 "delete_exists::second_delete_returns_false",
                 "concurrency::concurrent_deletes_report_one_existed",
                 "consistency::operations_agree_after_every_write_and_delete",
+                "histories::concurrent_operations_are_linearizable",
             ],
         ),
         (
@@ -1053,6 +1176,7 @@ fn expectations() -> Vec<(Flaw, &'static [&'static str])> {
             &[
                 "ttl::expired_entry_is_absent_from_exists",
                 "consistency::operations_agree_across_expiry",
+                "histories::concurrent_operations_with_expiry_are_linearizable",
             ],
         ),
         (
@@ -1063,7 +1187,13 @@ fn expectations() -> Vec<(Flaw, &'static [&'static str])> {
             ],
         ),
         (GetOfMissingIsEmpty, &["crud::get_of_missing_key_is_none"]),
-        (CachesMisses, &["crud::a_set_after_a_miss_is_visible"]),
+        (
+            CachesMisses,
+            &[
+                "crud::a_set_after_a_miss_is_visible",
+                "histories::concurrent_operations_are_linearizable",
+            ],
+        ),
         (
             GetCreatesPlaceholder,
             &["crud::get_of_a_missing_key_creates_nothing"],
@@ -1094,11 +1224,17 @@ fn expectations() -> Vec<(Flaw, &'static [&'static str])> {
         ),
         (
             SecondDeleteStillTrue,
-            &["delete_exists::second_delete_returns_false"],
+            &[
+                "delete_exists::second_delete_returns_false",
+                "histories::concurrent_operations_are_linearizable",
+            ],
         ),
         (
             CheckThenDeleteRace,
-            &["concurrency::concurrent_deletes_report_one_existed"],
+            &[
+                "concurrency::concurrent_deletes_report_one_existed",
+                "histories::concurrent_operations_are_linearizable",
+            ],
         ),
         (
             ExistsFromStaleIndex,
@@ -1294,11 +1430,17 @@ fn expectations() -> Vec<(Flaw, &'static [&'static str])> {
         ),
         (
             DeletedEntryResurrects,
-            &["deferred::deleted_entry_stays_deleted"],
+            &[
+                "deferred::deleted_entry_stays_deleted",
+                "histories::concurrent_operations_are_linearizable",
+            ],
         ),
         (
             OverwriteRevertsLater,
-            &["deferred::overwritten_value_stays_overwritten"],
+            &[
+                "deferred::overwritten_value_stays_overwritten",
+                "histories::concurrent_operations_are_linearizable",
+            ],
         ),
         (
             IdleEntriesVanish,
@@ -1309,7 +1451,10 @@ fn expectations() -> Vec<(Flaw, &'static [&'static str])> {
         ),
         (
             LateDeleteOfMissingKey,
-            &["deferred::delete_of_missing_key_does_not_hit_a_later_set"],
+            &[
+                "deferred::delete_of_missing_key_does_not_hit_a_later_set",
+                "histories::concurrent_operations_are_linearizable",
+            ],
         ),
         (
             RejectedWriteLandsLater,
@@ -1329,9 +1474,18 @@ fn expectations() -> Vec<(Flaw, &'static [&'static str])> {
         ),
         (
             LostUpdatesUnderConcurrency,
-            &["scale::many_keys_written_in_parallel_are_all_there"],
+            &[
+                "scale::many_keys_written_in_parallel_are_all_there",
+                "histories::concurrent_operations_are_linearizable",
+            ],
         ),
-        (TornWrites, &["cancel::dropped_set_leaves_old_or_new_value"]),
+        (
+            TornWrites,
+            &[
+                "cancel::dropped_set_leaves_old_or_new_value",
+                "histories::concurrent_operations_are_linearizable",
+            ],
+        ),
         (
             MislabelsHealthReport,
             &["health::health_check_names_the_backend_type"],
@@ -1353,6 +1507,14 @@ fn expectations() -> Vec<(Flaw, &'static [&'static str])> {
             &["health::health_check_measures_latency"],
         ),
         (AlwaysUnhealthy, &["health::health_check_reports_healthy"]),
+        (
+            LaggingReplicaReads,
+            &["histories::concurrent_operations_are_linearizable"],
+        ),
+        (
+            NearCacheWithoutInvalidation,
+            &["histories::concurrent_operations_are_linearizable"],
+        ),
     ]
 }
 
@@ -1477,4 +1639,69 @@ fn a_cross_check_reports_every_disagreement() {
         .and_then(|count| count.parse::<usize>().ok());
     assert!(total.is_some_and(|n| n >= 3), "{failure}");
     assert_eq!(failure.operation_checked(), Some(Operation::Exists));
+}
+
+/// The lagging replica declaring eventual consistency with `staleness`, histories only.
+fn lagging_replica_declaring(staleness: Duration) -> Report {
+    let suite = Suite::new("declared-lag", move || async move {
+        Flawed {
+            declared: Some(Consistency::Eventual { staleness }),
+            ..Flawed::new(Flaw::LaggingReplicaReads)
+        }
+    });
+    run_suite(
+        &suite,
+        &RunOptions {
+            seed: Some(11),
+            filter: Some("histories::".to_owned()),
+            ..RunOptions::default()
+        },
+    )
+}
+
+#[test]
+fn a_lagging_replica_passes_the_histories_when_it_declares_a_bound_above_its_lag() {
+    let report = lagging_replica_declaring(REPLICA_LAG * 4);
+    let (passed, failed, _) = report.counts(None);
+    assert_eq!((passed, failed), (2, 0), "{report}");
+}
+
+#[test]
+fn a_lagging_replica_fails_the_histories_when_its_declared_bound_is_below_its_lag() {
+    let report = lagging_replica_declaring(REPLICA_LAG / 5);
+    assert!(
+        failed_ids(&report)
+            .iter()
+            .any(|id| id == "histories::concurrent_operations_are_linearizable"),
+        "{report}"
+    );
+}
+
+#[test]
+fn a_history_failure_names_the_key_and_operation_and_saves_the_history_and_its_timeline() {
+    let seed = 11;
+    let report = run_filtered(
+        Flaw::NearCacheWithoutInvalidation,
+        seed,
+        Some("histories::"),
+    );
+    let failure = failure_of(&report, "histories::concurrent_operations_are_linearizable");
+    let key = failure
+        .key_involved()
+        .expect("the key whose sub-history failed");
+    assert!(key.starts_with("ck-"), "{key}");
+    assert!(failure.operation_checked().is_some(), "{failure}");
+    assert!(failure.steps_taken().len() >= 3, "{failure}");
+    let dir = std::env::var_os(cachekit_conformance::cases::HISTORY_DIR_ENV).map_or_else(
+        || std::env::temp_dir().join("cachekit-histories"),
+        Into::into,
+    );
+    let stem = format!("flawed-concurrent_operations_are_linearizable-{seed}");
+    let json = std::fs::read_to_string(dir.join(format!("{stem}.json"))).expect("saved history");
+    let history: cachekit_conformance::history::History =
+        serde_json::from_str(&json).expect("the saved history parses back");
+    assert_eq!(history.seed, seed);
+    assert!(history.keys.iter().any(|saved| saved == key));
+    let html = std::fs::read_to_string(dir.join(format!("{stem}.html"))).expect("saved timeline");
+    assert!(html.contains("<svg") && html.matches("<rect").count() >= 3);
 }

@@ -17,6 +17,23 @@ pub enum Clock {
     Tokio,
 }
 
+/// How current a read is, as a backend declares it; the conformance kit's concurrent
+/// histories are checked against this model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Consistency {
+    /// Every operation takes effect at one instant between its call and its answer: what
+    /// a single store (one process, one primary) gives.
+    #[default]
+    Linearizable,
+    /// Writes are linearizable, but a read may return what was current up to `staleness`
+    /// before it was called (a lagging replica, a near cache), and replicas converge within
+    /// that bound.
+    Eventual {
+        /// The longest a read may lag behind the writes.
+        staleness: Duration,
+    },
+}
+
 /// How a backend supports per-entry expiry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TtlSupport {
@@ -77,6 +94,8 @@ pub struct Capabilities {
     pub may_evict: bool,
     /// Which clock expiry follows.
     pub clock: Clock,
+    /// How current its reads are.
+    pub consistency: Consistency,
 }
 
 impl Capabilities {
@@ -92,6 +111,7 @@ impl Capabilities {
             shared_across_instances: false,
             may_evict: false,
             clock: Clock::Wall,
+            consistency: Consistency::Linearizable,
         }
     }
 
@@ -144,6 +164,12 @@ impl Capabilities {
     /// Declares the clock expiry follows.
     pub fn with_clock(mut self, clock: Clock) -> Self {
         self.clock = clock;
+        self
+    }
+
+    /// Declares how current reads are (linearizable unless said otherwise).
+    pub fn with_consistency(mut self, consistency: Consistency) -> Self {
+        self.consistency = consistency;
         self
     }
 

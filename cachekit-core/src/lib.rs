@@ -15,7 +15,7 @@ mod health;
 mod server_text;
 
 pub use backend::Backend;
-pub use capabilities::{Capabilities, Clock, TtlSupport, PROTOCOL_MAX_TTL};
+pub use capabilities::{Capabilities, Clock, Consistency, TtlSupport, PROTOCOL_MAX_TTL};
 pub use error::{BackendError, ErrorKind, Result};
 pub use health::HealthReport;
 pub use server_text::{

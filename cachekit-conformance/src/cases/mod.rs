@@ -5,6 +5,8 @@
 
 use crate::case::{Case, CaseContext, Family, Need, Timing};
 
+pub use histories::HISTORY_DIR_ENV;
+
 mod cancel;
 mod concurrency;
 mod consistency;
@@ -14,6 +16,7 @@ mod delete_exists;
 #[cfg(feature = "http-faults")]
 mod faults;
 mod health;
+mod histories;
 mod http_api;
 mod key_characters;
 mod keys;
@@ -285,6 +288,8 @@ fn listed_cases() -> Vec<Case> {
         case!(concurrency::concurrent_writers_leave_one_written_value, "after concurrent writes to one key, it holds one value that was written", needs: [ValuesOfAtLeast(concurrency::WRITTEN_VALUE_BYTES)], timing: Parallel),
         case!(concurrency::readers_never_see_unwritten_values, "a reader never sees a value nobody wrote", needs: [NoEviction, ValuesOfAtLeast(concurrency::WRITTEN_VALUE_BYTES)], timing: Parallel),
         case!(concurrency::concurrent_deletes_report_one_existed, "of concurrent deletes of one entry, exactly one returns true", timing: Parallel),
+        case!(histories::concurrent_operations_are_linearizable, "concurrent sets, gets, exists and deletes from several clients can be put in one order that explains every answer (or, for a store that declares eventual consistency, every read is at most the declared staleness old; an evicting store may lose entries, never bring them back)", timing: WaitsForExpiry),
+        case!(histories::concurrent_operations_with_expiry_are_linearizable, "with ttls in play, one order also explains every answer when each entry expires inside its declared precision and, once seen gone, stays gone until the next set", needs: [Ttl], timing: WaitsForExpiry),
         case!(
             health::health_check_reports_healthy,
             "a reachable backend reports healthy"

@@ -2,6 +2,8 @@
 //! and checks that turn unexpected answers into [`Failure`]s.
 
 use std::fmt::Debug;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,6 +15,11 @@ use crate::failure::{Answer, CaseResult, Failure, Operation};
 pub(crate) mod api;
 #[cfg(feature = "http-faults")]
 pub(crate) mod faults;
+
+/// A backend being built by a suite's factory.
+pub(crate) type BackendFuture = Pin<Box<dyn Future<Output = Arc<dyn Backend>>>>;
+/// A suite's factory: each call builds a new backend value from the same configuration.
+pub(crate) type Factory = dyn Fn() -> BackendFuture + Send + Sync;
 
 /// The waits ttl cases use, derived from the declared precision.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,6 +58,7 @@ pub struct Ctx {
     /// Seed for anything random in the case; printed on failure.
     pub seed: u64,
     prefix: String,
+    factory: Option<Arc<Factory>>,
 }
 
 impl Ctx {
@@ -67,6 +75,23 @@ impl Ctx {
             virtual_time,
             seed,
             prefix,
+            factory: None,
+        }
+    }
+
+    /// The same context, able to build more backends from the suite's factory.
+    pub(crate) fn with_factory(mut self, factory: Arc<Factory>) -> Self {
+        self.factory = Some(factory);
+        self
+    }
+
+    /// A backend for one more client: a new value from the suite's factory (its own
+    /// connections) when the backend declares that instances share entries, otherwise the
+    /// backend under test itself, shared.
+    pub async fn another_client(&self) -> Arc<dyn Backend> {
+        match &self.factory {
+            Some(factory) if self.caps.shared_across_instances => factory().await,
+            _ => self.backend.clone(),
         }
     }
 

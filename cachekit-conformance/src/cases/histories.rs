@@ -1,0 +1,176 @@
+//! Concurrent histories: several clients at once on a few shared keys, every answer
+//! explained by one order of the operations (see [`crate::history`]).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cachekit_core::Backend;
+
+use crate::failure::{Answer, Operation};
+use crate::history::check::Violation;
+use crate::history::render::{html_timeline, text_timeline};
+use crate::history::{
+    check_history, record_history, Call, ExpiryTolerance, History, OpMix, Verdict, Workload,
+};
+use crate::{CaseResult, Ctx, Failure};
+
+/// Clients recording at once, and the keys they share.
+const CLIENTS: usize = 4;
+const KEYS: usize = 3;
+/// Keys of the expiry history: more of them, so each is written less often.
+const EXPIRY_KEYS: usize = 4;
+/// How long the checker may spend on one key before it says "unknown".
+const CHECK_BUDGET: Duration = Duration::from_secs(10);
+/// Environment variable: where failing histories are saved (JSON and an HTML timeline);
+/// the system temporary directory's `cachekit-histories` when unset.
+pub const HISTORY_DIR_ENV: &str = "CACHEKIT_HISTORY_DIR";
+
+async fn clients(ctx: &Ctx) -> Vec<Arc<dyn Backend>> {
+    let mut clients = Vec::with_capacity(CLIENTS);
+    for _ in 0..CLIENTS {
+        clients.push(ctx.another_client().await);
+    }
+    clients
+}
+
+fn keys(ctx: &Ctx, count: usize) -> Vec<String> {
+    (0..count).map(|n| ctx.key(&format!("h{n}"))).collect()
+}
+
+/// Set, get, exists and delete from four clients at once on three keys, no ttls.
+pub async fn concurrent_operations_are_linearizable(ctx: Ctx) -> CaseResult {
+    // On the paused clock pauses are free, so the clients interleave at many points; on a
+    // wall clock they are short, so the case costs little more than its operations.
+    let (ops, pause) = if ctx.virtual_time {
+        (60, Duration::from_millis(3))
+    } else {
+        (40, Duration::from_millis(2))
+    };
+    let workload = Workload::new(ops, pause, ctx.seed);
+    let history = record_history(
+        clients(&ctx).await,
+        keys(&ctx, KEYS),
+        &workload,
+        ctx.caps.consistency.into(),
+        None,
+    )
+    .await;
+    judge(&ctx, &history, "concurrent_operations_are_linearizable")
+}
+
+/// The same with ttls short enough to expire while the clients run.
+pub async fn concurrent_operations_with_expiry_are_linearizable(ctx: Ctx) -> CaseResult {
+    let window = ctx.ttl_window();
+    let precision = ctx.caps.ttl.map_or(window.ttl, |ttl| ttl.precision);
+    let tolerance = ExpiryTolerance {
+        precision_nanos: nanos(precision),
+        early_nanos: nanos(window.ttl - window.present_until),
+        late_nanos: nanos(window.absent_by - window.ttl - precision),
+    };
+    // Runs last about five times the shorter ttl (two and a half on a wall clock), with few
+    // writes, all with a ttl, so entries are
+    // seen before, inside and after their expiry window; the longer ttl has a fraction of a
+    // second (or of the precision, if coarser) that rounding down would lose.
+    let pause = if ctx.virtual_time {
+        window.ttl / 6
+    } else {
+        window.ttl / 12
+    };
+    let mut workload = Workload::new(60, pause, ctx.seed);
+    workload.mix = OpMix::READ_MOSTLY;
+    workload.plain_sets = false;
+    workload.ttls = vec![
+        window.ttl,
+        window.ttl * 2 + (precision / 3).max(Duration::from_millis(400)),
+    ];
+    let history = record_history(
+        clients(&ctx).await,
+        keys(&ctx, EXPIRY_KEYS),
+        &workload,
+        ctx.caps.consistency.into(),
+        Some(tolerance),
+    )
+    .await;
+    judge(
+        &ctx,
+        &history,
+        "concurrent_operations_with_expiry_are_linearizable",
+    )
+}
+
+fn nanos(duration: Duration) -> u64 {
+    u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
+}
+
+fn judge(ctx: &Ctx, history: &History, case: &str) -> CaseResult {
+    match check_history(history, CHECK_BUDGET) {
+        Verdict::Linearizable(_) => Ok(()),
+        Verdict::Unknown { reason } => Err(Failure::new("check the recorded history")
+            .expected("a decision: linearizable or not")
+            .got(format!("unknown: {reason}"))
+            .seed(ctx.seed)
+            .note(save(history, None, case))),
+        Verdict::NotLinearizable(violation) => {
+            Err(violation_failure(ctx, history, &violation, case))
+        }
+    }
+}
+
+fn violation_failure(ctx: &Ctx, history: &History, violation: &Violation, case: &str) -> Failure {
+    let timeline = text_timeline(history, violation);
+    // The first operation the longest explanation could not place is where it broke.
+    let stuck = violation
+        .ops
+        .iter()
+        .enumerate()
+        .find(|(index, op)| !violation.explained.contains(index) && !op.is_indeterminate())
+        .map(|(_, op)| op.clone());
+    let mut failure =
+        Failure::new("find an order of the concurrent operations that explains every answer")
+            .key(history.keys.get(violation.key).map_or("", String::as_str))
+            .expected(format!(
+                "an order explaining every answer ({:?})",
+                history.consistency
+            ))
+            .seed(ctx.seed)
+            .steps(timeline.lines().map(str::to_owned).collect());
+    if let Some(op) = stuck {
+        let operation = match op.call {
+            Call::Set { .. } => Operation::Set,
+            Call::Get => Operation::Get,
+            Call::Exists => Operation::Exists,
+            Call::Delete => Operation::Delete,
+        };
+        failure = failure
+            .operation(operation)
+            .got(Answer::Succeeded(format!("{op}, which no order explains")));
+    }
+    failure.note(save(history, Some(violation), case))
+}
+
+/// Saves the history as JSON (and the violation as an HTML timeline); says where.
+fn save(history: &History, violation: Option<&Violation>, case: &str) -> String {
+    let dir = std::env::var_os(HISTORY_DIR_ENV).map_or_else(
+        || std::env::temp_dir().join("cachekit-histories"),
+        PathBuf::from,
+    );
+    let stem = format!("{}-{case}-{}", history.backend, history.seed);
+    let json = dir.join(format!("{stem}.json"));
+    let html = dir.join(format!("{stem}.html"));
+    let written = std::fs::create_dir_all(&dir)
+        .and_then(|()| std::fs::write(&json, history.to_json()))
+        .and_then(|()| match violation {
+            Some(violation) => std::fs::write(&html, html_timeline(history, violation)),
+            None => Ok(()),
+        });
+    match (written, violation) {
+        (Err(err), _) => format!("the history could not be saved in {}: {err}", dir.display()),
+        (Ok(()), Some(_)) => format!(
+            "history saved: {} (timeline: {})",
+            json.display(),
+            html.display()
+        ),
+        (Ok(()), None) => format!("history saved: {}", json.display()),
+    }
+}

@@ -1,0 +1,148 @@
+//! Showing a violation: a text timeline per client, and a self-contained HTML page with
+//! the same timeline drawn as SVG (the way porcupine shows a history).
+
+use std::fmt::Write as _;
+
+use super::check::Violation;
+use super::{History, Op};
+
+/// Where an operation stands in the longest explanation the search found.
+fn placement(violation: &Violation, index: usize) -> Option<usize> {
+    violation
+        .explained
+        .iter()
+        .position(|placed| *placed == index)
+}
+
+fn origin(ops: &[Op]) -> u64 {
+    ops.iter().map(|op| op.invoked).min().unwrap_or(0)
+}
+
+fn millis(nanos: u64) -> f64 {
+    nanos as f64 / 1e6
+}
+
+/// The violation as text: one block per client, each operation with its interval
+/// (milliseconds from the first operation shown) and where the search placed it.
+pub fn text_timeline(history: &History, violation: &Violation) -> String {
+    let key = history.keys.get(violation.key).map_or("?", String::as_str);
+    let origin = origin(&violation.ops);
+    let mut text = format!(
+        "key {key:?}: no order of these {} operation(s) (shrunk from {}) explains every answer; \
+         the longest explanation found places {} of them, numbered below:\n",
+        violation.ops.len(),
+        violation.unshrunk_len,
+        violation.explained.len()
+    );
+    let mut clients: Vec<usize> = violation.ops.iter().map(|op| op.client).collect();
+    clients.sort_unstable();
+    clients.dedup();
+    for client in clients {
+        let _ = writeln!(text, "  client {client}:");
+        for (index, op) in violation.ops.iter().enumerate() {
+            if op.client != client {
+                continue;
+            }
+            let place = placement(violation, index)
+                .map_or_else(|| "not placed".to_owned(), |n| format!("#{}", n + 1));
+            let _ = writeln!(
+                text,
+                "    [{:>10.3} ms .. {:>10.3} ms] {:<12} {op}",
+                millis(op.invoked - origin),
+                millis(op.returned.saturating_sub(origin)),
+                place
+            );
+        }
+    }
+    text
+}
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// A self-contained HTML page drawing the violation as one lane per client: a bar from
+/// each operation's invocation to its answer, green when the longest explanation placed
+/// it (with its number), red when it did not, grey when its outcome is unknown.
+pub fn html_timeline(history: &History, violation: &Violation) -> String {
+    const WIDTH: f64 = 1100.0;
+    const LEFT: f64 = 90.0;
+    const LANE: f64 = 56.0;
+    let ops = &violation.ops;
+    let origin = origin(ops);
+    let end = ops
+        .iter()
+        .map(|op| op.returned)
+        .max()
+        .unwrap_or(origin)
+        .max(origin + 1);
+    let scale = (WIDTH - LEFT - 20.0) / (end - origin) as f64;
+    let mut clients: Vec<usize> = ops.iter().map(|op| op.client).collect();
+    clients.sort_unstable();
+    clients.dedup();
+    let height = 60.0 + LANE * clients.len() as f64;
+    let mut svg = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{WIDTH}\" height=\"{height}\" \
+         font-family=\"monospace\" font-size=\"11\">\n"
+    );
+    for (lane, client) in clients.iter().enumerate() {
+        let y = 30.0 + LANE * lane as f64;
+        let _ = writeln!(
+            svg,
+            "<text x=\"4\" y=\"{}\">client {client}</text>\
+             <line x1=\"{LEFT}\" x2=\"{WIDTH}\" y1=\"{}\" y2=\"{}\" stroke=\"#ddd\"/>",
+            y + 22.0,
+            y + 28.0,
+            y + 28.0
+        );
+        for (index, op) in ops
+            .iter()
+            .enumerate()
+            .filter(|(_, op)| op.client == *client)
+        {
+            let x = LEFT + (op.invoked - origin) as f64 * scale;
+            let w = ((op.returned.saturating_sub(op.invoked)) as f64 * scale).max(3.0);
+            let (fill, label) = match placement(violation, index) {
+                _ if op.is_indeterminate() => ("#bbb", op.to_string()),
+                Some(n) => ("#7c7", format!("#{} {op}", n + 1)),
+                None => ("#e55", op.to_string()),
+            };
+            let _ = writeln!(
+                svg,
+                "<rect x=\"{x:.1}\" y=\"{:.1}\" width=\"{w:.1}\" height=\"16\" fill=\"{fill}\" \
+                 rx=\"3\"><title>{}</title></rect>\
+                 <text x=\"{x:.1}\" y=\"{:.1}\">{}</text>",
+                y + 20.0,
+                escape(&format!(
+                    "{op}\ninvoked {:.3} ms, answered {:.3} ms",
+                    millis(op.invoked - origin),
+                    millis(op.returned.saturating_sub(origin))
+                )),
+                y + 15.0 - 12.0 * (index % 2) as f64,
+                escape(&label)
+            );
+        }
+    }
+    svg.push_str("</svg>\n");
+    let key = history.keys.get(violation.key).map_or("?", String::as_str);
+    format!(
+        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>cachekit: not \
+         linearizable</title></head>\n<body style=\"font-family: sans-serif\">\n\
+         <h2>{} history on key {}: not linearizable</h2>\n<p>{} operation(s), shrunk from {}; \
+         seed {}; {} client(s); model {:?}. Green bars are the longest order the checker could \
+         explain, numbered in that order; red ones are where every explanation broke down; \
+         grey ones have an unknown outcome. Hover a bar for its instants.</p>\n{svg}\
+         <pre>{}</pre>\n</body></html>\n",
+        escape(&history.backend),
+        escape(&format!("{key:?}")),
+        ops.len(),
+        violation.unshrunk_len,
+        history.seed,
+        history.clients,
+        history.consistency,
+        escape(&text_timeline(history, violation))
+    )
+}
