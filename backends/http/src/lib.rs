@@ -199,12 +199,16 @@ pub struct HttpBackend {
     capabilities: Capabilities,
 }
 
-/// What an operation may be retried on; DELETE's answer is not idempotent.
+/// What an operation may be retried on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Idempotence {
-    /// Repeating it cannot change what the caller is told.
+    /// A read: repeating it changes nothing, so every transient failure is retried.
     Full,
-    /// Only retried where the server certainly did not perform it.
+    /// A write (PUT, DELETE): only retried where the server certainly did not perform it
+    /// (a failed connect, 429, 503). An attempt that may have reached the server is not
+    /// repeated: a retried PUT can succeed while the first attempt lands later, over another
+    /// client's newer write (the histories-under-faults test saw exactly that), and a
+    /// retried DELETE could misreport whether the entry existed.
     ResultSensitive,
 }
 
@@ -392,7 +396,7 @@ impl Backend for HttpBackend {
         }
         let what = "PUT";
         let response = self
-            .send(what, Idempotence::Full, || {
+            .send(what, Idempotence::ResultSensitive, || {
                 // Explicit even for an empty value, which would otherwise go without one:
                 // servers such as nginx's WebDAV refuse a PUT that has no length.
                 self.request(Method::PUT, url.clone())

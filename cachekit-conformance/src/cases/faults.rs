@@ -508,6 +508,34 @@ pub async fn a_delete_that_times_out_is_not_retried(ctx: FaultCtx) -> CaseResult
     expect_requests("requests for a delete that timed out", 1, raw.accepted())
 }
 
+/// A PUT that times out is Timeout after one request: the first attempt may still land,
+/// after a newer write from another client, if a retry "succeeds" first.
+pub async fn a_set_that_times_out_is_not_retried(ctx: FaultCtx) -> CaseResult {
+    let raw = RawServer::start_silent().await?;
+    let backend = ctx.backend_for(&raw.base_url).await;
+    expect_kind(
+        "set to a service that accepts but never answers",
+        Operation::Set,
+        backend.set(KEY, Bytes::from_static(b"v"), None).await,
+        ErrorKind::Timeout,
+    )?;
+    expect_requests("requests for a set that timed out", 1, raw.accepted())
+}
+
+/// A 500 on PUT is Unavailable after one request: the server may have stored the value
+/// before it failed, and a retry racing other writers could reorder them.
+pub async fn set_is_not_retried_after_a_server_error(ctx: FaultCtx) -> CaseResult {
+    let server = server_answering(500, |t| t).await;
+    let backend = ctx.backend_for(&server.uri()).await;
+    expect_kind(
+        "set answered 500",
+        Operation::Set,
+        backend.set(KEY, Bytes::from_static(b"v"), None).await,
+        ErrorKind::Unavailable,
+    )?;
+    expect_requests("set answered 500", 1, requests(&server).await)
+}
+
 async fn closed_port_url() -> Result<String, Failure> {
     let listener = TcpListener::bind("127.0.0.1:0")
         .await

@@ -336,6 +336,8 @@ fn fault_cases() -> Vec<Case> {
         case!(faults::response_over_the_cap_is_protocol, "a body over the response cap is Protocol, never truncated", timing: Parallel),
         case!(faults::a_get_that_times_out_once_is_retried_then_succeeds, "a GET whose first attempt times out is retried, and the retry's answer is returned", timing: Parallel),
         case!(faults::a_delete_that_times_out_is_not_retried, "a DELETE that times out is Timeout after one request: it may have been applied", timing: Parallel),
+        case!(faults::a_set_that_times_out_is_not_retried, "a PUT that times out is Timeout after one request: a retry could succeed while the first attempt lands later, over a newer write", timing: Parallel),
+        case!(faults::set_is_not_retried_after_a_server_error, "a 500 on PUT is Unavailable after one request: the value may be stored, and a retry could reorder it with other writers", timing: Parallel),
         case!(faults::unreachable_service_is_unavailable_and_unhealthy, "connection refused is Unavailable, and health_check says unhealthy", timing: Parallel),
         case!(faults::health_needs_a_success_status_and_a_body_that_agrees, "a health answer is healthy only with a success status and a body that does not say unhealthy", timing: Parallel),
         case!(faults::hanging_service_is_unhealthy_within_the_timeout, "a service that never answers is unhealthy within the timeout", timing: Parallel),

@@ -1,6 +1,6 @@
 //! The linearizability search: one key's sub-history at a time, Wing–Gong–Lowe style.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use super::{Answered, Call, Consistency, ExpiryTolerance, History, Op};
@@ -105,6 +105,8 @@ struct Event {
 
 /// A value no set in the sub-history wrote: reading it can never be explained.
 const UNWRITTEN: u32 = u32::MAX;
+/// Every written value no get returned.
+const UNOBSERVED: u32 = u32::MAX - 1;
 
 /// What the register model is checked against.
 #[derive(Debug, Clone, Copy)]
@@ -194,8 +196,7 @@ pub fn check_history(history: &History, budget: Duration) -> Verdict {
 /// `history` supplies the model; `ops` are one key's operations from it.
 pub fn shrink(ops: Vec<Op>, history: &History, budget: Duration) -> Vec<Op> {
     let model = Model::of(history);
-    let unexplained =
-        |ops: &[Op]| matches!(search(ops, model, budget), Search::Unexplained { .. });
+    let unexplained = |ops: &[Op]| matches!(search(ops, model, budget), Search::Unexplained { .. });
     let mut ops = shortest_unexplained_prefix(ops, &unexplained);
     let mut index = ops.len();
     while index > 0 {
@@ -235,11 +236,18 @@ fn shortest_unexplained_prefix(mut ops: Vec<Op>, unexplained: &impl Fn(&[Op]) ->
 }
 
 fn events(ops: &[Op], consistency: Consistency) -> Vec<Event> {
+    // Values no get returned are interchangeable: they share one id, so states that differ
+    // only in which of them is held are one state to the memo.
     let mut values: HashMap<&str, u32> = HashMap::new();
     for op in ops {
-        if let Call::Set { value, .. } = &op.call {
-            let next = u32::try_from(values.len()).unwrap_or(UNWRITTEN - 1);
+        if let (Call::Get, Answered::Value(Some(value))) = (&op.call, &op.answered) {
+            let next = u32::try_from(values.len()).unwrap_or(UNOBSERVED - 1);
             values.entry(value.as_str()).or_insert(next);
+        }
+    }
+    for op in ops {
+        if let Call::Set { value, .. } = &op.call {
+            values.entry(value.as_str()).or_insert(UNOBSERVED);
         }
     }
     let stale_by = match consistency {
@@ -383,25 +391,41 @@ struct Searcher<'a> {
     order: Vec<usize>,
     longest: Vec<usize>,
     longest_required: usize,
-    seen: HashSet<(Vec<u64>, State)>,
+    /// Positions found unexplainable: for each placed-required set, state and whether an
+    /// optional event was just placed, the optional sets they were reached with.
+    failed: HashMap<(Vec<u64>, State, bool), Vec<Vec<u64>>>,
     deadline: Instant,
     steps: u64,
     out_of_time: bool,
 }
 
 impl Searcher<'_> {
-    fn bitset(&self) -> Vec<u64> {
-        let mut bits = vec![0u64; self.placed.len().div_ceil(64)];
+    /// The placed events, split into required and optional ones, as bitsets.
+    fn placed_bits(&self) -> (Vec<u64>, Vec<u64>) {
+        let words = self.placed.len().div_ceil(64);
+        let (mut required, mut optional) = (vec![0u64; words], vec![0u64; words]);
         for (index, placed) in self.placed.iter().enumerate() {
             if *placed {
+                let bits = if self.events[index].optional {
+                    &mut optional
+                } else {
+                    &mut required
+                };
                 bits[index / 64] |= 1 << (index % 64);
             }
         }
-        bits
+        (required, optional)
     }
 
     /// Depth-first: true when the remaining required events can all be placed after `state`.
-    fn explore(&mut self, state: State, required_placed: usize) -> bool {
+    ///
+    /// Three reductions keep indeterminate (optional) events from multiplying the orders:
+    /// at most one goes between two required events (of several in a row only the last
+    /// one's effect survives, and leaving the others out never removes an explanation),
+    /// and a position is pruned when it was already unexplainable with the same required
+    /// events placed, the same state, and a subset of the optional ones placed; and of
+    /// optional events leading to the same state only one is tried.
+    fn explore(&mut self, state: State, required_placed: usize, after_optional: bool) -> bool {
         if required_placed == self.required {
             return true;
         }
@@ -412,7 +436,19 @@ impl Searcher<'_> {
         if self.out_of_time {
             return false;
         }
-        if !self.seen.insert((self.bitset(), state)) {
+        let (required_bits, optional_bits) = self.placed_bits();
+        let position = (required_bits, state, after_optional);
+        let subset = |failed: &Vec<u64>| {
+            failed
+                .iter()
+                .zip(&optional_bits)
+                .all(|(failed, placed)| failed & !placed == 0)
+        };
+        if self
+            .failed
+            .get(&position)
+            .is_some_and(|failures| failures.iter().any(subset))
+        {
             return false;
         }
         // Wing and Gong: only an event invoked before every unplaced event's answer can go next.
@@ -424,6 +460,10 @@ impl Searcher<'_> {
             .map(|(event, _)| event.returned)
             .min()
             .unwrap_or(u64::MAX);
+        // Optional events that lead to the same state are interchangeable from here on (both
+        // were invoked before that state's instant, both may take effect at any later one):
+        // one of them is tried.
+        let mut optional_tried: Vec<State> = Vec::new();
         for candidate in 0..self.events.len() {
             if self.placed[candidate] {
                 continue;
@@ -432,9 +472,18 @@ impl Searcher<'_> {
             if event.invoked > first_answer {
                 break;
             }
+            if event.optional && after_optional {
+                continue;
+            }
             let Some(next) = apply(state, &event, self.model) else {
                 continue;
             };
+            if event.optional {
+                if optional_tried.contains(&next) {
+                    continue;
+                }
+                optional_tried.push(next);
+            }
             self.placed[candidate] = true;
             self.order.push(event.index);
             let placed_now = required_placed + usize::from(!event.optional);
@@ -442,7 +491,7 @@ impl Searcher<'_> {
                 self.longest_required = placed_now;
                 self.longest = self.order.clone();
             }
-            let done = self.explore(next, placed_now);
+            let done = self.explore(next, placed_now, event.optional);
             self.order.pop();
             self.placed[candidate] = false;
             if done {
@@ -452,6 +501,7 @@ impl Searcher<'_> {
                 return false;
             }
         }
+        self.failed.entry(position).or_default().push(optional_bits);
         false
     }
 }
@@ -467,7 +517,7 @@ fn search(ops: &[Op], model: Model, budget: Duration) -> Search {
         order: Vec::new(),
         longest: Vec::new(),
         longest_required: 0,
-        seen: HashSet::new(),
+        failed: HashMap::new(),
         deadline: Instant::now() + budget,
         steps: 0,
         out_of_time: false,
@@ -476,7 +526,7 @@ fn search(ops: &[Op], model: Model, budget: Duration) -> Search {
         now: 0,
         register: Register::Absent,
     };
-    if searcher.explore(initial, 0) {
+    if searcher.explore(initial, 0, false) {
         Search::Explained
     } else if searcher.out_of_time {
         Search::OutOfTime
@@ -684,7 +734,11 @@ mod tests {
         let mut evicting = history(ops, LINEARIZABLE);
         evicting.may_evict = true;
         let verdict = check_history(&evicting, Duration::from_secs(5));
-        assert_eq!(matches!(verdict, Verdict::Linearizable(_)), legal, "{verdict:?}");
+        assert_eq!(
+            matches!(verdict, Verdict::Linearizable(_)),
+            legal,
+            "{verdict:?}"
+        );
     }
 
     #[test]

@@ -24,9 +24,14 @@ pub struct FaultPhase {
 }
 
 /// The schedule every network backend is put through, one phase every `phase` from the
-/// start: jittery latency, connections reset after a few hundred bytes, a clean network,
-/// a blackhole (requests hang past the client's timeout), a partition, then healed.
-pub fn standard_schedule(phase: Duration) -> Vec<FaultPhase> {
+/// start: jittery latency, connections reset after a few hundred bytes, a slow and uneven
+/// network (some requests arrive long after the client gave up on them, others at once),
+/// a clean network, a blackhole (requests hang past the client's timeout), a partition,
+/// then healed.
+/// `client_timeout` is the backend's per-attempt timeout: the uneven network delays each
+/// chunk by up to twice that, so about half the attempts time out and their retries race
+/// the originals.
+pub fn standard_schedule(phase: Duration, client_timeout: Duration) -> Vec<FaultPhase> {
     let jittery = Faults {
         latency: Duration::from_millis(1),
         jitter: Duration::from_millis(4),
@@ -35,6 +40,10 @@ pub fn standard_schedule(phase: Duration) -> Vec<FaultPhase> {
     let resets = Faults {
         reset_after_bytes: Some(700),
         ..jittery
+    };
+    let uneven = Faults {
+        jitter: client_timeout * 2,
+        ..Faults::default()
     };
     let blackhole = Faults {
         blackhole: true,
@@ -47,6 +56,7 @@ pub fn standard_schedule(phase: Duration) -> Vec<FaultPhase> {
     [
         jittery,
         resets,
+        uneven,
         Faults::default(),
         blackhole,
         partitioned,
