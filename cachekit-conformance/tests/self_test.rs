@@ -1003,12 +1003,19 @@ fn run(flaw: Flaw, seed: u64) -> Report {
 }
 
 fn run_filtered(flaw: Flaw, seed: u64, filter: Option<&str>) -> Report {
-    // One store for every instance the suite builds: only the near-cache flaw declares
-    // shared instances, so only its histories ever build a second one.
+    // Only the near-cache flaw declares shared instances: its instances share one store
+    // (each case's keys are its own). Every other flaw's store is private to one case, as
+    // its deferred effects are timed on that case's own (paused) clock.
     let shared = Arc::new(Mutex::new(State::default()));
     let suite = Suite::new(format!("{flaw:?}"), move || {
         let shared = shared.clone();
-        async move { Flawed::sharing(flaw, shared) }
+        async move {
+            if flaw == Flaw::NearCacheWithoutInvalidation {
+                Flawed::sharing(flaw, shared)
+            } else {
+                Flawed::new(flaw)
+            }
+        }
     });
     run_suite(
         &suite,

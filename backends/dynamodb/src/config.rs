@@ -52,8 +52,9 @@ pub struct DynamoDbConfig {
     pub operation_timeout: Duration,
     /// Deadline of one health check.
     pub health_timeout: Duration,
-    /// Attempts per operation, the first included (the SDK's standard retry mode retries
-    /// throttling and transient errors with jittered backoff).
+    /// Attempts per read, the first included (the SDK's standard retry mode retries
+    /// throttling and transient errors with jittered backoff). Writes make one attempt:
+    /// see the README's "Consistency and faults".
     pub max_attempts: u32,
     /// Credentials; `None` reads `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY` /
     /// `AWS_SESSION_TOKEN`, and with an endpoint override falls back to dummy credentials
@@ -124,6 +125,23 @@ impl DynamoDbConfig {
     pub fn with_consistent_reads(mut self, consistent: bool) -> Self {
         self.consistent_reads = consistent;
         self
+    }
+
+    /// What a write (PutItem, DeleteItem) overrides: one attempt, with the whole operation
+    /// deadline. A write retried after a timeout or a lost answer can succeed while its first
+    /// attempt lands later, over another client's newer write, and a DeleteItem retried
+    /// after its answer was lost finds the item gone and reports `false` for an entry that
+    /// existed; so only reads are retried, and a throttled write is returned as `Throttled`
+    /// for the caller to retry if it wants to.
+    pub(crate) fn write_override(&self) -> aws_sdk_dynamodb::config::Builder {
+        aws_sdk_dynamodb::config::Builder::default()
+            .retry_config(RetryConfig::standard().with_max_attempts(1))
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .operation_timeout(self.operation_timeout)
+                    .operation_attempt_timeout(self.operation_timeout)
+                    .build(),
+            )
     }
 
     /// Builds an SDK client from this configuration.

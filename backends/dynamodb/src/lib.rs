@@ -214,6 +214,8 @@ impl Backend for DynamoDbBackend {
             request = request.item(&names.ttl, AttributeValue::N(expiry_number(ttl)));
         }
         request
+            .customize()
+            .config_override(self.config.write_override())
             .send()
             .await
             .map_err(|err| error::classify("PutItem", &self.config.table, err))?;
@@ -232,6 +234,8 @@ impl Backend for DynamoDbBackend {
             .condition_expression("attribute_exists(#k)")
             .expression_attribute_names("#k", &self.config.attributes.key)
             .return_values(ReturnValue::AllOld)
+            .customize()
+            .config_override(self.config.write_override())
             .send()
             .await;
         match deleted {

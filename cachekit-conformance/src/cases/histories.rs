@@ -5,13 +5,14 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use cachekit_core::Backend;
+use cachekit_core::{Backend, Bytes};
 
 use crate::failure::{Answer, Operation};
 use crate::history::check::Violation;
 use crate::history::render::{html_timeline, text_timeline};
 use crate::history::{
-    check_history, record_history, Call, ExpiryTolerance, History, OpMix, Verdict, Workload,
+    check_history, record_history, Answered, Call, ExpiryTolerance, History, OpMix, Verdict,
+    Workload,
 };
 use crate::{CaseResult, Ctx, Failure};
 
@@ -121,11 +122,15 @@ fn violation_failure(ctx: &Ctx, history: &History, violation: &Violation, case: 
     let timeline = text_timeline(history, violation);
     // The first operation the longest explanation could not place is where it broke.
     let stuck = violation
-        .ops
-        .iter()
-        .enumerate()
-        .find(|(index, op)| !violation.explained.contains(index) && !op.is_indeterminate())
-        .map(|(_, op)| op.clone());
+        .expected
+        .as_ref()
+        .map(|(index, _)| *index)
+        .or_else(|| {
+            (0..violation.ops.len()).find(|index| {
+                !violation.explained.contains(index) && !violation.ops[*index].is_indeterminate()
+            })
+        })
+        .and_then(|index| violation.ops.get(index).cloned());
     let mut failure =
         Failure::new("find an order of the concurrent operations that explains every answer")
             .key(history.keys.get(violation.key).map_or("", String::as_str))
@@ -142,11 +147,30 @@ fn violation_failure(ctx: &Ctx, history: &History, violation: &Violation, case: 
             Call::Exists => Operation::Exists,
             Call::Delete => Operation::Delete,
         };
-        failure = failure
-            .operation(operation)
-            .got(Answer::Succeeded(format!("{op}, which no order explains")));
+        failure = failure.operation(operation);
+        if let Some(got) = answer(&op.answered) {
+            failure = failure.got(got);
+        }
+        if let Some((_, expected)) = &violation.expected {
+            if let Some(expected) = answer(expected) {
+                failure = failure.expected(expected);
+            }
+        }
     }
     failure.note(save(history, Some(violation), case))
+}
+
+/// A recorded answer as a failure's answer field.
+fn answer(answered: &Answered) -> Option<Answer> {
+    match answered {
+        Answered::Value(value) => Some(Answer::Value(
+            value
+                .as_ref()
+                .map(|text| Bytes::from(text.clone().into_bytes())),
+        )),
+        Answered::Bool(answer) => Some(Answer::Bool(*answer)),
+        Answered::Stored | Answered::Indeterminate { .. } => None,
+    }
 }
 
 /// Saves the history as JSON (and the violation as an HTML timeline); says where.

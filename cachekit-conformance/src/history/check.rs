@@ -53,6 +53,10 @@ pub struct Violation {
     /// Indices into `ops` of the longest sequence the search could explain, in that order:
     /// the operations after it are where every explanation broke down.
     pub explained: Vec<usize>,
+    /// The first operation (index into `ops`) the longest explanation could not place, and
+    /// the answer the model gives it right after that explanation, when that answer is
+    /// certain (no expiry window open, a value some get returned).
+    pub expected: Option<(usize, Answered)>,
 }
 
 /// One key's register as the model sees it.
@@ -172,11 +176,13 @@ pub fn check_history(history: &History, budget: Duration) -> Verdict {
                     Search::Unexplained { longest } => longest,
                     _ => Vec::new(),
                 };
+                let expected = expected_after(&ops, Model::of(history), &explained);
                 return Verdict::NotLinearizable(Violation {
                     key,
                     ops,
                     unshrunk_len,
                     explained,
+                    expected,
                 });
             }
         }
@@ -218,6 +224,50 @@ pub fn shrink(ops: Vec<Op>, history: &History, budget: Duration) -> Vec<Op> {
         }
     }
     ops
+}
+
+/// What the model answers for the first determinate operation left out of `explained`,
+/// once the operations of `explained` have taken effect in that order.
+fn expected_after(ops: &[Op], model: Model, explained: &[usize]) -> Option<(usize, Answered)> {
+    let events = events(ops, model.consistency);
+    let mut state = State {
+        now: 0,
+        register: Register::Absent,
+    };
+    // The value the register holds, as written by the last set placed.
+    let mut held: Option<String> = None;
+    for index in explained {
+        let event = events.iter().find(|event| event.index == *index)?;
+        state = apply(state, event, model)?;
+        held = match (&ops.get(*index)?.call, state.register) {
+            (_, Register::Absent) => None,
+            (Call::Set { value, .. }, _) => Some(value.clone()),
+            _ => held,
+        };
+    }
+    let stuck = events
+        .iter()
+        .filter(|event| !event.optional && !explained.contains(&event.index))
+        .min_by_key(|event| (event.invoked, event.index))?;
+    let op = ops.get(stuck.index)?;
+    // Inside an expiry window either answer is legal: only outside it is one certain.
+    if let Register::Present {
+        expiry: Some((soonest, latest)),
+        ..
+    } = state.register
+    {
+        if state.now.max(stuck.invoked) >= latest {
+            held = None;
+        } else if stuck.returned >= soonest {
+            return None;
+        }
+    }
+    let answer = match &op.call {
+        Call::Get => Answered::Value(held),
+        Call::Exists | Call::Delete => Answered::Bool(held.is_some()),
+        Call::Set { .. } => return None,
+    };
+    Some((stuck.index, answer))
 }
 
 /// The shortest prefix (in invocation order) that no order explains, among those whose
@@ -739,6 +789,37 @@ mod tests {
             legal,
             "{verdict:?}"
         );
+    }
+
+    #[rstest]
+    #[case::stale_read(
+        vec![set(0, (0, 1), "a"), set(1, (2, 3), "b"), get(2, (4, 5), Some("a")), get(2, (6, 7), Some("b"))],
+        Answered::Value(Some("b".to_owned()))
+    )]
+    #[case::delete_that_missed_its_entry(vec![set(0, (0, 1), "a"), delete(1, (2, 3), false)], Answered::Bool(true))]
+    #[case::lost_write(vec![set(0, (0, 1), "a"), exists(1, (2, 3), false)], Answered::Bool(true))]
+    #[case::read_of_a_deleted_value(
+        vec![set(0, (0, 1), "a"), delete(1, (2, 3), true), get(2, (4, 5), Some("a"))],
+        Answered::Value(None)
+    )]
+    #[case::read_past_the_expiry_window(
+        vec![set_ttl(0, (0, 1), "a", 100), get(1, (200, 201), Some("a"))],
+        Answered::Value(None)
+    )]
+    #[case::read_before_the_expiry_window(
+        vec![set_ttl(0, (0, 1), "a", 100), exists(1, (50, 51), false)],
+        Answered::Bool(true)
+    )]
+    fn a_violation_names_the_answer_the_model_expected(
+        #[case] ops: Vec<Op>,
+        #[case] answer: Answered,
+    ) {
+        let Verdict::NotLinearizable(violation) = verdict(ops, LINEARIZABLE) else {
+            panic!("must be rejected");
+        };
+        let (index, expected) = violation.expected.expect("a certain answer");
+        assert_eq!(expected, answer);
+        assert!(!violation.explained.contains(&index));
     }
 
     #[test]

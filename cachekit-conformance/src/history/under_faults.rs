@@ -196,3 +196,53 @@ async fn recovery(
     }
     Some(healed.elapsed())
 }
+
+/// Fewer answered operations than this in a [`standard_run`] judge too little to pass.
+pub const MIN_ANSWERED: usize = 40;
+
+/// How long each phase of [`standard_run`]'s schedule lasts: longer than a client timeout
+/// of a few hundred milliseconds, so a blackhole is seen as timeouts, not only as the resets
+/// of the partition that follows it.
+pub const STANDARD_PHASE: Duration = Duration::from_millis(400);
+
+/// The run every network backend's own tests make: four `clients` (connected through
+/// `proxy`) on three keys starting with `key_prefix`, operations every few milliseconds
+/// for as long as [`standard_schedule`] plays, each call allowed `call_budget` (the
+/// backend's timeout times its attempts, plus backoff).
+pub async fn standard_run(
+    proxy: &FaultProxy,
+    clients: Vec<Arc<dyn Backend>>,
+    key_prefix: &str,
+    seed: u64,
+    client_timeout: Duration,
+    call_budget: Duration,
+) -> FaultRun {
+    let schedule = standard_schedule(STANDARD_PHASE, client_timeout);
+    let keys = (0..3).map(|n| format!("{key_prefix}-{seed}-{n}")).collect();
+    let mut workload = Workload::new(2_000, Duration::from_millis(8), seed);
+    workload.run_for = schedule.last().map(|last| last.at + STANDARD_PHASE);
+    // Longer than any call may take: only a call that ignores its own timeout is abandoned.
+    workload.op_timeout = call_budget * 4 + Duration::from_secs(2);
+    let mut run = run_under_faults(
+        proxy,
+        clients,
+        keys,
+        &workload,
+        Consistency::Linearizable,
+        &schedule,
+        &FaultExpectations::new(call_budget),
+    )
+    .await;
+    if !run.history.ops.iter().any(super::Op::is_indeterminate) {
+        run.problems.push(
+            "the faults caused no error at all: the schedule never reached the backend".to_owned(),
+        );
+    }
+    if run.history.determinate_count() < MIN_ANSWERED {
+        run.problems.push(format!(
+            "too few answered operations to judge: {}",
+            run.history.determinate_count()
+        ));
+    }
+    run
+}
