@@ -1,7 +1,7 @@
 //! `cachekit check`: the conformance rules, run through the kit's programmatic runner (the
 //! very cases `cargo test` runs), against the embedded defaults, an HTTP service, a
-//! DynamoDB table, a Redis or a memcached server, with terminal, JSON, JUnit and Markdown reports and an optional
-//! expected-failure baseline.
+//! DynamoDB table, a Redis or a memcached server, with terminal, JSON, JUnit and Markdown
+//! reports, an optional expected-failure baseline, and an optional concurrent-history soak.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -16,9 +16,12 @@ use cachekit_backend_memory::MemoryBackend;
 use cachekit_backend_redis::{RedisBackend, RedisConfig};
 use cachekit_conformance::baseline::{Baseline, Verdict};
 use cachekit_conformance::export::{self, Counts};
+use cachekit_conformance::history::render::save;
 use cachekit_conformance::matrix::Matrix;
+use cachekit_conformance::soak::{soak, SoakOutcome};
 use cachekit_conformance::{
-    run_suite, CaseReport, Outcome, Progress, Report, RunOptions, Suite, WithCapabilities,
+    run_suite, CaseReport, Outcome, Progress, Report, RunOptions, Suite, SuiteKind,
+    WithCapabilities,
 };
 use cachekit_core::{Backend, Capabilities, ErrorKind, TtlSupport};
 use cachekit_server::{BackgroundServer, ServerConfig};
@@ -160,6 +163,41 @@ pub struct CheckOptions {
     /// Never draw the live progress line, even on a terminal.
     #[arg(long, help_heading = "Reports")]
     pub no_progress: bool,
+
+    /// After the rules, record a concurrent history this long (e.g. 30s, 500ms, 2m) from
+    /// four clients against each backend suite and check it for linearizability.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, help_heading = "Soak")]
+    pub histories: Option<Duration>,
+}
+
+/// Longest `--histories` soak: an hour. A history grows with its length, and checking it
+/// must end in reasonable time.
+pub const MAX_SOAK: Duration = Duration::from_secs(3600);
+
+/// A duration as `--histories` takes it: a whole number and a unit (`ms`, `s`, `m`).
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .ok_or_else(|| format!("{text:?} has no unit: write e.g. 30s, 500ms or 2m"))?;
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} does not start with a whole number"))?;
+    let duration = match unit {
+        "ms" => Duration::from_millis(number),
+        "s" => Duration::from_secs(number),
+        "m" => Duration::from_secs(number.saturating_mul(60)),
+        other => {
+            return Err(format!(
+                "unknown unit {other:?} in {text:?}: use ms, s or m"
+            ))
+        }
+    };
+    if duration.is_zero() || duration > MAX_SOAK {
+        return Err(format!("{text:?} is outside 1ms ..= 1h"));
+    }
+    Ok(duration)
 }
 
 impl CheckOptions {
@@ -516,6 +554,10 @@ fn check(target: &Target) -> Result<bool, Unusable> {
         reports.push(report);
     }
     write_reports(options, &reports, baseline.as_ref())?;
+    let soaked = match options.histories {
+        Some(duration) => soak_every_backend(&plan.suites, duration, options.seed),
+        None => true,
+    };
     let mut matrix = Matrix::default();
     for report in &reports {
         matrix.record_report(report, baseline.as_ref());
@@ -530,7 +572,7 @@ fn check(target: &Target) -> Result<bool, Unusable> {
                 .to_owned(),
         ));
     }
-    let passed = counts.run_passes();
+    let passed = counts.run_passes() && soaked;
     println!(
         "conformance {} in {:.1}s: {} passed, {} new failures, {} expected failures, {} unexpected passes, {} skipped",
         if passed { "passed" } else { "FAILED" },
@@ -542,6 +584,55 @@ fn check(target: &Target) -> Result<bool, Unusable> {
         counts.skipped,
     );
     Ok(passed)
+}
+
+/// Soaks every backend suite for `duration`; true when every history was linearizable.
+fn soak_every_backend(suites: &[Suite], duration: Duration, seed: Option<u64>) -> bool {
+    let seed = seed.unwrap_or_else(cachekit_conformance::seed_from_env);
+    let mut all_linearizable = true;
+    for suite in suites
+        .iter()
+        .filter(|suite| suite.kind() == SuiteKind::Backend)
+    {
+        println!(
+            "\n==> {}: a {duration:?} concurrent history (seed {seed})",
+            suite.name()
+        );
+        let soak = match soak(suite, duration, seed, Duration::from_secs(60)) {
+            Ok(soak) => soak,
+            Err(why) => {
+                println!("    not soaked: {why}");
+                all_linearizable = false;
+                continue;
+            }
+        };
+        let ops = soak.history.ops.len();
+        let indeterminate = ops - soak.history.determinate_count();
+        match &soak.outcome {
+            SoakOutcome::Linearizable(stats) => {
+                let (p50, max) = stats.p50_and_max();
+                println!(
+                    "    linearizable: {ops} operations ({indeterminate} indeterminate) on {} keys; \
+                     checked per key in {p50:?} (p50), {max:?} (max)",
+                    soak.history.keys.len()
+                );
+            }
+            SoakOutcome::NotLinearizable {
+                violation,
+                timeline,
+            } => {
+                all_linearizable = false;
+                println!("    NOT linearizable ({ops} operations):\n{timeline}");
+                println!("    {}", save(&soak.history, Some(violation), "soak"));
+            }
+            SoakOutcome::Unknown(reason) => {
+                all_linearizable = false;
+                println!("    undecided, not a pass: {reason}");
+                println!("    {}", save(&soak.history, None, "soak"));
+            }
+        }
+    }
+    all_linearizable
 }
 
 fn write_reports(
@@ -709,5 +800,37 @@ impl Progress for LiveProgress {
                 eprintln!("{}", state.line());
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use rstest::rstest;
+
+    use super::parse_duration;
+
+    #[rstest]
+    #[case::milliseconds("500ms", Duration::from_millis(500))]
+    #[case::seconds("30s", Duration::from_secs(30))]
+    #[case::minutes("2m", Duration::from_secs(120))]
+    #[case::an_hour_exactly("60m", Duration::from_secs(3600))]
+    #[case::surrounding_spaces(" 5s ", Duration::from_secs(5))]
+    fn soak_durations_parse(#[case] text: &str, #[case] expected: Duration) {
+        assert_eq!(parse_duration(text), Ok(expected));
+    }
+
+    #[rstest]
+    #[case::no_unit("30")]
+    #[case::unknown_unit("30h")]
+    #[case::fraction("1.5s")]
+    #[case::negative("-1s")]
+    #[case::zero("0s")]
+    #[case::over_an_hour("61m")]
+    #[case::empty("")]
+    #[case::overflowing("99999999999999999999s")]
+    fn bad_soak_durations_are_refused(#[case] text: &str) {
+        assert!(parse_duration(text).is_err(), "{text:?} was accepted");
     }
 }

@@ -551,7 +551,40 @@ fn rules_lists_every_registered_rule_once() {
 }
 
 #[test]
+fn a_soak_of_the_embedded_defaults_is_linearizable() {
+    let output = cachekit(&[
+        "check",
+        "memory",
+        "--filter",
+        "crud::set_then_get",
+        "--histories",
+        "1s",
+    ]);
+    assert_eq!(exit_code(&output), Some(0), "{}", stdout(&output));
+}
+
+#[test]
+fn a_soak_fails_the_run_on_a_service_whose_answers_no_order_explains() {
+    // The one selected rule passes; the delete that says true for nothing does not.
+    let server = broken_server();
+    let output = cachekit(&[
+        "check",
+        "http",
+        server.base_url(),
+        "--filter",
+        "crud::set_then_get_returns_the_value",
+        "--histories",
+        "1s",
+    ]);
+    assert_eq!(exit_code(&output), Some(1), "{}", stdout(&output));
+}
+
+#[test]
 fn usage_errors_are_exit_2() {
+    assert_eq!(
+        exit_code(&cachekit(&["check", "memory", "--histories", "10"])),
+        Some(2)
+    );
     assert_eq!(exit_code(&cachekit(&["check"])), Some(2));
     assert_eq!(exit_code(&cachekit(&["check", "http"])), Some(2));
     assert_eq!(exit_code(&cachekit(&["no-such-command"])), Some(2));

@@ -50,6 +50,7 @@ pub mod harness;
 pub mod history;
 pub mod matrix;
 mod runner;
+pub mod soak;
 mod suite;
 
 pub use case::{Case, Family, Need, SuiteKind, Timing};

@@ -1,7 +1,6 @@
 //! Concurrent histories: several clients at once on a few shared keys, every answer
 //! explained by one order of the operations (see [`crate::history`]).
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -9,7 +8,8 @@ use cachekit_core::{Backend, Bytes};
 
 use crate::failure::{Answer, Operation};
 use crate::history::check::Violation;
-use crate::history::render::{html_timeline, text_timeline};
+pub use crate::history::render::HISTORY_DIR_ENV;
+use crate::history::render::{save, text_timeline};
 use crate::history::{
     check_history, record_history, Answered, Call, ExpiryTolerance, History, OpMix, Verdict,
     Workload,
@@ -23,9 +23,6 @@ const KEYS: usize = 3;
 const EXPIRY_KEYS: usize = 4;
 /// How long the checker may spend on one key before it says "unknown".
 const CHECK_BUDGET: Duration = Duration::from_secs(10);
-/// Environment variable: where failing histories are saved (JSON and an HTML timeline);
-/// the system temporary directory's `cachekit-histories` when unset.
-pub const HISTORY_DIR_ENV: &str = "CACHEKIT_HISTORY_DIR";
 
 async fn clients(ctx: &Ctx) -> Vec<Arc<dyn Backend>> {
     let mut clients = Vec::with_capacity(CLIENTS);
@@ -170,31 +167,5 @@ fn answer(answered: &Answered) -> Option<Answer> {
         )),
         Answered::Bool(answer) => Some(Answer::Bool(*answer)),
         Answered::Stored | Answered::Indeterminate { .. } => None,
-    }
-}
-
-/// Saves the history as JSON (and the violation as an HTML timeline); says where.
-fn save(history: &History, violation: Option<&Violation>, case: &str) -> String {
-    let dir = std::env::var_os(HISTORY_DIR_ENV).map_or_else(
-        || std::env::temp_dir().join("cachekit-histories"),
-        PathBuf::from,
-    );
-    let stem = format!("{}-{case}-{}", history.backend, history.seed);
-    let json = dir.join(format!("{stem}.json"));
-    let html = dir.join(format!("{stem}.html"));
-    let written = std::fs::create_dir_all(&dir)
-        .and_then(|()| std::fs::write(&json, history.to_json()))
-        .and_then(|()| match violation {
-            Some(violation) => std::fs::write(&html, html_timeline(history, violation)),
-            None => Ok(()),
-        });
-    match (written, violation) {
-        (Err(err), _) => format!("the history could not be saved in {}: {err}", dir.display()),
-        (Ok(()), Some(_)) => format!(
-            "history saved: {} (timeline: {})",
-            json.display(),
-            html.display()
-        ),
-        (Ok(()), None) => format!("history saved: {}", json.display()),
     }
 }

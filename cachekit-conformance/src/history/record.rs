@@ -153,7 +153,7 @@ async fn run_client(
 ) -> Vec<Op> {
     let mut rng =
         StdRng::seed_from_u64(workload.seed ^ (client as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
-    let mut ops = Vec::with_capacity(workload.ops_per_client);
+    let mut ops = Vec::with_capacity(workload.ops_per_client.min(4096));
     for number in 0..workload.ops_per_client {
         if workload
             .run_for

@@ -2,9 +2,14 @@
 //! the same timeline drawn as SVG (the way porcupine shows a history).
 
 use std::fmt::Write as _;
+use std::path::PathBuf;
 
 use super::check::Violation;
 use super::{History, Op};
+
+/// Environment variable: where failing histories are saved (JSON and an HTML timeline);
+/// the system temporary directory's `cachekit-histories` when unset.
+pub const HISTORY_DIR_ENV: &str = "CACHEKIT_HISTORY_DIR";
 
 /// Where an operation stands in the longest explanation the search found.
 fn placement(violation: &Violation, index: usize) -> Option<usize> {
@@ -145,4 +150,31 @@ pub fn html_timeline(history: &History, violation: &Violation) -> String {
         history.consistency,
         escape(&text_timeline(history, violation))
     )
+}
+
+/// Saves the history as JSON (and the violation as an HTML timeline) in
+/// [`HISTORY_DIR_ENV`]'s directory, named after its backend, `name` and seed; says where.
+pub fn save(history: &History, violation: Option<&Violation>, name: &str) -> String {
+    let dir = std::env::var_os(HISTORY_DIR_ENV).map_or_else(
+        || std::env::temp_dir().join("cachekit-histories"),
+        PathBuf::from,
+    );
+    let stem = format!("{}-{name}-{}", history.backend, history.seed);
+    let json = dir.join(format!("{stem}.json"));
+    let html = dir.join(format!("{stem}.html"));
+    let written = std::fs::create_dir_all(&dir)
+        .and_then(|()| std::fs::write(&json, history.to_json()))
+        .and_then(|()| match violation {
+            Some(violation) => std::fs::write(&html, html_timeline(history, violation)),
+            None => Ok(()),
+        });
+    match (written, violation) {
+        (Err(err), _) => format!("the history could not be saved in {}: {err}", dir.display()),
+        (Ok(()), Some(_)) => format!(
+            "history saved: {} (timeline: {})",
+            json.display(),
+            html.display()
+        ),
+        (Ok(()), None) => format!("history saved: {}", json.display()),
+    }
 }
