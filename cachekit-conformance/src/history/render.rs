@@ -84,14 +84,16 @@ pub fn html_timeline(history: &History, violation: &Violation) -> String {
         .max()
         .unwrap_or(origin)
         .max(origin + 1);
-    let scale = (WIDTH - LEFT - 20.0) / (end - origin) as f64;
+    // Labels start at their bar and run right: leave them room at the right edge.
+    let scale = (WIDTH - LEFT - 240.0) / (end - origin) as f64;
     let mut clients: Vec<usize> = ops.iter().map(|op| op.client).collect();
     clients.sort_unstable();
     clients.dedup();
     let height = 60.0 + LANE * clients.len() as f64;
     let mut svg = format!(
         "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{WIDTH}\" height=\"{height}\" \
-         font-family=\"monospace\" font-size=\"11\">\n"
+         font-family=\"monospace\" font-size=\"11\">\n\
+         <rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
     );
     for (lane, client) in clients.iter().enumerate() {
         let y = 30.0 + LANE * lane as f64;
