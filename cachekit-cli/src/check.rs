@@ -3,8 +3,11 @@
 //! DynamoDB table, a Redis or a memcached server, with terminal, JSON, JUnit and Markdown
 //! reports, an optional expected-failure baseline, and an optional concurrent-history soak.
 
+use std::future::Future;
 use std::io::IsTerminal;
+use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -16,7 +19,10 @@ use cachekit_backend_memory::MemoryBackend;
 use cachekit_backend_redis::{RedisBackend, RedisConfig};
 use cachekit_conformance::baseline::{Baseline, Verdict};
 use cachekit_conformance::export::{self, Counts};
+use cachekit_conformance::fault_proxy::FaultProxy;
 use cachekit_conformance::history::render::save;
+use cachekit_conformance::history::under_faults::scheduled_run;
+use cachekit_conformance::history::Verdict as HistoryVerdict;
 use cachekit_conformance::matrix::Matrix;
 use cachekit_conformance::soak::{soak, SoakOutcome};
 use cachekit_conformance::{
@@ -168,6 +174,13 @@ pub struct CheckOptions {
     /// four clients against each backend suite and check it for linearizability.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, help_heading = "Soak")]
     pub histories: Option<Duration>,
+    /// With --histories: also record one through a fault proxy in front of the service
+    /// (jitter, resets, an uneven network, a blackhole, a partition, then healed), and
+    /// require answers one order explains, only timeout/unavailable errors within the
+    /// client's deadline, and service again within 5 s of the heal. Plain TCP only
+    /// (http://, redis://, memcached, a DynamoDB http:// endpoint).
+    #[arg(long, requires = "histories", help_heading = "Soak")]
+    pub faults: bool,
 }
 
 /// Longest `--histories` soak: an hour. A history grows with its length, and checking it
@@ -284,7 +297,59 @@ pub fn run(target: &Target) -> ExitCode {
 /// The suites a target is checked with, and what must stay alive while they run.
 struct Plan {
     suites: Vec<Suite>,
+    /// How to reach the service through a fault proxy, for `--faults`.
+    faultable: Result<Faultable, String>,
     _server: Option<BackgroundServer>,
+}
+
+/// A client of the service built to connect to a fault proxy instead.
+type ProxiedClient = Box<dyn Fn(SocketAddr) -> ProxiedFuture>;
+type ProxiedFuture = Pin<Box<dyn Future<Output = Result<Arc<dyn Backend>, String>>>>;
+
+/// How to put the fault proxy in front of a network target.
+struct Faultable {
+    /// The service's `host:port`.
+    upstream: String,
+    /// The clients' per-attempt timeout, and the longest one call may take.
+    timeouts: (Duration, Duration),
+    /// Builds a client that connects to the proxy at the given address.
+    client: ProxiedClient,
+}
+
+/// `url` (`scheme://[user@]host[:port][/rest]`) split into the service's `host:port` and a
+/// function that rewrites it to point at another address, keeping user and path.
+pub fn swap_authority(
+    url: &str,
+    scheme: &str,
+    default_port: u16,
+) -> Result<(String, impl Fn(SocketAddr) -> String + Clone), String> {
+    let prefix = format!("{scheme}://");
+    let rest = url.strip_prefix(prefix.as_str()).ok_or_else(|| {
+        format!(
+            "--faults needs a plain {prefix}… address (TLS would not match the proxy's address)"
+        )
+    })?;
+    let (authority, path) = rest.find('/').map_or((rest, ""), |at| rest.split_at(at));
+    let (user, host_port) = match authority.rfind('@') {
+        Some(at) => (&authority[..=at], &authority[at + 1..]),
+        None => ("", authority),
+    };
+    if host_port.is_empty() {
+        return Err(format!("{prefix}… address without a host"));
+    }
+    let has_port = host_port
+        .rsplit_once(':')
+        .is_some_and(|(_, port)| !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()))
+        && !host_port.ends_with(']');
+    let upstream = if has_port {
+        host_port.to_owned()
+    } else {
+        format!("{host_port}:{default_port}")
+    };
+    let (user, path) = (user.to_owned(), path.to_owned());
+    Ok((upstream, move |to: SocketAddr| {
+        format!("{prefix}{user}{to}{path}")
+    }))
 }
 
 fn plan(target: &Target) -> Result<Plan, Unusable> {
@@ -301,7 +366,9 @@ fn plan(target: &Target) -> Result<Plan, Unusable> {
             let url = server.base_url().to_owned();
             println!("==> the embedded defaults: memory, and cachekit-server (memory) at {url}");
             let config = HttpConfig::new(url.clone());
+            let faultable = http_faultable(&url, config.clone());
             Ok(Plan {
+                faultable,
                 suites: vec![
                     options.suite("memory", MemoryBackend::new),
                     options.suite("http", move || {
@@ -332,6 +399,7 @@ fn plan(target: &Target) -> Result<Plan, Unusable> {
                 .map_err(|err| Unusable(format!("{url}: {}", err.message())))?;
             reachable(&probe, url)?;
             say_what_is_declared(options);
+            let faultable = http_faultable(url, config.clone());
             let mut suites = vec![options.suite("http", move || {
                 HttpBackend::new(config.clone()).expect("validated above")
             })];
@@ -348,6 +416,7 @@ fn plan(target: &Target) -> Result<Plan, Unusable> {
             }
             Ok(Plan {
                 suites,
+                faultable,
                 _server: None,
             })
         }
@@ -382,11 +451,28 @@ fn plan(target: &Target) -> Result<Plan, Unusable> {
                 )));
             }
             say_what_is_declared(options);
+            let faultable = swap_authority(endpoint, "http", 80).map(|(upstream, to)| {
+                let config = config.clone();
+                let budget = config.operation_timeout;
+                Faultable {
+                    upstream,
+                    timeouts: (budget / config.max_attempts.max(1), budget),
+                    client: Box::new(move |proxy: SocketAddr| -> ProxiedFuture {
+                        let config = config.clone().with_endpoint(to(proxy));
+                        Box::pin(async move {
+                            DynamoDbBackend::connect(config)
+                                .map(|backend| Arc::new(backend) as Arc<dyn Backend>)
+                                .map_err(|err| err.message().to_owned())
+                        })
+                    }),
+                }
+            });
             // A client per case: its connection pool belongs to the case's runtime.
             Ok(Plan {
                 suites: vec![options.suite("dynamodb", move || {
                     DynamoDbBackend::connect(config.clone()).expect("validated above")
                 })],
+                faultable,
                 _server: None,
             })
         }
@@ -411,11 +497,30 @@ fn plan(target: &Target) -> Result<Plan, Unusable> {
             let declared = connected_declaration(&shown, RedisBackend::connect(config.clone()))?;
             println!("==> redis at {shown}");
             say_what_is_declared(options);
+            let faultable = swap_authority(url, "redis", 6379).map(|(upstream, to)| {
+                let config = config.clone();
+                let timeout = config.operation_timeout;
+                Faultable {
+                    upstream,
+                    // A call may connect again first (a replaced connection).
+                    timeouts: (timeout, timeout + config.connect_timeout),
+                    client: Box::new(move |proxy: SocketAddr| -> ProxiedFuture {
+                        let config = config.clone().with_url(to(proxy));
+                        Box::pin(async move {
+                            RedisBackend::connect(config)
+                                .await
+                                .map(|backend| Arc::new(backend) as Arc<dyn Backend>)
+                                .map_err(|err| err.message().to_owned())
+                        })
+                    }),
+                }
+            });
             Ok(Plan {
                 suites: vec![options.connecting_suite("redis", declared, move || {
                     let config = config.clone();
                     async move { RedisBackend::connect(config).await.expect("reached above") }
                 })],
+                faultable,
                 _server: None,
             })
         }
@@ -436,7 +541,26 @@ fn plan(target: &Target) -> Result<Plan, Unusable> {
                 connected_declaration(&shown, MemcachedBackend::connect(config.clone()))?;
             println!("==> memcached at {addr}");
             say_what_is_declared(options);
+            let faultable = {
+                let config = config.clone();
+                Ok(Faultable {
+                    upstream: addr.clone(),
+                    // A call may find its pooled connection dead and repeat once.
+                    timeouts: (timeout, timeout * 2 + REACHABILITY_TIMEOUT),
+                    client: Box::new(move |proxy: SocketAddr| -> ProxiedFuture {
+                        let mut config = config.clone();
+                        config.addr = proxy.to_string();
+                        Box::pin(async move {
+                            MemcachedBackend::connect(config)
+                                .await
+                                .map(|backend| Arc::new(backend) as Arc<dyn Backend>)
+                                .map_err(|err| err.message().to_owned())
+                        })
+                    }),
+                })
+            };
             Ok(Plan {
+                faultable,
                 suites: vec![options.connecting_suite("memcached", declared, move || {
                     let config = config.clone();
                     async move {
@@ -449,6 +573,93 @@ fn plan(target: &Target) -> Result<Plan, Unusable> {
             })
         }
     }
+}
+
+/// `--faults` for an HTTP service at `url`, with the clients configured as `config`.
+fn http_faultable(url: &str, config: HttpConfig) -> Result<Faultable, String> {
+    let (upstream, to) = swap_authority(url, "http", 80)?;
+    let retry = config.retry;
+    let budget = config.timeout * (retry.max_retries + 1) + retry.max_backoff * retry.max_retries;
+    Ok(Faultable {
+        upstream,
+        timeouts: (config.timeout, budget),
+        client: Box::new(move |proxy: SocketAddr| -> ProxiedFuture {
+            let mut config = config.clone();
+            config.base_url = to(proxy);
+            Box::pin(async move {
+                HttpBackend::new(config)
+                    .map(|backend| Arc::new(backend) as Arc<dyn Backend>)
+                    .map_err(|err| err.message().to_owned())
+            })
+        }),
+    })
+}
+
+/// Records a history of `duration` through a fault proxy in front of the service while the
+/// standard schedule plays (seven phases), and reports what it found; true when nothing.
+fn faulted_soak(
+    faultable: &Faultable,
+    duration: Duration,
+    seed: Option<u64>,
+) -> Result<bool, Unusable> {
+    let seed = seed.unwrap_or_else(cachekit_conformance::seed_from_env);
+    println!(
+        "\n==> a {duration:?} concurrent history through a fault proxy in front of {} (seed {seed})",
+        faultable.upstream
+    );
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|err| Unusable(format!("cannot build a tokio runtime: {err}")))?;
+    let run = runtime.block_on(async {
+        let upstream = tokio::net::lookup_host(faultable.upstream.as_str())
+            .await
+            .ok()
+            .and_then(|mut addrs| addrs.next())
+            .ok_or_else(|| Unusable(format!("cannot resolve {}", faultable.upstream)))?;
+        let proxy = FaultProxy::start(upstream, seed)
+            .await
+            .map_err(|err| Unusable(format!("cannot start the fault proxy: {err}")))?;
+        let mut clients = Vec::new();
+        for _ in 0..4 {
+            let client = (faultable.client)(proxy.local_addr())
+                .await
+                .map_err(|why| {
+                    Unusable(format!("cannot connect through the fault proxy: {why}"))
+                })?;
+            clients.push(client);
+        }
+        let phase = duration / 7;
+        Ok::<_, Unusable>(
+            scheduled_run(
+                &proxy,
+                clients,
+                "ck-faults",
+                seed,
+                faultable.timeouts,
+                phase,
+            )
+            .await,
+        )
+    })?;
+    let ops = run.history.ops.len();
+    let indeterminate = ops - run.history.determinate_count();
+    println!("    {ops} operations, {indeterminate} indeterminate");
+    if let HistoryVerdict::Linearizable(stats) = &run.verdict {
+        let (p50, max) = stats.p50_and_max();
+        println!("    linearizable; checked per key in {p50:?} (p50), {max:?} (max)");
+    }
+    if let Some(recovered) = run.recovered_after {
+        println!("    served again {recovered:?} after the heal");
+    }
+    for problem in &run.problems {
+        println!("    FAILED: {problem}");
+    }
+    if !run.problems.is_empty() {
+        println!("    {}", save(&run.history, None, "faults"));
+    }
+    Ok(run.problems.is_empty())
 }
 
 fn say_what_is_declared(options: &CheckOptions) {
@@ -537,6 +748,12 @@ fn check(target: &Target) -> Result<bool, Unusable> {
     }
     let started = Instant::now();
     let plan = plan(target)?;
+    if options.faults {
+        // Refused before the rules run, not after.
+        plan.faultable
+            .as_ref()
+            .map_err(|why| Unusable(why.clone()))?;
+    }
     let progress = LiveProgress::new(!options.no_progress && std::io::stderr().is_terminal());
     let run_options = RunOptions {
         filter: options.filter.clone(),
@@ -554,10 +771,17 @@ fn check(target: &Target) -> Result<bool, Unusable> {
         reports.push(report);
     }
     write_reports(options, &reports, baseline.as_ref())?;
-    let soaked = match options.histories {
+    let mut soaked = match options.histories {
         Some(duration) => soak_every_backend(&plan.suites, duration, options.seed),
         None => true,
     };
+    if let (Some(duration), true) = (options.histories, options.faults) {
+        let faultable = plan
+            .faultable
+            .as_ref()
+            .map_err(|why| Unusable(why.clone()))?;
+        soaked &= faulted_soak(faultable, duration, options.seed)?;
+    }
     let mut matrix = Matrix::default();
     for report in &reports {
         matrix.record_report(report, baseline.as_ref());
@@ -809,7 +1033,64 @@ mod tests {
 
     use rstest::rstest;
 
-    use super::parse_duration;
+    use super::{parse_duration, swap_authority};
+
+    #[rstest]
+    #[case::http_with_port(
+        "http://example.com:8080",
+        "http",
+        80,
+        "example.com:8080",
+        "http://127.0.0.1:9/"
+    )]
+    #[case::http_default_port(
+        "http://example.com/base",
+        "http",
+        80,
+        "example.com:80",
+        "http://127.0.0.1:9/base"
+    )]
+    #[case::redis_with_user_and_db(
+        "redis://user:secret@cache.local:6380/2",
+        "redis",
+        6379,
+        "cache.local:6380",
+        "redis://user:secret@127.0.0.1:9/2"
+    )]
+    #[case::redis_default_port(
+        "redis://cache.local",
+        "redis",
+        6379,
+        "cache.local:6379",
+        "redis://127.0.0.1:9"
+    )]
+    #[case::ipv6("http://[::1]:8000", "http", 80, "[::1]:8000", "http://127.0.0.1:9")]
+    fn an_address_is_pointed_at_the_proxy(
+        #[case] url: &str,
+        #[case] scheme: &str,
+        #[case] default_port: u16,
+        #[case] upstream: &str,
+        #[case] proxied: &str,
+    ) {
+        let (found, to) = swap_authority(url, scheme, default_port).expect("a plain address");
+        assert_eq!(found, upstream);
+        let proxied_url = to(([127, 0, 0, 1], 9).into());
+        assert_eq!(
+            proxied_url.trim_end_matches('/'),
+            proxied.trim_end_matches('/')
+        );
+    }
+
+    #[rstest]
+    #[case::tls("https://example.com", "http")]
+    #[case::redis_tls("rediss://cache.local", "redis")]
+    #[case::no_host("http://", "http")]
+    fn an_address_the_proxy_cannot_stand_in_for_is_refused(
+        #[case] url: &str,
+        #[case] scheme: &str,
+    ) {
+        assert!(swap_authority(url, scheme, 80).is_err());
+    }
 
     #[rstest]
     #[case::milliseconds("500ms", Duration::from_millis(500))]

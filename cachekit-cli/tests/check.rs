@@ -580,6 +580,26 @@ fn a_soak_fails_the_run_on_a_service_whose_answers_no_order_explains() {
 }
 
 #[test]
+fn a_soak_through_the_fault_proxy_of_the_embedded_server_passes() {
+    let output = cachekit(&[
+        "check",
+        "memory",
+        "--filter",
+        "crud::set_then_get",
+        "--histories",
+        "3s",
+        "--faults",
+    ]);
+    assert_eq!(exit_code(&output), Some(0), "{}", stdout(&output));
+}
+
+#[test]
+fn faults_need_a_history() {
+    let output = cachekit(&["check", "memory", "--faults"]);
+    assert_eq!(exit_code(&output), Some(2), "{}", stdout(&output));
+}
+
+#[test]
 fn usage_errors_are_exit_2() {
     assert_eq!(
         exit_code(&cachekit(&["check", "memory", "--histories", "10"])),

@@ -50,6 +50,12 @@ impl RedisConfig {
         }
     }
 
+    /// The same settings for another URL (e.g. a proxy in front of the same server).
+    pub fn with_url(mut self, url: impl Into<String>) -> Self {
+        self.url = url.into();
+        self
+    }
+
     /// Prepends `prefix` to every key.
     pub fn with_key_prefix(mut self, prefix: impl Into<String>) -> Self {
         self.key_prefix = prefix.into();

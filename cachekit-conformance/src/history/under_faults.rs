@@ -217,10 +217,33 @@ pub async fn standard_run(
     client_timeout: Duration,
     call_budget: Duration,
 ) -> FaultRun {
-    let schedule = standard_schedule(STANDARD_PHASE, client_timeout);
+    scheduled_run(
+        proxy,
+        clients,
+        key_prefix,
+        seed,
+        (client_timeout, call_budget),
+        STANDARD_PHASE,
+    )
+    .await
+}
+
+/// [`standard_run`] with phases of `phase` each (the whole run lasts seven of them), as
+/// `cachekit check … --histories 30s --faults` runs it; `timeouts` are the client's
+/// per-attempt timeout and the longest one call may take.
+pub async fn scheduled_run(
+    proxy: &FaultProxy,
+    clients: Vec<Arc<dyn Backend>>,
+    key_prefix: &str,
+    seed: u64,
+    timeouts: (Duration, Duration),
+    phase: Duration,
+) -> FaultRun {
+    let (client_timeout, call_budget) = timeouts;
+    let schedule = standard_schedule(phase, client_timeout);
     let keys = (0..3).map(|n| format!("{key_prefix}-{seed}-{n}")).collect();
-    let mut workload = Workload::new(2_000, Duration::from_millis(8), seed);
-    workload.run_for = schedule.last().map(|last| last.at + STANDARD_PHASE);
+    let mut workload = Workload::new(usize::MAX, Duration::from_millis(8), seed);
+    workload.run_for = schedule.last().map(|last| last.at + phase);
     // Longer than any call may take: only a call that ignores its own timeout is abandoned.
     workload.op_timeout = call_budget * 4 + Duration::from_secs(2);
     let mut run = run_under_faults(
