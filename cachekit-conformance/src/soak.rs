@@ -10,6 +10,7 @@ use crate::history::check::{Stats, Violation};
 use crate::history::render::text_timeline;
 use crate::history::{check_history, record_history, History, Verdict, Workload};
 use crate::suite::{Suite, SuiteFactory};
+use crate::Ctx;
 
 /// What a soak found.
 #[derive(Debug, Clone)]
@@ -58,15 +59,13 @@ pub fn soak(
         .build()
         .map_err(|err| format!("cannot build a tokio runtime: {err}"))?;
     let history = runtime.block_on(async {
-        let first = factory().await;
-        let caps = first.capabilities();
-        let mut clients: Vec<Arc<dyn Backend>> = vec![first.clone()];
+        // The same rule as the histories cases': own backend values when instances share.
+        let ctx =
+            Ctx::new(factory().await, false, String::new(), seed).with_factory(factory.clone());
+        let caps = ctx.caps.clone();
+        let mut clients: Vec<Arc<dyn Backend>> = vec![ctx.backend.clone()];
         for _ in 1..4 {
-            clients.push(if caps.shared_across_instances {
-                factory().await
-            } else {
-                first.clone()
-            });
+            clients.push(ctx.another_client().await);
         }
         let keys = (0..SOAK_KEYS)
             .map(|n| format!("ck-soak-{seed:x}-{n}"))

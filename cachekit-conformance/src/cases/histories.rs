@@ -11,7 +11,7 @@ use crate::history::check::Violation;
 pub use crate::history::render::HISTORY_DIR_ENV;
 use crate::history::render::{save, text_timeline};
 use crate::history::{
-    check_history, record_history, Answered, Call, ExpiryTolerance, History, OpMix, Verdict,
+    check_history, nanos, record_history, Answered, Call, ExpiryTolerance, History, OpMix, Verdict,
     Workload,
 };
 use crate::{CaseResult, Ctx, Failure};
@@ -95,10 +95,6 @@ pub async fn concurrent_operations_with_expiry_are_linearizable(ctx: Ctx) -> Cas
         &history,
         "concurrent_operations_with_expiry_are_linearizable",
     )
-}
-
-fn nanos(duration: Duration) -> u64 {
-    u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
 }
 
 fn judge(ctx: &Ctx, history: &History, case: &str) -> CaseResult {

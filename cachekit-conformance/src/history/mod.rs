@@ -133,12 +133,18 @@ pub enum Consistency {
     },
 }
 
+/// `duration` in nanoseconds, the unit every instant of a history is kept in (saturating:
+/// 584 years is past any history).
+pub(crate) fn nanos(duration: Duration) -> u64 {
+    u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
+}
+
 impl From<cachekit_core::Consistency> for Consistency {
     fn from(declared: cachekit_core::Consistency) -> Self {
         match declared {
             cachekit_core::Consistency::Linearizable => Consistency::Linearizable,
             cachekit_core::Consistency::Eventual { staleness } => Consistency::Eventual {
-                staleness_nanos: u64::try_from(staleness.as_nanos()).unwrap_or(u64::MAX),
+                staleness_nanos: nanos(staleness),
             },
         }
     }

@@ -8,7 +8,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use tokio::time::Instant;
 
-use super::{Answered, Call, Consistency, ExpiryTolerance, History, Op};
+use super::{nanos, Answered, Call, Consistency, ExpiryTolerance, History, Op};
 
 /// The kind recorded for an operation the recorder abandoned.
 pub const CANCELLED: &str = "cancelled";
@@ -141,7 +141,7 @@ pub async fn record_history(
 }
 
 fn nanos_since(started: Instant) -> u64 {
-    u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX)
+    nanos(started.elapsed())
 }
 
 async fn run_client(
@@ -161,7 +161,7 @@ async fn run_client(
         {
             break;
         }
-        let pause = rng.gen_range(0..=workload.max_pause.as_nanos() as u64);
+        let pause = rng.gen_range(0..=nanos(workload.max_pause));
         if pause > 0 {
             tokio::time::sleep(Duration::from_nanos(pause)).await;
         }
@@ -178,10 +178,7 @@ async fn run_client(
                 let choice = rng.gen_range(0..workload.ttls.len() + plain);
                 Call::Set {
                     value: format!("c{client}.{number}"),
-                    ttl_nanos: workload
-                        .ttls
-                        .get(choice)
-                        .map(|ttl| u64::try_from(ttl.as_nanos()).unwrap_or(u64::MAX)),
+                    ttl_nanos: workload.ttls.get(choice).map(|ttl| nanos(*ttl)),
                 }
             }
             1 => Call::Get,
