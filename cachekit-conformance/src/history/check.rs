@@ -360,10 +360,14 @@ fn apply(state: State, event: &Event, model: Model) -> Option<State> {
     let latest = event.returned;
     match event.step {
         Step::Set { value, ttl } => {
+            // The ttl counts from some instant between invocation and return, not from the
+            // instant the write took effect: a client that turns the ttl into a deadline
+            // before it sends (DynamoDB's `expires_at`) starts it at the invocation, however
+            // late a queue applies the write.
             let expiry = ttl.map(|ttl| {
                 let window = expiry.map_or((ttl, ttl), |tolerance| tolerance.window(ttl));
                 (
-                    earliest.saturating_add(window.0),
+                    event.invoked.saturating_add(window.0),
                     latest.saturating_add(window.1),
                 )
             });
@@ -703,6 +707,10 @@ mod tests {
     #[case::concurrent_delete_and_read(vec![
         set(0, (0, 1), "a"), delete(1, (2, 10), true), get(2, (3, 4), Some("a")), get(2, (5, 6), None),
     ])]
+    #[case::ttl_counts_from_the_invocation_of_a_write_applied_late(vec![
+        set(1, (0, 1), "old"), set_ttl(0, (10, 60), "a", 100), get(2, (40, 41), Some("old")),
+        get(2, (115, 116), None),
+    ])]
     fn legal_histories_are_accepted(#[case] ops: Vec<Op>) {
         let verdict = verdict(ops, LINEARIZABLE);
         assert!(matches!(verdict, Verdict::Linearizable(_)), "{verdict:?}");
@@ -721,6 +729,10 @@ mod tests {
         set_ttl(0, (0, 1), "a", 100), get(1, (105, 106), None), get(1, (107, 108), Some("a")),
     ])]
     #[case::entry_dies_early(vec![set_ttl(0, (0, 1), "a", 100), get(1, (50, 51), None)])]
+    #[case::entry_of_a_write_applied_late_dies_before_its_ttl_from_invocation(vec![
+        set(1, (0, 1), "old"), set_ttl(0, (10, 60), "a", 100), get(2, (40, 41), Some("old")),
+        get(2, (100, 101), None),
+    ])]
     #[case::entry_outlives_its_window(vec![set_ttl(0, (0, 1), "a", 100), get(1, (200, 201), Some("a"))])]
     #[case::delete_of_nothing_says_true(vec![delete(0, (0, 1), true), get(0, (2, 3), None)])]
     #[case::read_of_a_value_never_written(vec![set(0, (0, 1), "a"), get(1, (2, 3), Some("z"))])]

@@ -151,8 +151,8 @@ impl From<cachekit_core::Consistency> for Consistency {
 }
 
 /// How long an entry set with a ttl lives, around its ttl: it must be present for at least
-/// `ttl - early` after the instant the set took effect, and absent from
-/// `round_up(ttl) + late` after it. In between, both answers are legal, but once a read
+/// `ttl - early` after the set was invoked, and absent from
+/// `round_up(ttl) + precision + late` after it returned. In between, both answers are legal, but once a read
 /// saw it absent it stays absent until the next set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExpiryTolerance {
