@@ -307,6 +307,17 @@ impl Case {
         format!("{}::{}", self.family, self.name)
     }
 
+    /// Whether the harness starts this case before the others: the families that send the
+    /// most requests. Against a store with little throughput (an emulator on two cores)
+    /// they are the longest cases, and started last they run alone at the end; started
+    /// first, the cases that mostly wait for ttls overlap them.
+    pub(crate) fn starts_early(&self) -> bool {
+        matches!(
+            self.family,
+            Family::Scale | Family::Model | Family::Histories | Family::Concurrency
+        )
+    }
+
     /// Why this case does not apply to a backend with `caps`, if it does not.
     pub fn skip_reason(&self, caps: &Capabilities) -> Option<String> {
         self.needs.iter().find_map(|need| need.unmet_reason(caps))

@@ -155,6 +155,8 @@ impl Harness {
     ) -> Vec<Trial> {
         let run_id = RunId::new();
         let mut trials = Vec::new();
+        // Across all suites, so that one suite's heavy cases do not wait behind another's.
+        let mut early = Vec::new();
         for suite in &self.suites {
             let capabilities = match suite.capabilities() {
                 Ok(caps) => caps,
@@ -169,13 +171,18 @@ impl Harness {
                 .chain(self.extra.iter().copied())
                 .filter(|case| suite.includes(case));
             for case in cases {
+                let bucket = if case.starts_early() {
+                    &mut early
+                } else {
+                    &mut trials
+                };
                 let name = format!("{}::{}", suite.name(), case.id());
                 if let Some(reason) = suite.skip_reason(&case, &capabilities) {
                     if !listing {
                         eprintln!("skipping {name}: {reason}");
                     }
                     let message = format!("not applicable: {reason}");
-                    trials.push(
+                    bucket.push(
                         Trial::test(name, move || Err(Failed::from(message)))
                             .with_ignored_flag(true),
                     );
@@ -211,13 +218,14 @@ impl Harness {
                         (_, Outcome::Passed) => Ok(()),
                     }
                 });
-                trials.push(if is_expected {
+                bucket.push(if is_expected {
                     trial.with_kind(EXPECTED_FAILURE_KIND)
                 } else {
                     trial
                 });
             }
         }
-        trials
+        early.extend(trials);
+        early
     }
 }

@@ -171,7 +171,7 @@ pub fn dynamodb_image(root: &Path, rebuild: bool) -> Result<(), String> {
             "-c",
             r#"ENTRYPOINT ["java", "-Djava.library.path=./DynamoDBLocal_lib"]"#,
             "-c",
-            r#"CMD ["-jar", "DynamoDBLocal.jar", "-inMemory", "-port", "8000"]"#,
+            r#"CMD ["-XX:TieredStopAtLevel=1", "-jar", "DynamoDBLocal.jar", "-inMemory", "-port", "8000"]"#,
             "-",
             LOCAL_IMAGE,
         ])
