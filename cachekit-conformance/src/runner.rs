@@ -337,9 +337,9 @@ pub fn run_case(
                 (SuiteFactory::HttpFaults(factory), CaseFn::HttpFaults(run)) => {
                     run(crate::ctx::faults::FaultCtx::new(factory.clone()))
                 }
-                (SuiteFactory::HttpApi(Ok((target, _))), CaseFn::HttpApi(run)) => {
-                    run(crate::ctx::api::ApiCtx::new(target.clone(), prefix))
-                }
+                (SuiteFactory::HttpApi(Ok((target, declared))), CaseFn::HttpApi(run)) => run(
+                    crate::ctx::api::ApiCtx::new(target.clone(), declared.clone(), prefix),
+                ),
                 _ => {
                     return Err(
                         Failure::new("run the case in a suite of its kind").got(format!(

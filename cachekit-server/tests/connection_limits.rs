@@ -437,15 +437,24 @@ async fn a_hanging_health_check_is_unhealthy_within_the_request_timeout() {
     )
     .await
     .expect("bind");
+    let started = std::time::Instant::now();
     let response =
         tokio::time::timeout(BOUND, reqwest::get(format!("{}/health", server.base_url())))
             .await
             .expect("answered within the bound")
             .expect("request");
+    let round_trip = started.elapsed();
     assert_eq!(response.status(), reqwest::StatusCode::SERVICE_UNAVAILABLE);
     let body: serde_json::Value = response.json().await.expect("JSON");
     assert_eq!(body["healthy"], false);
     assert_eq!(body["backend_type"], "hanging");
+    // The time it waited, in milliseconds: at least the timeout, at most the round trip.
+    let latency_ms = body["latency_ms"].as_f64().expect("a latency_ms number");
+    let waited = SHORT.as_secs_f64() * 1000.0..=round_trip.as_secs_f64() * 1000.0;
+    assert!(
+        waited.contains(&latency_ms),
+        "latency_ms {latency_ms} outside {waited:?}"
+    );
 }
 
 /// Item C(v), library side: `shutdown` returns within the shutdown timeout even while a

@@ -2,26 +2,18 @@
 //! ephemeral loopback port, the raw HTTP API family against the same server, and the HTTP
 //! fault family against injected faults.
 
+mod support;
+
 use std::sync::OnceLock;
 
 use cachekit_backend_http::{HttpBackend, HttpConfig, RetryPolicy};
 use cachekit_backend_memory::MemoryBackend;
-use cachekit_server::{BackgroundServer, ServerConfig};
+use cachekit_server::BackgroundServer;
 
-/// One server per test binary, on its own thread, shared by every case.
+/// One server per test binary, shared by every case.
 fn server_url() -> String {
     static SERVER: OnceLock<BackgroundServer> = OnceLock::new();
-    SERVER
-        .get_or_init(|| {
-            let config = ServerConfig {
-                listen: ([127, 0, 0, 1], 0).into(),
-                ..ServerConfig::default()
-            };
-            BackgroundServer::spawn(MemoryBackend::new, config)
-                .expect("start cachekit-server on loopback")
-        })
-        .base_url()
-        .to_owned()
+    support::shared_server(&SERVER, MemoryBackend::new)
 }
 
 cachekit_conformance::conformance_tests!(

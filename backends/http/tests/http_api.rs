@@ -1,6 +1,7 @@
 //! The raw HTTP API family: our own server passes all of it, with and without a token, and
-//! a third-party-style server that routes `/cache/*key` with a wildcard and parses `ttl`
-//! leniently is failed by the rules it breaks — whatever client its users have.
+//! a third-party-style server that routes `/cache/*key` with a wildcard, parses `ttl`
+//! leniently and claims a value limit it never enforces is failed by the rules it breaks —
+//! whatever client its users have.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -12,6 +13,7 @@ use axum::routing::get;
 use axum::Router;
 use cachekit_backend_memory::MemoryBackend;
 use cachekit_conformance::{run_suite, Report, RunOptions, Suite};
+use cachekit_core::Capabilities;
 use cachekit_server::{BackgroundServer, ServerConfig};
 
 fn run(suite: &Suite) -> Report {
@@ -33,11 +35,19 @@ fn cachekit_server_passes_every_api_case_with_a_token() {
         },
     )
     .expect("start cachekit-server");
-    let suite = Suite::http_api("http_api", server.base_url(), Some("s3cret".to_owned()));
+    // Declaring the server's body limit: a larger value is refused on its Content-Length.
+    let declared =
+        Capabilities::new("http-api").with_max_value_bytes(ServerConfig::default().max_body_bytes);
+    let suite = Suite::http_api_declaring(
+        "http_api",
+        server.base_url(),
+        Some("s3cret".to_owned()),
+        declared,
+    );
     let report = run(&suite);
     assert!(report.passed(), "{report}");
     let (passed, _, skipped) = report.counts(None);
-    assert_eq!((passed, skipped), (18, 0), "{report}");
+    assert_eq!((passed, skipped), (21, 0), "{report}");
 }
 
 type Store = Arc<Mutex<HashMap<String, Vec<u8>>>>;
@@ -87,7 +97,7 @@ fn wildcard_server(store: Store) -> Router {
 }
 
 #[test]
-fn a_wildcard_server_with_lenient_ttl_parsing_is_failed_on_those_rules() {
+fn a_lenient_wildcard_server_is_failed_on_the_rules_it_breaks() {
     let runtime = tokio::runtime::Runtime::new().expect("a runtime");
     let listener = runtime
         .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
@@ -95,10 +105,13 @@ fn a_wildcard_server_with_lenient_ttl_parsing_is_failed_on_those_rules() {
     let address = listener.local_addr().expect("address");
     let app = wildcard_server(Store::default());
     runtime.spawn(async move { axum::serve(listener, app).await });
-    let suite = Suite::http_api("wildcard", &format!("http://{address}"), None);
+    // It claims a 1 KiB maximum it never enforces.
+    let declared = Capabilities::new("http-api").with_max_value_bytes(1024);
+    let suite = Suite::http_api_declaring("wildcard", &format!("http://{address}"), None, declared);
     let report = run(&suite);
     let failed = failed(&report);
     for rule in [
+        "http_api::a_value_over_the_declared_maximum_is_413",
         "http_api::a_literal_slash_never_reaches_a_key",
         "http_api::ttl_is_parsed_strictly",
         "http_api::ttl_in_whole_seconds_expires",

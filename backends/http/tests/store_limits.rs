@@ -1,43 +1,38 @@
-//! The full matrix against a `cachekit-server` whose store holds smaller values than the
-//! server's body limit, as an operator who caps the store but not the server configures
-//! it: a value one byte over the maximum passes the body limit and is refused by the
-//! store, so the server must carry the store's `value_too_large` to the client (`413`),
-//! not turn it into a server error.
+//! The raw HTTP API family against a `cachekit-server` whose store holds smaller values
+//! than the server's body limit, as an operator who caps the store but not the server
+//! configures it. A value one byte over the store's maximum passes the body limit and is
+//! refused by the store, so the server must carry the store's refusal to the wire as `413`,
+//! not turn it into a server error. (Through `HttpBackend` this path is unreachable: the
+//! client refuses an oversized value before sending it.)
+
+mod support;
 
 use std::sync::OnceLock;
 
-use cachekit_backend_http::{HttpBackend, HttpConfig};
 use cachekit_backend_memory::{MemoryBackend, MemoryConfig};
+use cachekit_conformance::Suite;
+use cachekit_core::Capabilities;
 use cachekit_server::{BackgroundServer, ServerConfig};
 
 /// The store's value limit, far below the server's default body limit (8 MiB).
 const STORE_MAX_VALUE_BYTES: usize = 48 * 1024 + 7;
 
-fn server_url() -> String {
+fn main() -> std::process::ExitCode {
+    // A value one byte over the store's limit must pass the server's body limit.
+    assert!(ServerConfig::default().max_body_bytes > STORE_MAX_VALUE_BYTES + 1);
     static SERVER: OnceLock<BackgroundServer> = OnceLock::new();
-    SERVER
-        .get_or_init(|| {
-            let config = ServerConfig {
-                listen: ([127, 0, 0, 1], 0).into(),
-                ..ServerConfig::default()
-            };
-            assert!(config.max_body_bytes > STORE_MAX_VALUE_BYTES + 1);
-            let store = || {
-                MemoryBackend::with_config(MemoryConfig {
-                    max_value_bytes: STORE_MAX_VALUE_BYTES,
-                    ..MemoryConfig::default()
-                })
-            };
-            BackgroundServer::spawn(store, config).expect("start cachekit-server on loopback")
+    let url = support::shared_server(&SERVER, || {
+        MemoryBackend::with_config(MemoryConfig {
+            max_value_bytes: STORE_MAX_VALUE_BYTES,
+            ..MemoryConfig::default()
         })
-        .base_url()
-        .to_owned()
+    });
+    let declared = Capabilities::new("cachekit-server over a capped store")
+        .with_max_value_bytes(STORE_MAX_VALUE_BYTES);
+    cachekit_conformance::harness::main(vec![Suite::http_api_declaring(
+        "http_api_store_limits",
+        &url,
+        None,
+        declared,
+    )])
 }
-
-cachekit_conformance::conformance_tests!(
-    http_store_limits => async {
-        let mut config = HttpConfig::new(server_url());
-        config.max_value_bytes = STORE_MAX_VALUE_BYTES;
-        HttpBackend::new(config).expect("valid config")
-    },
-);

@@ -250,6 +250,48 @@ pub async fn an_empty_body_stores_an_empty_value(ctx: ApiCtx) -> CaseResult {
     ctx.expect_value("GET of an empty value", &key, b"").await
 }
 
+/// A value one byte over the declared maximum is 413 and stores nothing, whether the
+/// service refuses it on its `Content-Length` or its store refuses it after reading; a
+/// value at the maximum is stored.
+pub async fn a_value_over_the_declared_maximum_is_413(ctx: ApiCtx) -> CaseResult {
+    // The need `MaxValueBytes` guarantees a declared maximum.
+    let Some(max) = ctx.declared.max_value_bytes else {
+        return Ok(());
+    };
+    let over = ctx.key("over");
+    let put = ctx
+        .put_expecting_continue(&over, &vec![0x5a; max + 1])
+        .await?;
+    expect_status(
+        "PUT of a value one byte over the declared maximum",
+        &over,
+        "PUT",
+        &put,
+        &[413],
+    )?;
+    ctx.expect_missing("a key whose only PUT was too large", &over)
+        .await?;
+
+    let at = ctx.key("at");
+    let put = ctx.put_expecting_continue(&at, &vec![0xa5; max]).await?;
+    expect_status(
+        "PUT of a value at the declared maximum",
+        &at,
+        "PUT",
+        &put,
+        &[200, 201, 204],
+    )?;
+    // Its DELETE answers whether it was stored, without reading the value back.
+    let delete = ctx.delete(&at).await?;
+    expect_status(
+        "DELETE of the value stored at the maximum",
+        &at,
+        "DELETE",
+        &delete,
+        &[200, 204],
+    )
+}
+
 /// A method outside the API changes nothing.
 pub async fn methods_outside_the_api_change_nothing(ctx: ApiCtx) -> CaseResult {
     let key = ctx.key("k");
@@ -295,6 +337,101 @@ pub async fn health_answers_json_with_healthy(ctx: ApiCtx) -> CaseResult {
     Err(Failure::new("GET /health of a reachable service")
         .expected("200 with JSON {\"healthy\": true, ...}")
         .got(describe(&response)))
+}
+
+/// A `latency_ms` in a health answer, when present, is a number from zero to the request's
+/// own round trip: a service cannot have spent longer checking its store than the client
+/// waited for the answer (a unit slip, seconds shown as milliseconds, breaks it).
+pub async fn health_latency_fits_in_the_round_trip(ctx: ApiCtx) -> CaseResult {
+    let target = ctx.path("/health");
+    let started = std::time::Instant::now();
+    let response = ctx.send("GET", &target, "", b"").await?;
+    let round_trip_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let Ok(json) = serde_json::from_slice::<serde_json::Value>(&response.body) else {
+        return Err(Failure::new("GET /health of a reachable service")
+            .expected("a JSON body")
+            .got(describe(&response)));
+    };
+    let Some(latency) = json.get("latency_ms") else {
+        // Only shown to callers with the token, and optional in the API.
+        return Ok(());
+    };
+    match latency.as_f64() {
+        Some(ms) if (0.0..=round_trip_ms).contains(&ms) => Ok(()),
+        _ => Err(Failure::new("latency_ms of GET /health")
+            .expected(format!(
+                "a number from 0 to the round trip, {round_trip_ms:.3} ms"
+            ))
+            .got(format!("latency_ms: {latency}"))),
+    }
+}
+
+/// How many wrong tokens [`wrong_tokens_are_all_refused`] tries.
+const WRONG_TOKENS: usize = 2048;
+
+/// No wrong token is accepted, however near the real one: each one-character change, a
+/// prefix, an extension, another case, and [`WRONG_TOKENS`] more. A comparison that folds
+/// digest bytes with `^` instead of `|` lets differences cancel and accepts about one
+/// wrong token in 256; a prefix comparison accepts the truncated ones.
+pub async fn wrong_tokens_are_all_refused(ctx: ApiCtx) -> CaseResult {
+    use futures::stream::{self, StreamExt};
+
+    let Some(token) = ctx.target.token.clone() else {
+        return Err(Failure::new("run against a target with a token")
+            .operation(Operation::Setup)
+            .got("no token configured (the suite should have skipped this case)"));
+    };
+    let key = ctx.key("k");
+    let target = ctx.path(&format!("/cache/{key}"));
+    let mut wrong: Vec<String> = Vec::new();
+    for (position, original) in token.char_indices() {
+        let replacement = if original == 'x' { 'y' } else { 'x' };
+        let mut changed = token.clone();
+        changed.replace_range(
+            position..position + original.len_utf8(),
+            &replacement.to_string(),
+        );
+        wrong.push(changed);
+    }
+    let shorter: String = token.chars().take(token.chars().count() - 1).collect();
+    wrong.extend([
+        shorter,
+        format!("{token}x"),
+        token.to_uppercase(),
+        token.to_lowercase(),
+    ]);
+    wrong.extend((0..WRONG_TOKENS).map(|i| format!("{token}-{i}")));
+    wrong.retain(|candidate| *candidate != token && !candidate.is_empty());
+    let accepted = stream::iter(wrong)
+        .map(|candidate| {
+            let ctx = &ctx;
+            let target = &target;
+            async move {
+                let head = format!(
+                    "GET {target} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\
+                     Authorization: Bearer {candidate}\r\n\r\n",
+                    ctx.target.authority
+                );
+                let answer = ctx
+                    .exchange("GET", target, head.as_bytes(), b"", false)
+                    .await?;
+                Ok::<_, Failure>((candidate, answer))
+            }
+        })
+        .buffer_unordered(16)
+        .collect::<Vec<_>>()
+        .await;
+    for result in accepted {
+        let (candidate, answer) = result?;
+        // 429: a service that throttles failed attempts still accepted none.
+        if !matches!(answer.status, 401 | 403 | 429) {
+            return Err(Failure::new("GET with a wrong bearer token")
+                .key(&key)
+                .expected(format!("GET with token {candidate:?} -> 401, 403 or 429"))
+                .got(describe(&answer)));
+        }
+    }
+    Ok(())
 }
 
 /// Without the token, every method is 401; the `Bearer` scheme is case-insensitive.

@@ -364,9 +364,12 @@ fn http_api_cases() -> Vec<Case> {
         case!(http_api::a_body_cut_short_stores_nothing, "a PUT body shorter than its Content-Length stores nothing"),
         case!(http_api::a_chunked_body_is_stored_whole, "a chunked PUT body is stored whole"),
         case!(http_api::an_empty_body_stores_an_empty_value, "a PUT with an empty body stores an empty value, not nothing"),
+        case!(http_api::a_value_over_the_declared_maximum_is_413, "a PUT one byte over the declared maximum value size is 413 and stores nothing; one at the maximum is stored", needs: [MaxValueBytes]),
         case!(http_api::methods_outside_the_api_change_nothing, "POST and PATCH are refused and change nothing"),
         case!(http_api::the_empty_key_is_refused, "`/cache/` with no key is refused"),
         case!(http_api::health_answers_json_with_healthy, "GET /health is 200 with JSON `healthy: true` on a reachable service"),
+        case!(http_api::health_latency_fits_in_the_round_trip, "a `latency_ms` in a health answer, when present, is a number from 0 to the request's own round trip"),
+        case!(http_api::wrong_tokens_are_all_refused, "with a token configured, no wrong token is accepted, however near the real one (2,000 and more tried)", needs: [AuthToken]),
         case!(http_api::every_method_needs_the_token, "with a token configured, every method without it is 401/403, and `bearer` works in any case", needs: [AuthToken]),
     ]
 }

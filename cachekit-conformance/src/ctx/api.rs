@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use cachekit_core::Capabilities;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -13,6 +14,9 @@ use crate::failure::{Answer, CaseResult, Failure};
 pub const EXCHANGE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Largest response a raw exchange reads.
 pub const MAX_RESPONSE_BYTES: usize = 4 * 1024 * 1024;
+/// How long a PUT with `Expect: 100-continue` waits for `100 Continue` before it sends
+/// its body anyway.
+pub const CONTINUE_WAIT: Duration = Duration::from_secs(1);
 
 /// A service under test: where it listens and what it expects.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,12 +72,18 @@ pub struct RawResponse {
 /// What an API case gets: the target, its private key prefix, and a raw client.
 pub struct ApiCtx {
     pub(crate) target: ApiTarget,
+    /// What the service claims (limits, ttl support), as the suite declared it.
+    pub(crate) declared: Capabilities,
     prefix: String,
 }
 
 impl ApiCtx {
-    pub(crate) fn new(target: ApiTarget, prefix: String) -> Self {
-        ApiCtx { target, prefix }
+    pub(crate) fn new(target: ApiTarget, declared: Capabilities, prefix: String) -> Self {
+        ApiCtx {
+            target,
+            declared,
+            prefix,
+        }
     }
 
     /// A key private to this case, safe to put in a path unencoded (letters, digits, `-`, `_`).
@@ -146,22 +156,9 @@ impl ApiCtx {
                     .map_err(|err| fail(format!("shutdown: {err}")))?;
             }
             let mut raw = Vec::new();
-            let mut chunk = [0u8; 16 * 1024];
-            loop {
-                let read = match stream.read(&mut chunk).await {
-                    Ok(read) => read,
-                    // A reset after a complete answer is an answer.
-                    Err(_) if !raw.is_empty() => 0,
-                    Err(err) => return Err(fail(format!("read: {err}"))),
-                };
-                if read == 0 {
-                    break;
-                }
-                raw.extend_from_slice(&chunk[..read]);
-                if raw.len() > MAX_RESPONSE_BYTES {
-                    return Err(fail(format!("more than {MAX_RESPONSE_BYTES} bytes")));
-                }
-            }
+            read_until_closed(&mut stream, &mut raw)
+                .await
+                .map_err(fail)?;
             parse_response(&raw, method == "HEAD").map_err(fail)
         };
         match tokio::time::timeout(EXCHANGE_TIMEOUT, exchange).await {
@@ -181,6 +178,72 @@ impl ApiCtx {
         let target = self.path(&format!("/cache/{raw_key}{query}"));
         let length = format!("Content-Length: {}\r\n", body.len());
         self.send("PUT", &target, &length, body).await
+    }
+
+    /// A PUT with `Expect: 100-continue`: the body goes only after `100 Continue`, or
+    /// after [`CONTINUE_WAIT`] of silence (a client may stop waiting). A service that
+    /// refuses on the head alone then answers with no body in flight, which its close
+    /// could otherwise turn into a reset that loses the answer.
+    pub(crate) async fn put_expecting_continue(
+        &self,
+        raw_key: &str,
+        body: &[u8],
+    ) -> Result<RawResponse, Failure> {
+        let target = self.path(&format!("/cache/{raw_key}"));
+        let what = format!("PUT {target} (Expect: 100-continue)");
+        let fail = |why: String| {
+            Failure::new(format!("exchange {what} with the service"))
+                .expected("a complete HTTP response")
+                .got(why)
+        };
+        let head = format!(
+            "PUT {target} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n{}\
+             Content-Length: {}\r\nExpect: 100-continue\r\n\r\n",
+            self.target.authority,
+            self.auth_header(),
+            body.len()
+        );
+        let exchange = async {
+            let mut stream = TcpStream::connect(&self.target.authority)
+                .await
+                .map_err(|err| fail(format!("cannot connect: {err}")))?;
+            stream
+                .write_all(head.as_bytes())
+                .await
+                .map_err(|err| fail(format!("write: {err}")))?;
+            let mut raw = Vec::new();
+            let first_head =
+                tokio::time::timeout(CONTINUE_WAIT, read_head(&mut stream, &mut raw)).await;
+            let send_body = match first_head {
+                // Silence: send the body anyway.
+                Err(_) => true,
+                Ok(Err(why)) => return Err(fail(why)),
+                Ok(Ok(head_end)) => {
+                    let interim =
+                        raw.starts_with(b"HTTP/1.1 100") || raw.starts_with(b"HTTP/1.0 100");
+                    if interim {
+                        raw.drain(..head_end);
+                    }
+                    interim
+                }
+            };
+            if send_body {
+                stream
+                    .write_all(body)
+                    .await
+                    .map_err(|err| fail(format!("write: {err}")))?;
+            }
+            read_until_closed(&mut stream, &mut raw)
+                .await
+                .map_err(fail)?;
+            parse_response(&raw, false).map_err(fail)
+        };
+        match tokio::time::timeout(EXCHANGE_TIMEOUT, exchange).await {
+            Ok(result) => result,
+            Err(_) => Err(fail(format!(
+                "no complete answer within {EXCHANGE_TIMEOUT:?}"
+            ))),
+        }
     }
 
     pub(crate) async fn get(&self, raw_key: &str) -> Result<RawResponse, Failure> {
@@ -209,6 +272,52 @@ impl ApiCtx {
     pub(crate) async fn expect_missing(&self, check: &str, raw_key: &str) -> CaseResult {
         let response = self.get(raw_key).await?;
         expect_status(check, raw_key, "GET", &response, &[404])
+    }
+}
+
+/// Reads into `raw` until the end of the first head; returns where it ends (after its
+/// blank line). What follows the head, if anything, stays in `raw`.
+async fn read_head(stream: &mut TcpStream, raw: &mut Vec<u8>) -> Result<usize, String> {
+    let mut chunk = [0u8; 4 * 1024];
+    loop {
+        if let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+            return Ok(end + 4);
+        }
+        let read = stream
+            .read(&mut chunk)
+            .await
+            .map_err(|err| format!("read: {err}"))?;
+        if read == 0 {
+            return Err(format!(
+                "closed after {} bytes, before a whole head",
+                raw.len()
+            ));
+        }
+        raw.extend_from_slice(&chunk[..read]);
+        if raw.len() > MAX_RESPONSE_BYTES {
+            return Err(format!("more than {MAX_RESPONSE_BYTES} bytes"));
+        }
+    }
+}
+
+/// Reads into `raw` until the service closes the connection (a reset after some bytes
+/// counts as the close), at most [`MAX_RESPONSE_BYTES`].
+async fn read_until_closed(stream: &mut TcpStream, raw: &mut Vec<u8>) -> Result<(), String> {
+    let mut chunk = [0u8; 16 * 1024];
+    loop {
+        let read = match stream.read(&mut chunk).await {
+            Ok(read) => read,
+            // A reset after a complete answer is an answer.
+            Err(_) if !raw.is_empty() => 0,
+            Err(err) => return Err(format!("read: {err}")),
+        };
+        if read == 0 {
+            return Ok(());
+        }
+        raw.extend_from_slice(&chunk[..read]);
+        if raw.len() > MAX_RESPONSE_BYTES {
+            return Err(format!("more than {MAX_RESPONSE_BYTES} bytes"));
+        }
     }
 }
 
