@@ -188,6 +188,10 @@ fn mutants_command(
             &["--baseline", "skip", "--timeout", "120"][..]
         })
         .args(shard.iter().flat_map(|shard| ["--shard", shard]))
+        // Mutants must build in cargo-mutants' own scratch target. A shared target directory
+        // keeps the last mutant's artifacts under the same names as the real tree's, newer
+        // than its sources, so later builds of the real tree reuse a mutated crate.
+        .env_remove("CARGO_TARGET_DIR")
         .current_dir(root);
     command
 }

@@ -366,6 +366,15 @@ pub async fn health_latency_fits_in_the_round_trip(ctx: ApiCtx) -> CaseResult {
     }
 }
 
+/// The token the suite was given; the `AuthToken` need skips a case without one.
+fn configured_token(ctx: &ApiCtx) -> Result<String, Failure> {
+    ctx.target.token.clone().ok_or_else(|| {
+        Failure::new("run against a target with a token")
+            .operation(Operation::Setup)
+            .got("no token configured (the suite should have skipped this case)")
+    })
+}
+
 /// How many wrong tokens [`wrong_tokens_are_all_refused`] tries.
 const WRONG_TOKENS: usize = 2048;
 
@@ -376,11 +385,7 @@ const WRONG_TOKENS: usize = 2048;
 pub async fn wrong_tokens_are_all_refused(ctx: ApiCtx) -> CaseResult {
     use futures::stream::{self, StreamExt};
 
-    let Some(token) = ctx.target.token.clone() else {
-        return Err(Failure::new("run against a target with a token")
-            .operation(Operation::Setup)
-            .got("no token configured (the suite should have skipped this case)"));
-    };
+    let token = configured_token(&ctx)?;
     let key = ctx.key("k");
     let target = ctx.path(&format!("/cache/{key}"));
     let mut wrong: Vec<String> = Vec::new();
@@ -436,11 +441,7 @@ pub async fn wrong_tokens_are_all_refused(ctx: ApiCtx) -> CaseResult {
 
 /// Without the token, every method is 401; the `Bearer` scheme is case-insensitive.
 pub async fn every_method_needs_the_token(ctx: ApiCtx) -> CaseResult {
-    let Some(token) = ctx.target.token.clone() else {
-        return Err(Failure::new("run against a target with a token")
-            .operation(Operation::Setup)
-            .got("no token configured (the suite should have skipped this case)"));
-    };
+    let token = configured_token(&ctx)?;
     let key = ctx.key("k");
     ctx.put(&key, "", b"v").await?;
     let target = ctx.path(&format!("/cache/{key}"));
