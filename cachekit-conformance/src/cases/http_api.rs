@@ -254,9 +254,12 @@ pub async fn an_empty_body_stores_an_empty_value(ctx: ApiCtx) -> CaseResult {
 /// service refuses it on its `Content-Length` or its store refuses it after reading; a
 /// value at the maximum is stored.
 pub async fn a_value_over_the_declared_maximum_is_413(ctx: ApiCtx) -> CaseResult {
-    // The need `MaxValueBytes` guarantees a declared maximum.
     let Some(max) = ctx.declared.max_value_bytes else {
-        return Ok(());
+        return Err(
+            Failure::new("run against a target with a declared maximum value size")
+                .operation(Operation::Setup)
+                .got("no maximum declared (the suite should have skipped this case)"),
+        );
     };
     let over = ctx.key("over");
     let put = ctx
