@@ -29,7 +29,7 @@ use cachekit_conformance::{
     run_suite, CaseReport, Outcome, Progress, Report, RunOptions, Suite, SuiteKind,
     WithCapabilities,
 };
-use cachekit_core::{Backend, Capabilities, ErrorKind, TtlSupport};
+use cachekit_core::{Backend, Capabilities, Consistency, ErrorKind, TtlSupport};
 use cachekit_server::{BackgroundServer, ServerConfig};
 
 use crate::exit;
@@ -144,6 +144,10 @@ pub struct CheckOptions {
         help_heading = "Declared capabilities"
     )]
     pub reject_keys: Vec<String>,
+    /// Declare: reads may lag writes by up to MS milliseconds (eventual consistency); the
+    /// histories are then checked against that bound instead of linearizability.
+    #[arg(long, value_name = "MS", help_heading = "Declared capabilities")]
+    pub eventual_staleness_ms: Option<u64>,
 
     /// Only cases whose `family::case` id contains this text.
     #[arg(long)]
@@ -222,6 +226,7 @@ impl CheckOptions {
             || self.max_value_size.is_some()
             || self.may_evict
             || !self.reject_keys.is_empty()
+            || self.eventual_staleness_ms.is_some()
     }
 
     /// The backend's own declaration, narrowed or widened by the flags.
@@ -245,7 +250,17 @@ impl CheckOptions {
         }
         caps.may_evict |= self.may_evict;
         caps.rejected_keys.extend(self.reject_keys.iter().cloned());
+        if let Some(consistency) = self.declared_consistency() {
+            caps.consistency = consistency;
+        }
         caps
+    }
+
+    /// The consistency the flags declare, if they declare one.
+    fn declared_consistency(&self) -> Option<Consistency> {
+        self.eventual_staleness_ms.map(|ms| Consistency::Eventual {
+            staleness: Duration::from_millis(ms),
+        })
     }
 
     /// A suite whose backends are made by an async `make` (one that connects), declaring
@@ -600,9 +615,14 @@ fn http_faultable(url: &str, config: HttpConfig) -> Result<Faultable, String> {
 fn faulted_soak(
     faultable: &Faultable,
     duration: Duration,
-    seed: Option<u64>,
+    options: &CheckOptions,
 ) -> Result<bool, Unusable> {
-    let seed = seed.unwrap_or_else(cachekit_conformance::seed_from_env);
+    let seed = options
+        .seed
+        .unwrap_or_else(cachekit_conformance::seed_from_env);
+    let consistency = options
+        .declared_consistency()
+        .unwrap_or(Consistency::Linearizable);
     println!(
         "\n==> a {duration:?} concurrent history through a fault proxy in front of {} (seed {seed})",
         faultable.upstream
@@ -639,6 +659,7 @@ fn faulted_soak(
                 seed,
                 faultable.timeouts,
                 phase,
+                consistency.into(),
             )
             .await,
         )
@@ -666,7 +687,8 @@ fn say_what_is_declared(options: &CheckOptions) {
     if !options.declares_anything() {
         println!(
             "    declaring the client's defaults; describe the service with --max-value-size, \
-             --max-key-size, --no-ttl, --ttl-precision-ms, --may-evict, --reject-key"
+             --max-key-size, --no-ttl, --ttl-precision-ms, --may-evict, --reject-key, \
+             --eventual-staleness-ms"
         );
     }
 }
@@ -780,7 +802,7 @@ fn check(target: &Target) -> Result<bool, Unusable> {
             .faultable
             .as_ref()
             .map_err(|why| Unusable(why.clone()))?;
-        soaked &= faulted_soak(faultable, duration, options.seed)?;
+        soaked &= faulted_soak(faultable, duration, options)?;
     }
     let mut matrix = Matrix::default();
     for report in &reports {
@@ -1031,9 +1053,35 @@ impl Progress for LiveProgress {
 mod tests {
     use std::time::Duration;
 
+    use cachekit_core::{Capabilities, Consistency};
+    use clap::Parser;
     use rstest::rstest;
 
-    use super::{parse_duration, swap_authority};
+    use super::{parse_duration, swap_authority, CheckOptions};
+
+    #[derive(Parser)]
+    struct Flags {
+        #[command(flatten)]
+        options: CheckOptions,
+    }
+
+    #[rstest]
+    #[case::no_flag_keeps_the_backends_own(&[], Consistency::Linearizable)]
+    #[case::a_staleness_bound_declares_eventual(
+        &["--eventual-staleness-ms", "250"],
+        Consistency::Eventual { staleness: Duration::from_millis(250) }
+    )]
+    fn the_declared_consistency_follows_the_flag(
+        #[case] flags: &[&str],
+        #[case] expected: Consistency,
+    ) {
+        let parsed = Flags::try_parse_from(std::iter::once("check").chain(flags.iter().copied()))
+            .expect("valid flags");
+        assert_eq!(
+            parsed.options.declared(Capabilities::new("x")).consistency,
+            expected
+        );
+    }
 
     #[rstest]
     #[case::http_with_port(

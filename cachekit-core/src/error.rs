@@ -70,10 +70,15 @@ impl ErrorKind {
     }
 }
 
+/// The response header of the cachekit HTTP API that names an error's kind by its
+/// [`ErrorKind::wire_name`], beside the body's `kind` field: an answer to `HEAD` has no
+/// body, so only the header can tell an invalid key from any other `400` there.
+pub const ERROR_KIND_HEADER: &str = "cachekit-error-kind";
+
 impl ErrorKind {
     /// The kind's name on the wire of the cachekit HTTP API: the `kind` field of an error
-    /// body (`{"kind": "invalid_key", "error": "..."}`). Server and client both use it, so
-    /// the vocabulary is written once.
+    /// body (`{"kind": "invalid_key", "error": "..."}`) and the [`ERROR_KIND_HEADER`].
+    /// Server and client both use it, so the vocabulary is written once.
     pub fn wire_name(self) -> &'static str {
         match self {
             ErrorKind::Unavailable => "unavailable",

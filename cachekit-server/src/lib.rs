@@ -70,7 +70,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use cachekit_core::{Backend, BackendError, ErrorKind};
+use cachekit_core::{Backend, BackendError, ErrorKind, ERROR_KIND_HEADER};
 use serde::Serialize;
 use tokio::net::TcpListener;
 use tokio::sync::{oneshot, Semaphore};
@@ -420,7 +420,12 @@ struct ErrorBody {
 
 /// An error answer with the JSON body `{"kind", "error"}`.
 fn json_error(status: StatusCode, kind: &'static str, error: String) -> Response {
-    (status, Json(ErrorBody { kind, error })).into_response()
+    (
+        status,
+        [(ERROR_KIND_HEADER, kind)],
+        Json(ErrorBody { kind, error }),
+    )
+        .into_response()
 }
 
 /// The answer for a backend error: its kind's status, and `Retry-After` when it has one.

@@ -41,6 +41,9 @@ const TARGETS: &[Target] = &[
     },
 ];
 
+/// cargo-mutants' exit code when the tests fail on the unmutated tree.
+const CARGO_MUTANTS_BASELINE_FAILED: i32 = 4;
+
 /// File of survivors accepted as equivalent: `<mutant as cargo-mutants prints it> # reason`.
 const EQUIVALENT: &str = "mutants/equivalent.txt";
 
@@ -130,14 +133,28 @@ pub fn run(root: &Path, only: &[String], shard: Option<&str>) -> Result<bool, St
             let second = output.join("own-tests");
             std::fs::create_dir_all(&second)
                 .map_err(|err| format!("cannot create {}: {err}", second.display()))?;
-            mutants_command(root, target.package, target.package, &second, None)
+            let status = mutants_command(root, target.package, target.package, &second, None)
                 .args(["--re", &format!("^({pattern})$")])
                 .status()
                 .map_err(|err| format!("cannot run cargo mutants: {err}"))?;
-            let own = read_counts(&second.join("mutants.out"))?;
+            // Only what the second pass reports caught (or hung) counts: a baseline that
+            // fails tests no mutant at all, and must not read as every survivor caught.
+            if status.code() == Some(CARGO_MUTANTS_BASELINE_FAILED) {
+                return Err(format!(
+                    "{}'s own tests fail on the unmutated tree: no survivor could be judged \
+                     (see {})",
+                    target.package,
+                    second.join("mutants.out/log").display()
+                ));
+            }
+            let mutants_out = second.join("mutants.out");
+            let judged: Vec<String> = read_lines(&mutants_out.join("caught.txt"))?
+                .into_iter()
+                .chain(read_lines(&mutants_out.join("timeout.txt"))?)
+                .collect();
             unlisted
                 .iter()
-                .filter(|mutant| !own.missed.contains(mutant))
+                .filter(|mutant| judged.contains(mutant))
                 .map(|mutant| (*mutant).clone())
                 .collect()
         };

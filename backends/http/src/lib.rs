@@ -35,7 +35,7 @@ use std::time::Duration;
 
 use cachekit_core::{
     async_trait, sanitize_server_text, sanitize_server_text_part, Backend, BackendError, Bytes,
-    Capabilities, ErrorKind, HealthReport, Result, TtlSupport,
+    Capabilities, ErrorKind, HealthReport, Result, TtlSupport, ERROR_KIND_HEADER,
 };
 /// Re-exported from `cachekit-core`, where every backend's server text is made safe.
 pub use cachekit_core::{ELISION_MARKER, MAX_SERVER_TEXT_CHARS};
@@ -346,8 +346,15 @@ impl HttpBackend {
     async fn status_error(&self, what: &str, response: Response) -> BackendError {
         let status = response.status();
         let retry_after = parse_retry_after(&response);
+        // The header names the kind where no body can (an answer to HEAD).
+        let header_kind = response
+            .headers()
+            .get(ERROR_KIND_HEADER)
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_owned);
         let body = read_error_body_prefix(response).await;
-        let (kind_hint, message) = error_body(&body);
+        let (body_kind, message) = error_body(&body);
+        let kind_hint = header_kind.or(body_kind);
         let kind = match status {
             StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => ErrorKind::Auth,
             StatusCode::PAYLOAD_TOO_LARGE => ErrorKind::ValueTooLarge,

@@ -2,18 +2,22 @@
 //! ephemeral loopback port, the raw HTTP API family against the same server, and the HTTP
 //! fault family against injected faults.
 
+mod store_errors;
 mod support;
 
 use std::sync::OnceLock;
 
 use cachekit_backend_http::{HttpBackend, HttpConfig, RetryPolicy};
 use cachekit_backend_memory::MemoryBackend;
+use cachekit_conformance::extra_case;
 use cachekit_server::BackgroundServer;
+use store_errors::{store_errors_keep_their_kind_across_the_server, FailsOnDemand};
 
-/// One server per test binary, shared by every case.
+/// One server per test binary, shared by every case. Its store fails on the keys that
+/// name an error kind (for the `store_errors` rule) and is a plain memory store otherwise.
 fn server_url() -> String {
     static SERVER: OnceLock<BackgroundServer> = OnceLock::new();
-    support::shared_server(&SERVER, MemoryBackend::new)
+    support::shared_server(&SERVER, || FailsOnDemand(MemoryBackend::new()))
 }
 
 cachekit_conformance::conformance_tests!(
@@ -26,4 +30,7 @@ cachekit_conformance::conformance_tests!(
         config.retry = RetryPolicy { max_retries: target.max_retries, max_backoff: target.max_backoff, ..RetryPolicy::default() };
         HttpBackend::new(config).expect("valid config")
     }),
+    extra = [
+        extra_case!(store_errors_keep_their_kind_across_the_server, "an error the server's store reports reaches the wire as its status and the client as its kind, on every operation"),
+    ],
 );

@@ -1,7 +1,8 @@
 //! The raw HTTP API family: our own server passes all of it, with and without a token, and
 //! a third-party-style server that routes `/cache/*key` with a wildcard, parses `ttl`
 //! leniently and claims a value limit it never enforces is failed by the rules it breaks —
-//! whatever client its users have.
+//! whatever client its users have; so is a hand-rolled server that answers one request per
+//! connection and hangs up without saying so.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -47,7 +48,7 @@ fn cachekit_server_passes_every_api_case_with_a_token() {
     let report = run(&suite);
     assert!(report.passed(), "{report}");
     let (passed, _, skipped) = report.counts(None);
-    assert_eq!((passed, skipped), (21, 0), "{report}");
+    assert_eq!((passed, skipped), (22, 0), "{report}");
 }
 
 type Store = Arc<Mutex<HashMap<String, Vec<u8>>>>;
@@ -126,6 +127,103 @@ fn a_lenient_wildcard_server_is_failed_on_the_rules_it_breaks() {
         "http_api::put_then_get_returns_the_body_exactly",
         "http_api::get_of_a_missing_key_is_404",
         "http_api::encoded_slash_is_part_of_one_key",
+    ] {
+        assert!(
+            !failed.iter().any(|id| id == rule),
+            "{rule} failed\n{report}"
+        );
+    }
+}
+
+/// A hand-rolled server that answers each connection's first request correctly (with a
+/// `Content-Length`, and no `Connection: close`), then hangs up: the answer looks like one
+/// on a persistent connection, so a pooling client sends its next request into a closed
+/// socket.
+async fn serve_one_request_per_connection(listener: tokio::net::TcpListener, store: Store) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    while let Ok((mut socket, _)) = listener.accept().await {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let mut raw = Vec::new();
+            let mut chunk = [0u8; 4096];
+            let head_end = loop {
+                if let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+                    break end + 4;
+                }
+                match socket.read(&mut chunk).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(read) => raw.extend_from_slice(&chunk[..read]),
+                }
+            };
+            let head = String::from_utf8_lossy(&raw[..head_end]).into_owned();
+            let mut words = head.split_whitespace();
+            let (method, target) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
+            let length = head
+                .lines()
+                .filter_map(|line| line.split_once(':'))
+                .find(|(name, _)| name.trim().eq_ignore_ascii_case("content-length"))
+                .and_then(|(_, value)| value.trim().parse::<usize>().ok())
+                .unwrap_or(0);
+            while raw.len() < head_end + length {
+                match socket.read(&mut chunk).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(read) => raw.extend_from_slice(&chunk[..read]),
+                }
+            }
+            let key = target.trim_start_matches("/cache/").to_owned();
+            let (status, body) = match store.lock() {
+                Err(_) => ("500 Internal Server Error", Vec::new()),
+                Ok(mut store) => match method {
+                    "PUT" => {
+                        store.insert(key, raw[head_end..head_end + length].to_vec());
+                        ("204 No Content", Vec::new())
+                    }
+                    "GET" | "HEAD" => match store.get(&key) {
+                        Some(value) if method == "GET" => ("200 OK", value.clone()),
+                        Some(_) => ("200 OK", Vec::new()),
+                        None => ("404 Not Found", Vec::new()),
+                    },
+                    "DELETE" => match store.remove(&key) {
+                        Some(_) => ("204 No Content", Vec::new()),
+                        None => ("404 Not Found", Vec::new()),
+                    },
+                    _ => ("405 Method Not Allowed", Vec::new()),
+                },
+            };
+            let mut answer = format!(
+                "HTTP/1.1 {status}\r\nContent-Length: {}\r\n\r\n",
+                body.len()
+            )
+            .into_bytes();
+            answer.extend_from_slice(&body);
+            let _ = socket.write_all(&answer).await;
+            // Hangs up here, having promised nothing of the kind.
+        });
+    }
+}
+
+#[test]
+fn a_server_that_hangs_up_after_each_answer_unannounced_is_failed_on_keep_alive() {
+    let runtime = tokio::runtime::Runtime::new().expect("a runtime");
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .expect("bind loopback");
+    let address = listener.local_addr().expect("address");
+    runtime.spawn(serve_one_request_per_connection(listener, Store::default()));
+    let suite = Suite::http_api("one-per-connection", &format!("http://{address}"), None);
+    let report = run(&suite);
+    let failed = failed(&report);
+    assert!(
+        failed
+            .iter()
+            .any(|id| id == "http_api::a_kept_alive_connection_serves_the_next_request"),
+        "{report}"
+    );
+    // Request by request it answers right: the rules on fresh connections pass.
+    for rule in [
+        "http_api::put_then_get_returns_the_body_exactly",
+        "http_api::delete_answers_whether_the_entry_existed",
+        "http_api::get_of_a_missing_key_is_404",
     ] {
         assert!(
             !failed.iter().any(|id| id == rule),

@@ -195,6 +195,29 @@ pub async fn status_429_is_throttled_and_honours_retry_after(ctx: FaultCtx) -> C
     Ok(())
 }
 
+/// A 429 asking for a wait longer than any call should block (2 h) is Throttled at once,
+/// after one request, and reports the whole wait, so the caller can schedule its retry.
+pub async fn a_retry_after_too_long_to_wait_is_reported_not_waited(ctx: FaultCtx) -> CaseResult {
+    const TWO_HOURS: Duration = Duration::from_secs(2 * 60 * 60);
+    let server = server_answering(429, |t| {
+        t.insert_header("Retry-After", TWO_HOURS.as_secs().to_string())
+    })
+    .await;
+    let backend = ctx.backend_for(&server.uri()).await;
+    let check = "get answered 429 with Retry-After: 7200";
+    let result = backend.get(KEY).await;
+    if let Err(err) = &result {
+        if err.kind() == ErrorKind::Throttled && err.retry_after() != Some(TWO_HOURS) {
+            return Err(Failure::new(check)
+                .operation(Operation::Get)
+                .expected("a Throttled error whose retry_after() is Some(7200s)")
+                .got(format!("retry_after() = {:?}", err.retry_after())));
+        }
+    }
+    expect_kind(check, Operation::Get, result, ErrorKind::Throttled)?;
+    expect_requests(check, 1, requests(&server).await)
+}
+
 /// 401 is Auth after one request.
 pub async fn status_401_is_auth_and_not_retried(ctx: FaultCtx) -> CaseResult {
     not_retried(ctx, 401, ErrorKind::Auth).await
@@ -228,20 +251,26 @@ pub async fn status_504_is_timeout(ctx: FaultCtx) -> CaseResult {
 /// A 400 whose body names the key or the value as the problem keeps that kind; any other
 /// 400 is InvalidArgument.
 pub async fn status_400_keeps_the_kind_its_body_names(ctx: FaultCtx) -> CaseResult {
-    for (named, kind) in [
-        ("invalid_key", ErrorKind::InvalidKey),
-        ("value_too_large", ErrorKind::ValueTooLarge),
-        ("invalid_argument", ErrorKind::InvalidArgument),
-        ("unavailable", ErrorKind::InvalidArgument),
-        ("no_such_kind", ErrorKind::InvalidArgument),
+    // A server may explain itself at length: a message of 2 KiB still leaves the kind.
+    let long_message = "refused: ".repeat(2 * 1024 / 9);
+    for (named, kind, message) in [
+        ("invalid_key", ErrorKind::InvalidKey, "refused"),
+        ("value_too_large", ErrorKind::ValueTooLarge, "refused"),
+        ("invalid_argument", ErrorKind::InvalidArgument, "refused"),
+        ("unavailable", ErrorKind::InvalidArgument, "refused"),
+        ("no_such_kind", ErrorKind::InvalidArgument, "refused"),
+        ("invalid_key", ErrorKind::InvalidKey, long_message.as_str()),
     ] {
-        let body = format!(r#"{{"error":"refused","kind":"{named}"}}"#);
+        let body = format!(r#"{{"error":"{message}","kind":"{named}"}}"#);
         let server = server_answering(400, |t| {
             t.set_body_raw(body.into_bytes(), "application/json")
         })
         .await;
         let backend = ctx.backend_for(&server.uri()).await;
-        let check = format!("get answered 400 with kind {named:?}");
+        let check = format!(
+            "get answered 400 with kind {named:?} and a {}-byte message",
+            message.len()
+        );
         expect_kind(&check, Operation::Get, backend.get(KEY).await, kind)?;
         expect_requests(&check, 1, requests(&server).await)?;
     }
@@ -372,6 +401,28 @@ pub async fn garbage_instead_of_http_is_protocol(ctx: FaultCtx) -> CaseResult {
 
 /// A body over the response cap is Protocol, never truncated.
 pub async fn response_over_the_cap_is_protocol(ctx: FaultCtx) -> CaseResult {
+    // The cap is inclusive: a body of exactly the cap is a value.
+    let at_cap: Vec<u8> = (0..RESPONSE_CAP).map(|n| (n % 251) as u8).collect();
+    let server = server_answering(200, |t| t.set_body_bytes(at_cap.clone())).await;
+    let backend = ctx.backend_for(&server.uri()).await;
+    match backend.get(KEY).await {
+        Ok(Some(value)) if value[..] == at_cap[..] => {}
+        other => {
+            return Err(Failure::new(format!(
+                "get answered exactly {RESPONSE_CAP} bytes with a cap of {RESPONSE_CAP}"
+            ))
+            .operation(Operation::Get)
+            .key(KEY)
+            .expected(Answer::Value(Some(Bytes::from(at_cap))))
+            .got(match other {
+                Ok(value) => Answer::Value(value),
+                Err(err) => Answer::Error {
+                    kind: err.kind(),
+                    message: err.to_string(),
+                },
+            }));
+        }
+    }
     let oversized = vec![b'x'; RESPONSE_CAP + 1];
     let server = server_answering(200, |t| t.set_body_bytes(oversized)).await;
     let backend = ctx.backend_for(&server.uri()).await;
@@ -411,6 +462,10 @@ pub async fn unreachable_service_is_unavailable_and_unhealthy(ctx: FaultCtx) -> 
 /// A health answer is healthy only with a success status and a body that does not say
 /// otherwise.
 pub async fn health_needs_a_success_status_and_a_body_that_agrees(ctx: FaultCtx) -> CaseResult {
+    let chatty_health = format!(
+        r#"{{"healthy":true,"details":{{"note":"{}"}}}}"#,
+        "all good ".repeat(8 * 1024 / 9)
+    );
     for (status, body, healthy) in [
         (200, r#"{"healthy":true}"#, true),
         (200, r#"{"healthy":false}"#, false),
@@ -418,6 +473,8 @@ pub async fn health_needs_a_success_status_and_a_body_that_agrees(ctx: FaultCtx)
         (200, r#"{"healthy":"true"}"#, true),
         (503, r#"{"healthy":true}"#, false),
         (500, "", false),
+        // A chatty but healthy service: 8 KiB of details is still an answer to read.
+        (200, chatty_health.as_str(), true),
     ] {
         let server = server_answering(status, |t| {
             t.set_body_raw(body.as_bytes().to_vec(), "application/json")
@@ -426,15 +483,16 @@ pub async fn health_needs_a_success_status_and_a_body_that_agrees(ctx: FaultCtx)
         let backend = ctx.backend_for(&server.uri()).await;
         let report = backend.health_check().await;
         if report.healthy != healthy {
-            return Err(
-                Failure::new(format!("health_check answered {status} with {body:?}"))
-                    .operation(Operation::HealthCheck)
-                    .expected(format!("healthy: {healthy}"))
-                    .got(format!(
-                        "healthy: {}, details: {:?}",
-                        report.healthy, report.details
-                    )),
-            );
+            return Err(Failure::new(format!(
+                "health_check answered {status} with {}",
+                crate::failure::preview_bytes(body.as_bytes())
+            ))
+            .operation(Operation::HealthCheck)
+            .expected(format!("healthy: {healthy}"))
+            .got(format!(
+                "healthy: {}, details: {:?}",
+                report.healthy, report.details
+            )));
         }
     }
     Ok(())
@@ -536,6 +594,43 @@ pub async fn set_is_not_retried_after_a_server_error(ctx: FaultCtx) -> CaseResul
     expect_requests("set answered 500", 1, requests(&server).await)
 }
 
+/// A connection reset after the request was sent, before any answer, is Unavailable: the
+/// service went away. It is not Protocol (nothing malformed arrived) and, for a PUT, not
+/// retried (the write may have happened).
+pub async fn a_reset_before_the_answer_is_unavailable(ctx: FaultCtx) -> CaseResult {
+    let raw = RawServer::scripted(&[Reply::Reset]).await?;
+    let backend = ctx.backend_for(&raw.base_url).await;
+    expect_kind(
+        "set whose connection was reset before an answer",
+        Operation::Set,
+        backend.set(KEY, Bytes::from_static(b"v"), None).await,
+        ErrorKind::Unavailable,
+    )?;
+    expect_requests(
+        "set whose connection was reset before an answer",
+        1,
+        raw.accepted(),
+    )
+}
+
+/// A `Retry-After` that is an HTTP-date in the past asks for no wait: the 429 is retried
+/// (after the client's own backoff, or at once), never taken as "wait forever".
+pub async fn a_retry_after_date_in_the_past_is_no_reason_to_give_up(ctx: FaultCtx) -> CaseResult {
+    let server = server_answering(429, |t| {
+        t.insert_header("Retry-After", "Wed, 21 Oct 2015 07:28:00 GMT")
+    })
+    .await;
+    let backend = ctx.backend_for(&server.uri()).await;
+    let check = "get answered 429 with a Retry-After date in 2015";
+    expect_kind(
+        check,
+        Operation::Get,
+        backend.get(KEY).await,
+        ErrorKind::Throttled,
+    )?;
+    expect_requests(check, 1 + RETRIES as usize, requests(&server).await)
+}
+
 async fn closed_port_url() -> Result<String, Failure> {
     let listener = TcpListener::bind("127.0.0.1:0")
         .await
@@ -559,6 +654,8 @@ enum Reply {
     Bytes(&'static [u8]),
     /// Not a word, for [`SILENCE`].
     Silent,
+    /// The request is read, then the connection is reset (RST) without an answer.
+    Reset,
 }
 
 /// A loopback TCP server that answers each connection with a scripted [`Reply`]: the n-th
@@ -607,6 +704,10 @@ impl RawServer {
                         // Hold the connection open without a word for longer than any
                         // bound a fault case allows, then let it go.
                         Reply::Silent => tokio::time::sleep(SILENCE).await,
+                        Reply::Reset => {
+                            let _ = socket.set_zero_linger();
+                            drop(socket);
+                        }
                     }
                 });
             }

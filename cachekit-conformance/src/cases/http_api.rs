@@ -10,7 +10,7 @@
 
 use std::time::Duration;
 
-use crate::ctx::api::{describe, expect_client_error, expect_status, ApiCtx};
+use crate::ctx::api::{describe, expect_client_error, expect_status, preview, ApiCtx};
 use crate::failure::{CaseResult, Failure, Operation};
 
 /// PUT then GET returns the body exactly, binary bytes included.
@@ -293,6 +293,79 @@ pub async fn a_value_over_the_declared_maximum_is_413(ctx: ApiCtx) -> CaseResult
         &delete,
         &[200, 204],
     )
+}
+
+/// A connection the service keeps open serves the next request: the answers on it are
+/// the same as on fresh connections, and it is closed only after a response that says so.
+/// (A service that closes kept-alive connections unannounced makes every pooling client
+/// see resets.)
+pub async fn a_kept_alive_connection_serves_the_next_request(ctx: ApiCtx) -> CaseResult {
+    /// One request on the kept connection and the answer it must get.
+    struct Step<'a> {
+        method: &'a str,
+        extra: &'a str,
+        body: &'a [u8],
+        allowed: &'a [u16],
+        answer_body: Option<&'a [u8]>,
+    }
+    let key = ctx.key("k");
+    let target = ctx.path(&format!("/cache/{key}"));
+    let value = b"kept alive";
+    let length = format!("Content-Length: {}\r\n", value.len());
+    let step = |method, extra, body, allowed, answer_body| Step {
+        method,
+        extra,
+        body,
+        allowed,
+        answer_body,
+    };
+    let steps = [
+        step("PUT", &length, value, &[200, 201, 204], None),
+        step("GET", "", b"", &[200], Some(value)),
+        step("HEAD", "", b"", &[200], Some(b"")),
+        step("DELETE", "", b"", &[200, 204], None),
+        step("GET", "", b"", &[404], None),
+    ];
+    let mut connection = ctx.keep_alive().await.map_err(|why| {
+        Failure::new("open a connection to the service")
+            .expected("a connection")
+            .got(why)
+    })?;
+    for (n, step) in steps.iter().enumerate() {
+        if n > 0 {
+            // Long enough for the connection to sit idle between requests.
+            tokio::time::sleep(Duration::from_millis(150)).await;
+        }
+        let check = format!("{} as request {} on one connection", step.method, n + 1);
+        let framed = connection
+            .request(&ctx, step.method, &target, step.extra, step.body)
+            .await
+            .map_err(|why| {
+                Failure::new(&check)
+                    .key(&key)
+                    .expected("an answer: the previous response did not announce a close")
+                    .got(why)
+            })?;
+        expect_status(&check, &key, step.method, &framed.response, step.allowed)?;
+        if let Some(answer_body) = step.answer_body {
+            if framed.response.body != answer_body {
+                return Err(Failure::new(&check)
+                    .key(&key)
+                    .expected(format!(
+                        "{} -> {} with {}",
+                        step.method,
+                        step.allowed[0],
+                        preview(answer_body)
+                    ))
+                    .got(describe(&framed.response)));
+            }
+        }
+        if framed.announces_close {
+            // A service may decline to keep connections: it said so.
+            return Ok(());
+        }
+    }
+    Ok(())
 }
 
 /// A method outside the API changes nothing.

@@ -246,6 +246,17 @@ impl ApiCtx {
         }
     }
 
+    /// A connection for several requests in a row (see [`KeptAlive::request`]).
+    pub(crate) async fn keep_alive(&self) -> Result<KeptAlive, String> {
+        let stream = TcpStream::connect(&self.target.authority)
+            .await
+            .map_err(|err| format!("cannot connect: {err}"))?;
+        Ok(KeptAlive {
+            stream,
+            buffered: Vec::new(),
+        })
+    }
+
     pub(crate) async fn get(&self, raw_key: &str) -> Result<RawResponse, Failure> {
         let target = self.path(&format!("/cache/{raw_key}"));
         self.send("GET", &target, "", b"").await
@@ -365,34 +376,202 @@ pub(crate) fn expect_client_error(
         .got(describe(response)))
 }
 
+/// A response head: its status and its header fields (names lower-cased).
+struct Head {
+    status: u16,
+    headers: Vec<(String, String)>,
+}
+
+impl Head {
+    /// Parses the head in `raw[..end]` (`end` is where its blank line begins).
+    fn parse(raw: &[u8], end: usize) -> Result<Head, String> {
+        let head =
+            std::str::from_utf8(&raw[..end]).map_err(|_| "a head that is not UTF-8".to_owned())?;
+        let mut lines = head.split("\r\n");
+        let status_line = lines.next().unwrap_or_default();
+        let status = status_line
+            .split(' ')
+            .nth(1)
+            .and_then(|code| code.parse::<u16>().ok())
+            .ok_or_else(|| format!("a bad status line {status_line:?}"))?;
+        let headers = lines
+            .filter_map(|line| line.split_once(':'))
+            .map(|(name, value)| (name.trim().to_ascii_lowercase(), value.trim().to_owned()))
+            .collect();
+        Ok(Head { status, headers })
+    }
+
+    fn has(&self, name: &str, token: &str) -> bool {
+        self.headers.iter().any(|(n, v)| {
+            n == name
+                && v.split(',')
+                    .any(|item| item.trim().eq_ignore_ascii_case(token))
+        })
+    }
+
+    fn is_chunked(&self) -> bool {
+        self.has("transfer-encoding", "chunked")
+    }
+
+    fn content_length(&self) -> Result<Option<usize>, String> {
+        match self.headers.iter().find(|(n, _)| n == "content-length") {
+            None => Ok(None),
+            Some((_, value)) => value
+                .parse()
+                .map(Some)
+                .map_err(|_| format!("a bad Content-Length {value:?}")),
+        }
+    }
+}
+
 pub(crate) fn parse_response(raw: &[u8], head_request: bool) -> Result<RawResponse, String> {
     let end = raw
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
         .ok_or_else(|| format!("no end of head in {} bytes", raw.len()))?;
-    let head =
-        std::str::from_utf8(&raw[..end]).map_err(|_| "a head that is not UTF-8".to_owned())?;
-    let mut lines = head.split("\r\n");
-    let status_line = lines.next().unwrap_or_default();
-    let status = status_line
-        .split(' ')
-        .nth(1)
-        .and_then(|code| code.parse::<u16>().ok())
-        .ok_or_else(|| format!("a bad status line {status_line:?}"))?;
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|line| line.split_once(':'))
-        .map(|(name, value)| (name.trim().to_ascii_lowercase(), value.trim().to_owned()))
-        .collect();
+    let head = Head::parse(raw, end)?;
     let rest = &raw[end + 4..];
-    let chunked = headers
-        .iter()
-        .any(|(n, v)| n == "transfer-encoding" && v.eq_ignore_ascii_case("chunked"));
-    let body = if head_request || !chunked {
+    let body = if head_request || !head.is_chunked() {
         rest.to_vec()
     } else {
         dechunk(rest)?
     };
-    Ok(RawResponse { status, body })
+    Ok(RawResponse {
+        status: head.status,
+        body,
+    })
+}
+
+/// Where a complete chunked body in `rest` ends (after its last chunk and trailers), or
+/// `None` if more bytes are needed.
+fn chunked_end(rest: &[u8]) -> Result<Option<usize>, String> {
+    let mut at = 0;
+    loop {
+        let Some(line_end) = rest[at..].windows(2).position(|w| w == b"\r\n") else {
+            return Ok(None);
+        };
+        let size_text =
+            std::str::from_utf8(&rest[at..at + line_end]).map_err(|_| "a bad chunk size")?;
+        let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)
+            .map_err(|_| format!("a bad chunk size {size_text:?}"))?;
+        at += line_end + 2;
+        if size == 0 {
+            // Trailer fields, if any, then the blank line.
+            loop {
+                let Some(line_end) = rest[at..].windows(2).position(|w| w == b"\r\n") else {
+                    return Ok(None);
+                };
+                at += line_end + 2;
+                if line_end == 0 {
+                    return Ok(Some(at));
+                }
+            }
+        }
+        if rest.len() < at + size + 2 {
+            return Ok(None);
+        }
+        at += size + 2;
+    }
+}
+
+/// One connection kept open across requests, for the persistent-connection rule.
+pub(crate) struct KeptAlive {
+    stream: TcpStream,
+    /// Bytes read past the end of the last response.
+    buffered: Vec<u8>,
+}
+
+/// A response read off a kept-alive connection, by its own framing.
+pub(crate) struct FramedResponse {
+    pub response: RawResponse,
+    /// The service said it closes the connection after this response (`Connection:
+    /// close`, or a body framed by the close itself).
+    pub announces_close: bool,
+}
+
+impl KeptAlive {
+    /// Sends one request with no `Connection: close` and reads exactly its response.
+    pub(crate) async fn request(
+        &mut self,
+        ctx: &ApiCtx,
+        method: &str,
+        target: &str,
+        extra: &str,
+        body: &[u8],
+    ) -> Result<FramedResponse, String> {
+        let head = format!(
+            "{method} {target} HTTP/1.1\r\nHost: {}\r\n{}{extra}\r\n",
+            ctx.target.authority,
+            ctx.auth_header()
+        );
+        let exchange = async {
+            self.stream
+                .write_all(head.as_bytes())
+                .await
+                .map_err(|err| format!("write: {err}"))?;
+            self.stream
+                .write_all(body)
+                .await
+                .map_err(|err| format!("write: {err}"))?;
+            self.read_response(method == "HEAD").await
+        };
+        tokio::time::timeout(EXCHANGE_TIMEOUT, exchange)
+            .await
+            .unwrap_or_else(|_| Err(format!("no complete answer within {EXCHANGE_TIMEOUT:?}")))
+    }
+
+    async fn read_response(&mut self, head_request: bool) -> Result<FramedResponse, String> {
+        let head_end = read_head(&mut self.stream, &mut self.buffered).await?;
+        let head = Head::parse(&self.buffered, head_end - 4)?;
+        let mut announces_close = head.has("connection", "close");
+        let bodyless = head_request || head.status == 204 || head.status == 304;
+        let body_end = if bodyless {
+            head_end
+        } else if head.is_chunked() {
+            loop {
+                if let Some(end) = chunked_end(&self.buffered[head_end..])? {
+                    break head_end + end;
+                }
+                self.read_more().await?;
+            }
+        } else if let Some(length) = head.content_length()? {
+            while self.buffered.len() < head_end + length {
+                self.read_more().await?;
+            }
+            head_end + length
+        } else {
+            // Framed by the close: the service ends the connection after this body.
+            announces_close = true;
+            read_until_closed(&mut self.stream, &mut self.buffered).await?;
+            self.buffered.len()
+        };
+        let raw: Vec<u8> = self.buffered.drain(..body_end).collect();
+        let response = parse_response(&raw, bodyless)?;
+        Ok(FramedResponse {
+            response,
+            announces_close,
+        })
+    }
+
+    async fn read_more(&mut self) -> Result<(), String> {
+        let mut chunk = [0u8; 16 * 1024];
+        let read = self
+            .stream
+            .read(&mut chunk)
+            .await
+            .map_err(|err| format!("read: {err}"))?;
+        if read == 0 {
+            return Err(format!(
+                "closed after {} bytes, inside a response body",
+                self.buffered.len()
+            ));
+        }
+        self.buffered.extend_from_slice(&chunk[..read]);
+        if self.buffered.len() > MAX_RESPONSE_BYTES {
+            return Err(format!("more than {MAX_RESPONSE_BYTES} bytes"));
+        }
+        Ok(())
+    }
 }
 
 pub(crate) fn dechunk(mut rest: &[u8]) -> Result<Vec<u8>, String> {
@@ -435,6 +614,19 @@ mod tests {
         );
         assert!(ApiTarget::parse("https://x", None).is_err());
         assert!(ApiTarget::parse("http://u:p@x", None).is_err());
+    }
+
+    #[rstest::rstest]
+    #[case::complete(b"3\r\nabc\r\n0\r\n\r\nNEXT", Ok(Some(13)))]
+    #[case::with_a_trailer(b"3\r\nabc\r\n0\r\nX-T: 1\r\n\r\n", Ok(Some(21)))]
+    #[case::cut_inside_a_chunk(b"3\r\nab", Ok(None))]
+    #[case::cut_before_the_blank_line(b"3\r\nabc\r\n0\r\n", Ok(None))]
+    #[case::bad_size(b"zz\r\n", Err(()))]
+    fn chunked_bodies_end_where_their_last_chunk_does(
+        #[case] rest: &[u8],
+        #[case] end: Result<Option<usize>, ()>,
+    ) {
+        assert_eq!(chunked_end(rest).map_err(|_| ()), end);
     }
 
     #[test]

@@ -89,7 +89,8 @@ pub fn html_timeline(history: &History, violation: &Violation) -> String {
     let mut clients: Vec<usize> = ops.iter().map(|op| op.client).collect();
     clients.sort_unstable();
     clients.dedup();
-    let height = 60.0 + LANE * clients.len() as f64;
+    let axis_y = 40.0 + LANE * clients.len() as f64;
+    let height = axis_y + 30.0;
     let mut svg = format!(
         "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{WIDTH}\" height=\"{height}\" \
          font-family=\"monospace\" font-size=\"11\">\n\
@@ -133,6 +134,27 @@ pub fn html_timeline(history: &History, violation: &Violation) -> String {
             );
         }
     }
+    // The time axis: milliseconds since the first invocation, at a round step.
+    let span_ms = millis(end - origin);
+    let step = axis_step(span_ms);
+    let _ = writeln!(
+        svg,
+        "<line x1=\"{LEFT}\" x2=\"{:.1}\" y1=\"{axis_y}\" y2=\"{axis_y}\" stroke=\"#888\"/>",
+        LEFT + (end - origin) as f64 * scale
+    );
+    let mut tick = 0.0;
+    while tick <= span_ms {
+        let x = LEFT + tick * 1e6 * scale;
+        let _ = writeln!(
+            svg,
+            "<line x1=\"{x:.1}\" x2=\"{x:.1}\" y1=\"{axis_y}\" y2=\"{:.1}\" stroke=\"#888\"/>\
+             <text x=\"{x:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{} ms</text>",
+            axis_y + 5.0,
+            axis_y + 18.0,
+            format_tick(tick)
+        );
+        tick += step;
+    }
     svg.push_str("</svg>\n");
     let key = history.keys.get(violation.key).map_or("?", String::as_str);
     format!(
@@ -154,6 +176,27 @@ pub fn html_timeline(history: &History, violation: &Violation) -> String {
     )
 }
 
+/// A round step (1, 2 or 5 times a power of ten, in milliseconds) that puts between four
+/// and ten ticks on an axis `span_ms` long.
+fn axis_step(span_ms: f64) -> f64 {
+    if span_ms <= 0.0 || !span_ms.is_finite() {
+        return 1.0;
+    }
+    let rough = span_ms / 5.0;
+    let power = 10f64.powf(rough.log10().floor());
+    [1.0, 2.0, 5.0, 10.0]
+        .into_iter()
+        .map(|factor| factor * power)
+        .find(|step| span_ms / step <= 10.0)
+        .unwrap_or(10.0 * power)
+}
+
+/// A tick's label: whole milliseconds when the step is, else up to three decimals.
+fn format_tick(ms: f64) -> String {
+    let text = format!("{ms:.3}");
+    text.trim_end_matches('0').trim_end_matches('.').to_owned()
+}
+
 /// Saves the history as JSON (and the violation as an HTML timeline) in
 /// [`HISTORY_DIR_ENV`]'s directory, named after its backend, `name` and seed; says where.
 pub fn save(history: &History, violation: Option<&Violation>, name: &str) -> String {
@@ -163,20 +206,65 @@ pub fn save(history: &History, violation: Option<&Violation>, name: &str) -> Str
     );
     let stem = format!("{}-{name}-{}", history.backend, history.seed);
     let json = dir.join(format!("{stem}.json"));
+    let shrunk_json = dir.join(format!("{stem}.shrunk.json"));
     let html = dir.join(format!("{stem}.html"));
     let written = std::fs::create_dir_all(&dir)
         .and_then(|()| std::fs::write(&json, history.to_json()))
         .and_then(|()| match violation {
-            Some(violation) => std::fs::write(&html, html_timeline(history, violation)),
+            Some(violation) => {
+                // The shrunk sub-history as a history of its own, loadable and checkable
+                // like the whole one.
+                let shrunk = History {
+                    ops: violation.ops.clone(),
+                    ..history.clone()
+                };
+                std::fs::write(&shrunk_json, shrunk.to_json())
+                    .and_then(|()| std::fs::write(&html, html_timeline(history, violation)))
+            }
             None => Ok(()),
         });
     match (written, violation) {
         (Err(err), _) => format!("the history could not be saved in {}: {err}", dir.display()),
         (Ok(()), Some(_)) => format!(
-            "history saved: {} (timeline: {})",
+            "history saved: {} (shrunk: {}; timeline: {})",
             json.display(),
+            shrunk_json.display(),
             html.display()
         ),
         (Ok(()), None) => format!("history saved: {}", json.display()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rstest::rstest;
+
+    use super::{axis_step, format_tick};
+
+    #[rstest]
+    #[case::a_second(1000.0, 100.0)]
+    #[case::a_few_milliseconds(7.0, 1.0)]
+    #[case::under_a_millisecond(0.3, 0.05)]
+    #[case::seconds_that_need_a_coarse_step(4300.0, 500.0)]
+    #[case::nothing_to_span(0.0, 1.0)]
+    fn the_axis_takes_a_round_step_with_four_to_ten_of_them(
+        #[case] span_ms: f64,
+        #[case] step: f64,
+    ) {
+        let chosen = axis_step(span_ms);
+        assert!((chosen - step).abs() < 1e-9, "{chosen} for {span_ms}");
+        if span_ms > 0.0 {
+            let steps = span_ms / chosen;
+            assert!((4.0..=10.0).contains(&steps), "{steps} steps");
+        }
+    }
+
+    #[rstest]
+    #[case::whole(100.0, "100")]
+    #[case::zero(0.0, "0")]
+    #[case::a_fraction(0.05, "0.05")]
+    #[case::accumulated_float_noise(0.15000000000000002, "0.15")]
+    fn ticks_are_labelled_without_trailing_zeros(#[case] ms: f64, #[case] label: &str) {
+        assert_eq!(format_tick(ms), label);
     }
 }

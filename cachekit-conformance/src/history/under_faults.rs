@@ -224,13 +224,15 @@ pub async fn standard_run(
         seed,
         (client_timeout, call_budget),
         STANDARD_PHASE,
+        Consistency::Linearizable,
     )
     .await
 }
 
 /// [`standard_run`] with phases of `phase` each (the whole run lasts seven of them), as
 /// `cachekit check … --histories 30s --faults` runs it; `timeouts` are the client's
-/// per-attempt timeout and the longest one call may take.
+/// per-attempt timeout and the longest one call may take; the history is judged against
+/// `consistency`, as the service declares it.
 pub async fn scheduled_run(
     proxy: &FaultProxy,
     clients: Vec<Arc<dyn Backend>>,
@@ -238,6 +240,7 @@ pub async fn scheduled_run(
     seed: u64,
     timeouts: (Duration, Duration),
     phase: Duration,
+    consistency: Consistency,
 ) -> FaultRun {
     let (client_timeout, call_budget) = timeouts;
     let schedule = standard_schedule(phase, client_timeout);
@@ -251,7 +254,7 @@ pub async fn scheduled_run(
         clients,
         keys,
         &workload,
-        Consistency::Linearizable,
+        consistency,
         &schedule,
         &FaultExpectations::new(call_budget),
     )
