@@ -535,7 +535,9 @@ fn jittered_backoff(policy: &RetryPolicy, attempt: u32) -> Duration {
 fn classify(what: &str, err: reqwest::Error) -> BackendError {
     let kind = if err.is_timeout() {
         ErrorKind::Timeout
-    } else if err.is_connect() {
+    } else if err.is_connect() || is_connection_reset(&err) {
+        // A reset, even in the middle of a body, is the service going away: nothing
+        // malformed arrived.
         ErrorKind::Unavailable
     } else if err.is_body() || err.is_decode() || is_parse_error(&err) {
         ErrorKind::Protocol
@@ -550,6 +552,22 @@ fn classify(what: &str, err: reqwest::Error) -> BackendError {
         source = cause.source();
     }
     BackendError::new(kind, message).with_source(err)
+}
+
+fn is_connection_reset(err: &reqwest::Error) -> bool {
+    let mut source = err.source();
+    while let Some(cause) = source {
+        if let Some(io_err) = cause.downcast_ref::<std::io::Error>() {
+            return matches!(
+                io_err.kind(),
+                std::io::ErrorKind::ConnectionReset
+                    | std::io::ErrorKind::ConnectionAborted
+                    | std::io::ErrorKind::BrokenPipe
+            );
+        }
+        source = cause.source();
+    }
+    false
 }
 
 fn is_parse_error(err: &reqwest::Error) -> bool {

@@ -598,7 +598,7 @@ pub async fn set_is_not_retried_after_a_server_error(ctx: FaultCtx) -> CaseResul
 /// service went away. It is not Protocol (nothing malformed arrived) and, for a PUT, not
 /// retried (the write may have happened).
 pub async fn a_reset_before_the_answer_is_unavailable(ctx: FaultCtx) -> CaseResult {
-    let raw = RawServer::scripted(&[Reply::Reset]).await?;
+    let raw = RawServer::scripted(&[Reply::ResetAfter(b"")]).await?;
     let backend = ctx.backend_for(&raw.base_url).await;
     expect_kind(
         "set whose connection was reset before an answer",
@@ -610,6 +610,23 @@ pub async fn a_reset_before_the_answer_is_unavailable(ctx: FaultCtx) -> CaseResu
         "set whose connection was reset before an answer",
         1,
         raw.accepted(),
+    )
+}
+
+/// A connection reset in the middle of a value's body is Unavailable: the service went
+/// away mid-answer. Never the part that arrived as the value, and not Protocol (nothing
+/// malformed arrived).
+pub async fn a_reset_inside_a_body_is_unavailable(ctx: FaultCtx) -> CaseResult {
+    let raw = RawServer::scripted(&[Reply::ResetAfter(
+        b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly-part-of-it",
+    )])
+    .await?;
+    let backend = ctx.backend_for(&raw.base_url).await;
+    expect_kind(
+        "get whose body was reset after 15 of 100 bytes",
+        Operation::Get,
+        backend.get(KEY).await,
+        ErrorKind::Unavailable,
     )
 }
 
@@ -654,8 +671,8 @@ enum Reply {
     Bytes(&'static [u8]),
     /// Not a word, for [`SILENCE`].
     Silent,
-    /// The request is read, then the connection is reset (RST) without an answer.
-    Reset,
+    /// The request is read, these bytes are sent, then the connection is reset (RST).
+    ResetAfter(&'static [u8]),
 }
 
 /// A loopback TCP server that answers each connection with a scripted [`Reply`]: the n-th
@@ -704,7 +721,10 @@ impl RawServer {
                         // Hold the connection open without a word for longer than any
                         // bound a fault case allows, then let it go.
                         Reply::Silent => tokio::time::sleep(SILENCE).await,
-                        Reply::Reset => {
+                        Reply::ResetAfter(bytes) => {
+                            let _ = socket.write_all(bytes).await;
+                            // Let the bytes leave before the reset discards the send queue.
+                            tokio::time::sleep(Duration::from_millis(50)).await;
                             let _ = socket.set_zero_linger();
                             drop(socket);
                         }

@@ -324,6 +324,7 @@ fn fault_cases() -> Vec<Case> {
         case!(faults::status_429_is_throttled_and_honours_retry_after, "429 with Retry-After is Throttled, waits as told between retries, and reports the wait", timing: Parallel),
         case!(faults::a_retry_after_too_long_to_wait_is_reported_not_waited, "a 429 asking for a 2-hour wait is Throttled after one request and reports the whole wait", timing: Parallel),
         case!(faults::a_retry_after_date_in_the_past_is_no_reason_to_give_up, "a 429 whose Retry-After is a date in the past is retried like any 429, never taken as a wait too long to honour", timing: Parallel),
+        case!(faults::a_reset_inside_a_body_is_unavailable, "a connection reset in the middle of a body is Unavailable, never part of a value and not Protocol", timing: Parallel),
         case!(faults::a_reset_before_the_answer_is_unavailable, "a connection reset before any answer is Unavailable, and a PUT so cut is not retried", timing: Parallel),
         case!(faults::status_401_is_auth_and_not_retried, "401 is Auth after one request", timing: Parallel),
         case!(faults::status_403_is_auth_and_not_retried, "403 is Auth after one request", timing: Parallel),
