@@ -535,9 +535,9 @@ fn jittered_backoff(policy: &RetryPolicy, attempt: u32) -> Duration {
 fn classify(what: &str, err: reqwest::Error) -> BackendError {
     let kind = if err.is_timeout() {
         ErrorKind::Timeout
-    } else if err.is_connect() || is_connection_reset(&err) {
-        // A reset, even in the middle of a body, is the service going away: nothing
-        // malformed arrived.
+    } else if err.is_connect() || is_connection_reset(&err) || closed_before_answering(&err) {
+        // A reset, even in the middle of a body, or a close before any answer is the
+        // service going away: nothing malformed arrived.
         ErrorKind::Unavailable
     } else if err.is_body() || err.is_decode() || is_parse_error(&err) {
         ErrorKind::Protocol
@@ -570,17 +570,26 @@ fn is_connection_reset(err: &reqwest::Error) -> bool {
     false
 }
 
-fn is_parse_error(err: &reqwest::Error) -> bool {
+/// The hyper error somewhere in `err`'s chain of causes, if any.
+fn hyper_cause(err: &reqwest::Error) -> Option<&hyper::Error> {
     let mut source = err.source();
     while let Some(cause) = source {
         if let Some(hyper_err) = cause.downcast_ref::<hyper::Error>() {
-            return hyper_err.is_parse()
-                || hyper_err.is_parse_status()
-                || hyper_err.is_incomplete_message();
+            return Some(hyper_err);
         }
         source = cause.source();
     }
-    false
+    None
+}
+
+/// The connection closed before a whole response head arrived.
+fn closed_before_answering(err: &reqwest::Error) -> bool {
+    hyper_cause(err).is_some_and(hyper::Error::is_incomplete_message)
+}
+
+/// What arrived was not an HTTP response.
+fn is_parse_error(err: &reqwest::Error) -> bool {
+    hyper_cause(err).is_some_and(|hyper_err| hyper_err.is_parse() || hyper_err.is_parse_status())
 }
 
 /// Parses and checks a base URL; see [`HttpBackend::new`].

@@ -48,7 +48,7 @@ fn cachekit_server_passes_every_api_case_with_a_token() {
     let report = run(&suite);
     assert!(report.passed(), "{report}");
     let (passed, _, skipped) = report.counts(None);
-    assert_eq!((passed, skipped), (22, 0), "{report}");
+    assert_eq!((passed, skipped), (23, 0), "{report}");
 }
 
 type Store = Arc<Mutex<HashMap<String, Vec<u8>>>>;

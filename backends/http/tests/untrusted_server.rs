@@ -11,8 +11,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use cachekit_backend_http::{
-    HttpBackend, HttpConfig, RetryPolicy, ELISION_MARKER, MAX_HEALTH_BODY_BYTES,
-    MAX_HEALTH_DETAILS, MAX_RETRY_AFTER, MAX_SERVER_TEXT_CHARS,
+    HttpBackend, HttpConfig, RetryPolicy, ELISION_MARKER, MAX_ERROR_BODY_BYTES,
+    MAX_HEALTH_BODY_BYTES, MAX_HEALTH_DETAILS, MAX_RETRY_AFTER, MAX_SERVER_TEXT_CHARS,
 };
 use cachekit_core::{Backend, BackendError, Bytes, ErrorKind};
 use rstest::rstest;
@@ -770,4 +770,109 @@ async fn huge_retry_after_is_clamped_and_not_retried(#[case] retry_after: &str) 
         1,
         "a long Retry-After is not waited for"
     );
+}
+
+// ---------------------------------------------------------------------------------------
+// Bounds are inclusive, and redaction covers every form of user-info (from the mutation
+// run: these boundaries and forms were not pinned by any test).
+// ---------------------------------------------------------------------------------------
+
+/// `{"healthy":true,"pad":"xx…"}` exactly `len` bytes long, framed by Content-Length or
+/// chunked.
+fn health_answer_of_exactly(len: usize, chunked: bool) -> Vec<u8> {
+    let shell = r#"{"healthy":true,"pad":""}"#;
+    let body = format!(
+        r#"{{"healthy":true,"pad":"{}"}}"#,
+        "x".repeat(len - shell.len())
+    );
+    assert_eq!(body.len(), len);
+    let framing = if chunked {
+        "Transfer-Encoding: chunked".to_owned()
+    } else {
+        format!("Content-Length: {len}")
+    };
+    let mut answer =
+        format!("HTTP/1.1 200 OK\r\n{framing}\r\nConnection: close\r\n\r\n").into_bytes();
+    if chunked {
+        for piece in body.as_bytes().chunks(1000) {
+            answer.extend_from_slice(format!("{:x}\r\n", piece.len()).as_bytes());
+            answer.extend_from_slice(piece);
+            answer.extend_from_slice(b"\r\n");
+        }
+        answer.extend_from_slice(b"0\r\n\r\n");
+    } else {
+        answer.extend_from_slice(body.as_bytes());
+    }
+    answer
+}
+
+#[rstest]
+#[case::declared_by_content_length(false)]
+#[case::chunked(true)]
+#[tokio::test]
+async fn a_health_body_of_exactly_the_cap_is_read_whole(#[case] chunked: bool) {
+    let server =
+        RawHttpServer::answering(health_answer_of_exactly(MAX_HEALTH_BODY_BYTES, chunked)).await;
+    let report = patient_client(&server.base_url, 0).health_check().await;
+    assert!(report.healthy, "{:?}", report.details);
+    assert!(
+        !report.details.contains_key("fields_elided"),
+        "nothing was elided: {:?}",
+        report.details.keys()
+    );
+}
+
+/// An error body of exactly [`MAX_ERROR_BODY_BYTES`] is read whole, so the kind it names
+/// is kept.
+#[tokio::test]
+async fn an_error_body_of_exactly_the_cap_keeps_its_kind() {
+    let shell = r#"{"kind":"invalid_key","error":""}"#;
+    let body = format!(
+        r#"{{"kind":"invalid_key","error":"{}"}}"#,
+        "e".repeat(MAX_ERROR_BODY_BYTES - shell.len())
+    );
+    assert_eq!(body.len(), MAX_ERROR_BODY_BYTES);
+    let server = RawHttpServer::answering(format!(
+        "HTTP/1.1 400 Bad Request\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    ))
+    .await;
+    let err = error_of(patient_client(&server.base_url, 0).get("k").await);
+    assert_eq!(err.kind(), ErrorKind::InvalidKey, "{err}");
+}
+
+/// A `Retry-After` of exactly the longest wait the client takes is waited for, not given
+/// up on.
+#[tokio::test]
+async fn a_retry_after_of_exactly_the_longest_wait_is_honoured() {
+    let server = RawHttpServer::answering(
+        "HTTP/1.1 429 Too Many Requests\r\nRetry-After: 1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    let mut config = HttpConfig::new(&server.base_url);
+    config.retry = RetryPolicy {
+        max_retries: 1,
+        max_retry_after: Duration::from_secs(1),
+        ..RetryPolicy::default()
+    };
+    let backend = HttpBackend::new(config).expect("valid config");
+    let err = error_of(backend.get("k").await);
+    assert_eq!(err.kind(), ErrorKind::Throttled);
+    assert_eq!(server.received().len(), 2, "waited once, then retried");
+}
+
+#[rstest]
+#[case::user_only("http://alice@cache.internal")]
+#[case::user_and_password("http://alice:hunter2@cache.internal")]
+#[case::password_only("http://:hunter2@cache.internal")]
+fn debug_redacts_every_form_of_user_info(#[case] base_url: &str) {
+    let debug = format!("{:?}", HttpConfig::new(base_url).with_token("t0k3n"));
+    assert!(debug.contains("<redacted>@cache.internal"), "{debug}");
+    assert!(
+        debug.contains("BearerToken(<redacted>)"),
+        "the token field says it is hidden: {debug}"
+    );
+    for secret in ["alice", PASSWORD, "t0k3n"] {
+        assert!(!debug.contains(secret), "{debug} shows {secret:?}");
+    }
 }

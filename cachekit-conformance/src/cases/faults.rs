@@ -594,23 +594,26 @@ pub async fn set_is_not_retried_after_a_server_error(ctx: FaultCtx) -> CaseResul
     expect_requests("set answered 500", 1, requests(&server).await)
 }
 
-/// A connection reset after the request was sent, before any answer, is Unavailable: the
-/// service went away. It is not Protocol (nothing malformed arrived) and, for a PUT, not
-/// retried (the write may have happened).
-pub async fn a_reset_before_the_answer_is_unavailable(ctx: FaultCtx) -> CaseResult {
-    let raw = RawServer::scripted(&[Reply::ResetAfter(b"")]).await?;
-    let backend = ctx.backend_for(&raw.base_url).await;
-    expect_kind(
-        "set whose connection was reset before an answer",
-        Operation::Set,
-        backend.set(KEY, Bytes::from_static(b"v"), None).await,
-        ErrorKind::Unavailable,
-    )?;
-    expect_requests(
-        "set whose connection was reset before an answer",
-        1,
-        raw.accepted(),
-    )
+/// A connection reset or closed after the request was sent, before any answer, is
+/// Unavailable: the service went away. It is not Protocol (nothing malformed arrived) and,
+/// for a PUT, not retried (the write may have happened).
+pub async fn a_connection_lost_before_the_answer_is_unavailable(ctx: FaultCtx) -> CaseResult {
+    for (how, reply) in [
+        ("reset", Reply::ResetAfter(b"")),
+        ("closed", Reply::Bytes(b"")),
+    ] {
+        let raw = RawServer::scripted(&[reply]).await?;
+        let backend = ctx.backend_for(&raw.base_url).await;
+        let check = format!("set whose connection was {how} before an answer");
+        expect_kind(
+            &check,
+            Operation::Set,
+            backend.set(KEY, Bytes::from_static(b"v"), None).await,
+            ErrorKind::Unavailable,
+        )?;
+        expect_requests(&check, 1, raw.accepted())?;
+    }
+    Ok(())
 }
 
 /// A connection reset in the middle of a value's body is Unavailable: the service went

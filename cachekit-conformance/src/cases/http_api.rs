@@ -368,6 +368,46 @@ pub async fn a_kept_alive_connection_serves_the_next_request(ctx: ApiCtx) -> Cas
     Ok(())
 }
 
+/// A request whose head and body arrive in pieces, a few hundred milliseconds apart (a
+/// client on a slow link, or TCP segments delayed), is answered like one sent at once.
+pub async fn a_request_sent_in_pieces_is_answered(ctx: ApiCtx) -> CaseResult {
+    const PAUSE: Duration = Duration::from_millis(300);
+    let key = ctx.key("k");
+    let target = ctx.path(&format!("/cache/{key}"));
+    let head = format!(
+        "PUT {target} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n{}Content-Length: 6\r\n\r\n",
+        ctx.target.authority,
+        ctx.auth_header()
+    );
+    let (first, rest) = head.as_bytes().split_at(head.len() / 2);
+    let put = ctx
+        .send_in_pieces("PUT in pieces", &[first, rest, b"pie", b"ces"], PAUSE)
+        .await?;
+    expect_status(
+        "PUT whose head and body came in pieces",
+        &key,
+        "PUT",
+        &put,
+        &[200, 201, 204],
+    )?;
+    let get = format!(
+        "GET {target} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n{}\r\n",
+        ctx.target.authority,
+        ctx.auth_header()
+    );
+    let (first, rest) = get.as_bytes().split_at(7);
+    let got = ctx
+        .send_in_pieces("GET in pieces", &[first, rest], PAUSE)
+        .await?;
+    if got.status == 200 && got.body == b"pieces" {
+        return Ok(());
+    }
+    Err(Failure::new("GET whose head came in pieces")
+        .key(&key)
+        .expected(format!("GET -> 200 with {}", preview(b"pieces")))
+        .got(describe(&got)))
+}
+
 /// A method outside the API changes nothing.
 pub async fn methods_outside_the_api_change_nothing(ctx: ApiCtx) -> CaseResult {
     let key = ctx.key("k");

@@ -169,6 +169,46 @@ impl ApiCtx {
         }
     }
 
+    /// Sends `pieces` (a whole request, `Connection: close` included) one write at a time,
+    /// `pause` apart, as a client on a slow link does, and reads the whole answer.
+    pub(crate) async fn send_in_pieces(
+        &self,
+        what: &str,
+        pieces: &[&[u8]],
+        pause: Duration,
+    ) -> Result<RawResponse, Failure> {
+        let fail = |why: String| {
+            Failure::new(format!("exchange {what} with the service"))
+                .expected("a complete HTTP response")
+                .got(why)
+        };
+        let exchange = async {
+            let mut stream = TcpStream::connect(&self.target.authority)
+                .await
+                .map_err(|err| fail(format!("cannot connect: {err}")))?;
+            for (n, piece) in pieces.iter().enumerate() {
+                if n > 0 {
+                    tokio::time::sleep(pause).await;
+                }
+                stream
+                    .write_all(piece)
+                    .await
+                    .map_err(|err| fail(format!("write of piece {}: {err}", n + 1)))?;
+            }
+            let mut raw = Vec::new();
+            read_until_closed(&mut stream, &mut raw)
+                .await
+                .map_err(fail)?;
+            parse_response(&raw, false).map_err(fail)
+        };
+        match tokio::time::timeout(EXCHANGE_TIMEOUT, exchange).await {
+            Ok(result) => result,
+            Err(_) => Err(fail(format!(
+                "no complete answer within {EXCHANGE_TIMEOUT:?}"
+            ))),
+        }
+    }
+
     pub(crate) async fn put(
         &self,
         raw_key: &str,
