@@ -526,6 +526,11 @@ fn big_health_answer(len: usize, object: bool, chunked: bool) -> Vec<u8> {
     } else {
         format!("[{}0]", "0,".repeat((len - 3) / 2))
     };
+    json_200(&body, chunked)
+}
+
+/// A `200` answer carrying the JSON `body`, framed by Content-Length or in 4 KiB chunks.
+fn json_200(body: &str, chunked: bool) -> Vec<u8> {
     let framing = if chunked {
         "Transfer-Encoding: chunked".to_owned()
     } else {
@@ -786,24 +791,7 @@ fn health_answer_of_exactly(len: usize, chunked: bool) -> Vec<u8> {
         "x".repeat(len - shell.len())
     );
     assert_eq!(body.len(), len);
-    let framing = if chunked {
-        "Transfer-Encoding: chunked".to_owned()
-    } else {
-        format!("Content-Length: {len}")
-    };
-    let mut answer =
-        format!("HTTP/1.1 200 OK\r\n{framing}\r\nConnection: close\r\n\r\n").into_bytes();
-    if chunked {
-        for piece in body.as_bytes().chunks(1000) {
-            answer.extend_from_slice(format!("{:x}\r\n", piece.len()).as_bytes());
-            answer.extend_from_slice(piece);
-            answer.extend_from_slice(b"\r\n");
-        }
-        answer.extend_from_slice(b"0\r\n\r\n");
-    } else {
-        answer.extend_from_slice(body.as_bytes());
-    }
-    answer
+    json_200(&body, chunked)
 }
 
 #[rstest]

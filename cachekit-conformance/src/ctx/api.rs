@@ -121,8 +121,8 @@ impl ApiCtx {
             .await
     }
 
-    /// Sends exactly `bytes` and reads the answer; with `half_close`, shuts the write side
-    /// right after (a client that stopped sending).
+    /// Sends exactly `head` and `body` and reads the answer; with `half_close`, shuts the
+    /// write side right after (a client that stopped sending).
     pub(crate) async fn exchange(
         &self,
         method: &str,
@@ -132,41 +132,9 @@ impl ApiCtx {
         half_close: bool,
     ) -> Result<RawResponse, Failure> {
         let what = format!("{method} {target}");
-        let fail = |why: String| {
-            Failure::new(format!("exchange {what} with the service"))
-                .expected("a complete HTTP response")
-                .got(why)
-        };
-        let exchange = async {
-            let mut stream = TcpStream::connect(&self.target.authority)
-                .await
-                .map_err(|err| fail(format!("cannot connect: {err}")))?;
-            stream
-                .write_all(head)
-                .await
-                .map_err(|err| fail(format!("write: {err}")))?;
-            stream
-                .write_all(body)
-                .await
-                .map_err(|err| fail(format!("write: {err}")))?;
-            if half_close {
-                stream
-                    .shutdown()
-                    .await
-                    .map_err(|err| fail(format!("shutdown: {err}")))?;
-            }
-            let mut raw = Vec::new();
-            read_until_closed(&mut stream, &mut raw)
-                .await
-                .map_err(fail)?;
-            parse_response(&raw, method == "HEAD").map_err(fail)
-        };
-        match tokio::time::timeout(EXCHANGE_TIMEOUT, exchange).await {
-            Ok(result) => result,
-            Err(_) => Err(fail(format!(
-                "no complete answer within {EXCHANGE_TIMEOUT:?}"
-            ))),
-        }
+        let pieces = [head, body];
+        self.exchange_pieces(&what, &pieces, Duration::ZERO, half_close, method == "HEAD")
+            .await
     }
 
     /// Sends `pieces` (a whole request, `Connection: close` included) one write at a time,
@@ -176,6 +144,20 @@ impl ApiCtx {
         what: &str,
         pieces: &[&[u8]],
         pause: Duration,
+    ) -> Result<RawResponse, Failure> {
+        self.exchange_pieces(what, pieces, pause, false, false)
+            .await
+    }
+
+    /// Writes `pieces`, `pause` apart, shuts the write side with `half_close`, then reads
+    /// until the service closes, within [`EXCHANGE_TIMEOUT`].
+    async fn exchange_pieces(
+        &self,
+        what: &str,
+        pieces: &[&[u8]],
+        pause: Duration,
+        half_close: bool,
+        head_request: bool,
     ) -> Result<RawResponse, Failure> {
         let fail = |why: String| {
             Failure::new(format!("exchange {what} with the service"))
@@ -187,7 +169,7 @@ impl ApiCtx {
                 .await
                 .map_err(|err| fail(format!("cannot connect: {err}")))?;
             for (n, piece) in pieces.iter().enumerate() {
-                if n > 0 {
+                if n > 0 && !pause.is_zero() {
                     tokio::time::sleep(pause).await;
                 }
                 stream
@@ -195,11 +177,17 @@ impl ApiCtx {
                     .await
                     .map_err(|err| fail(format!("write of piece {}: {err}", n + 1)))?;
             }
+            if half_close {
+                stream
+                    .shutdown()
+                    .await
+                    .map_err(|err| fail(format!("shutdown: {err}")))?;
+            }
             let mut raw = Vec::new();
             read_until_closed(&mut stream, &mut raw)
                 .await
                 .map_err(fail)?;
-            parse_response(&raw, false).map_err(fail)
+            parse_response(&raw, head_request).map_err(fail)
         };
         match tokio::time::timeout(EXCHANGE_TIMEOUT, exchange).await {
             Ok(result) => result,
