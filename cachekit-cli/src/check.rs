@@ -26,13 +26,19 @@ use cachekit_conformance::history::Verdict as HistoryVerdict;
 use cachekit_conformance::matrix::Matrix;
 use cachekit_conformance::soak::{soak, SoakOutcome};
 use cachekit_conformance::{
-    run_suite, CaseReport, Outcome, Progress, Report, RunOptions, Suite, SuiteKind,
-    WithCapabilities,
+    run_suite, CaseReport, ConnectionTimeouts, Outcome, Progress, Report, RunOptions, Suite,
+    SuiteKind, WithCapabilities,
 };
 use cachekit_core::{Backend, Capabilities, Consistency, ErrorKind, TtlSupport};
 use cachekit_server::{BackgroundServer, ServerConfig};
 
 use crate::exit;
+
+/// The embedded server's connection timeouts for the raw API rules: short, so that
+/// waiting them out costs a case a few seconds, and distinct, so that one counted in the
+/// other's place is seen.
+const EMBEDDED_HEADER_TIMEOUT: Duration = Duration::from_millis(1000);
+const EMBEDDED_IDLE_TIMEOUT: Duration = Duration::from_millis(2000);
 
 /// What to check.
 #[derive(Debug, clap::Subcommand)]
@@ -55,6 +61,15 @@ pub enum Target {
         /// Per-request timeout, in milliseconds.
         #[arg(long, value_name = "MS", default_value_t = 5000)]
         timeout_ms: u64,
+        /// Declare: the service closes a connection whose request head is not complete MS
+        /// milliseconds after its first byte, or that sends nothing for MS after it opens
+        /// (checked by raw requests, not before and at most 1.5 s after).
+        #[arg(long, value_name = "MS", help_heading = "Declared capabilities")]
+        header_timeout_ms: Option<u64>,
+        /// Declare: the service closes a kept-alive connection idle for MS milliseconds
+        /// after a response (checked by raw requests, not before and at most 1.5 s after).
+        #[arg(long, value_name = "MS", help_heading = "Declared capabilities")]
+        idle_timeout_ms: Option<u64>,
         /// Declarations, selection, baseline and reports.
         #[command(flatten)]
         options: CheckOptions,
@@ -314,7 +329,7 @@ struct Plan {
     suites: Vec<Suite>,
     /// How to reach the service through a fault proxy, for `--faults`.
     faultable: Result<Faultable, String>,
-    _server: Option<BackgroundServer>,
+    _servers: Vec<BackgroundServer>,
 }
 
 /// A client of the service built to connect to a fault proxy instead.
@@ -370,14 +385,24 @@ pub fn swap_authority(
 fn plan(target: &Target) -> Result<Plan, Unusable> {
     match target {
         Target::Memory { options } => {
-            let server = BackgroundServer::spawn(
-                MemoryBackend::new,
-                ServerConfig {
-                    listen: ([127, 0, 0, 1], 0).into(),
-                    ..ServerConfig::default()
-                },
-            )
-            .map_err(|err| Unusable(format!("cannot start cachekit-server on loopback: {err}")))?;
+            let spawn = |config| {
+                BackgroundServer::spawn(MemoryBackend::new, config).map_err(|err| {
+                    Unusable(format!("cannot start cachekit-server on loopback: {err}"))
+                })
+            };
+            let loopback = ServerConfig {
+                listen: ([127, 0, 0, 1], 0).into(),
+                ..ServerConfig::default()
+            };
+            let server = spawn(loopback.clone())?;
+            // The raw API rules get a server of their own whose connection timeouts are short
+            // enough to wait out (the pooling client above keeps the default ones).
+            let api_server = spawn(ServerConfig {
+                header_read_timeout: EMBEDDED_HEADER_TIMEOUT,
+                idle_timeout: EMBEDDED_IDLE_TIMEOUT,
+                ..loopback
+            })?;
+            let api_url = api_server.base_url().to_owned();
             let url = server.base_url().to_owned();
             println!("==> the embedded defaults: memory, and cachekit-server (memory) at {url}");
             let config = HttpConfig::new(url.clone());
@@ -391,18 +416,24 @@ fn plan(target: &Target) -> Result<Plan, Unusable> {
                     }),
                     Suite::http_api_declaring(
                         "http_api",
-                        &url,
+                        &api_url,
                         None,
                         options.declared(Capabilities::new("http-api")),
-                    ),
+                    )
+                    .declaring_connection_timeouts(ConnectionTimeouts {
+                        header: Some(EMBEDDED_HEADER_TIMEOUT),
+                        idle: Some(EMBEDDED_IDLE_TIMEOUT),
+                    }),
                 ],
-                _server: Some(server),
+                _servers: vec![server, api_server],
             })
         }
         Target::Http {
             url,
             token,
             timeout_ms,
+            header_timeout_ms,
+            idle_timeout_ms,
             options,
         } => {
             let mut config = HttpConfig::new(url.clone());
@@ -420,19 +451,25 @@ fn plan(target: &Target) -> Result<Plan, Unusable> {
             })];
             // The API itself, byte for byte, whichever client the service's users have.
             if url.starts_with("http://") {
-                suites.push(Suite::http_api_declaring(
-                    "http_api",
-                    url,
-                    token.clone(),
-                    options.declared(Capabilities::new("http-api")),
-                ));
+                suites.push(
+                    Suite::http_api_declaring(
+                        "http_api",
+                        url,
+                        token.clone(),
+                        options.declared(Capabilities::new("http-api")),
+                    )
+                    .declaring_connection_timeouts(ConnectionTimeouts {
+                        header: header_timeout_ms.map(Duration::from_millis),
+                        idle: idle_timeout_ms.map(Duration::from_millis),
+                    }),
+                );
             } else {
                 println!("    skipping the raw http_api family: it speaks plain http:// only");
             }
             Ok(Plan {
                 suites,
                 faultable,
-                _server: None,
+                _servers: Vec::new(),
             })
         }
         Target::Dynamodb {
@@ -488,7 +525,7 @@ fn plan(target: &Target) -> Result<Plan, Unusable> {
                     DynamoDbBackend::connect(config.clone()).expect("validated above")
                 })],
                 faultable,
-                _server: None,
+                _servers: Vec::new(),
             })
         }
         Target::Redis {
@@ -536,7 +573,7 @@ fn plan(target: &Target) -> Result<Plan, Unusable> {
                     async move { RedisBackend::connect(config).await.expect("reached above") }
                 })],
                 faultable,
-                _server: None,
+                _servers: Vec::new(),
             })
         }
         Target::Memcached {
@@ -584,7 +621,7 @@ fn plan(target: &Target) -> Result<Plan, Unusable> {
                             .expect("reached above")
                     }
                 })],
-                _server: None,
+                _servers: Vec::new(),
             })
         }
     }

@@ -736,3 +736,58 @@ fn check_memcached_where_nothing_listens_is_exit_2_with_one_line() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
 }
+
+/// `--header-timeout-ms` and `--idle-timeout-ms` declare what the service enforces, and
+/// the raw connection rules hold it to that: a server with a 1 s header and 2 s idle
+/// timeout passes the header rules as declared, and fails the idle rule when it is
+/// declared to wait 4 s.
+#[test]
+fn declared_connection_timeouts_are_checked_on_the_wire() {
+    let server = BackgroundServer::spawn(
+        MemoryBackend::new,
+        ServerConfig {
+            listen: ([127, 0, 0, 1], 0).into(),
+            header_read_timeout: Duration::from_millis(1000),
+            idle_timeout: Duration::from_millis(2000),
+            ..ServerConfig::default()
+        },
+    )
+    .expect("start cachekit-server on loopback");
+    let dir = scratch("connection-timeouts");
+    let args = [
+        "--filter",
+        "timeout",
+        "--header-timeout-ms",
+        "1000",
+        "--idle-timeout-ms",
+        "4000",
+    ];
+    let (output, json, _) = check_http(server.base_url(), &args, &dir);
+    assert_eq!(exit_code(&output), Some(1), "{}", stdout(&output));
+    let outcomes: Vec<(String, String)> = suite(&json, "http_api")["cases"]
+        .as_array()
+        .expect("cases")
+        .iter()
+        .map(|case| {
+            let id = case["id"].as_str().expect("id").to_owned();
+            let outcome = case["outcome"].as_str().expect("outcome").to_owned();
+            (id, outcome)
+        })
+        .collect();
+    let expected = [
+        (
+            "http_api::a_silent_connection_is_closed_after_the_header_timeout",
+            "passed",
+        ),
+        (
+            "http_api::an_unfinished_head_is_cut_off_after_the_header_timeout",
+            "passed",
+        ),
+        (
+            "http_api::an_idle_connection_is_closed_after_the_idle_timeout",
+            "failed",
+        ),
+    ]
+    .map(|(id, outcome)| (id.to_owned(), outcome.to_owned()));
+    assert_eq!(outcomes, expected, "{json}");
+}

@@ -107,6 +107,13 @@ impl fmt::Display for Family {
 /// Why a case that needs [`Need::AuthToken`] is skipped in a suite without a token.
 pub(crate) const NO_TOKEN_REASON: &str = "no bearer token configured: auth cannot be checked";
 
+/// Why a case that needs [`Need::HeaderTimeout`] is skipped in a suite that declares none.
+pub(crate) const NO_HEADER_TIMEOUT_REASON: &str =
+    "no header timeout declared: slow-client defences cannot be checked";
+/// Why a case that needs [`Need::IdleTimeout`] is skipped in a suite that declares none.
+pub(crate) const NO_IDLE_TIMEOUT_REASON: &str =
+    "no idle timeout declared: keep-alive expiry cannot be checked";
+
 /// A declared capability a case depends on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Need {
@@ -131,6 +138,11 @@ pub enum Need {
     /// The target is configured with a bearer token (a property of the suite, not of the
     /// capabilities: [`crate::Suite::skip_reason`] judges it).
     AuthToken,
+    /// The target declares its header timeout (a property of the suite, like
+    /// [`Need::AuthToken`]).
+    HeaderTimeout,
+    /// The target declares its keep-alive idle timeout (a property of the suite).
+    IdleTimeout,
 }
 
 impl Need {
@@ -159,7 +171,7 @@ impl Need {
             Need::DotKeysAccepted => !caps.rejected_keys.iter().any(|k| k == "." || k == ".."),
             Need::NoEviction => !caps.may_evict,
             Need::VirtualClock => caps.ttl.is_some() && caps.clock == Clock::Tokio,
-            Need::AuthToken => true,
+            Need::AuthToken | Need::HeaderTimeout | Need::IdleTimeout => true,
         };
         if met {
             return None;
@@ -183,6 +195,8 @@ impl Need {
                 "expiry follows a wall clock: days-long horizons cannot be waited for".to_owned()
             }
             Need::AuthToken => NO_TOKEN_REASON.to_owned(),
+            Need::HeaderTimeout => NO_HEADER_TIMEOUT_REASON.to_owned(),
+            Need::IdleTimeout => NO_IDLE_TIMEOUT_REASON.to_owned(),
         })
     }
 }

@@ -54,6 +54,7 @@ pub mod soak;
 mod suite;
 
 pub use case::{Case, Family, Need, SuiteKind, Timing};
+pub use ctx::api::ConnectionTimeouts;
 #[cfg(feature = "http-faults")]
 pub use ctx::faults::FaultTarget;
 pub use ctx::{expect_error, Ctx, Observation, TtlWindow, OBSERVATION_ATTEMPTS};

@@ -337,8 +337,8 @@ pub fn run_case(
                 (SuiteFactory::HttpFaults(factory), CaseFn::HttpFaults(run)) => {
                     run(crate::ctx::faults::FaultCtx::new(factory.clone()))
                 }
-                (SuiteFactory::HttpApi(Ok((target, declared))), CaseFn::HttpApi(run)) => run(
-                    crate::ctx::api::ApiCtx::new(target.clone(), declared.clone(), prefix),
+                (SuiteFactory::HttpApi(Ok(api)), CaseFn::HttpApi(run)) => run(
+                    crate::ctx::api::ApiCtx::new(api.0.clone(), api.1.clone(), prefix),
                 ),
                 _ => {
                     return Err(

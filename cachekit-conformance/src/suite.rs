@@ -9,8 +9,10 @@ use std::sync::Arc;
 
 use cachekit_core::{Backend, Capabilities};
 
-use crate::case::{Case, Need, SuiteKind, NO_TOKEN_REASON};
-use crate::ctx::api::ApiTarget;
+use crate::case::{
+    Case, Need, SuiteKind, NO_HEADER_TIMEOUT_REASON, NO_IDLE_TIMEOUT_REASON, NO_TOKEN_REASON,
+};
+use crate::ctx::api::{ApiTarget, ConnectionTimeouts};
 #[cfg(feature = "http-faults")]
 use crate::ctx::faults::{FaultFactory, FaultTarget, TargetedFuture};
 
@@ -33,7 +35,7 @@ pub(crate) enum SuiteFactory {
     Backend(Arc<Factory>),
     #[cfg(feature = "http-faults")]
     HttpFaults(Arc<FaultFactory>),
-    HttpApi(Result<(ApiTarget, Capabilities), String>),
+    HttpApi(Result<Box<(ApiTarget, Capabilities)>, String>),
 }
 
 impl Suite {
@@ -86,12 +88,32 @@ impl Suite {
     /// the suite can answer (a configured token).
     pub fn skip_reason(&self, case: &Case, caps: &Capabilities) -> Option<String> {
         case.skip_reason(caps).or_else(|| {
-            let has_token = match &self.factory {
-                SuiteFactory::HttpApi(Ok((target, _))) => target.token.is_some(),
-                _ => false,
+            let target = match &self.factory {
+                SuiteFactory::HttpApi(Ok(api)) => Some(&api.0),
+                _ => None,
             };
-            (case.needs.contains(&Need::AuthToken) && !has_token)
-                .then(|| NO_TOKEN_REASON.to_owned())
+            let timeouts = target.map(|t| t.connection_timeouts).unwrap_or_default();
+            let unmet = [
+                (
+                    Need::AuthToken,
+                    target.is_some_and(|t| t.token.is_some()),
+                    NO_TOKEN_REASON,
+                ),
+                (
+                    Need::HeaderTimeout,
+                    timeouts.header.is_some(),
+                    NO_HEADER_TIMEOUT_REASON,
+                ),
+                (
+                    Need::IdleTimeout,
+                    timeouts.idle.is_some(),
+                    NO_IDLE_TIMEOUT_REASON,
+                ),
+            ];
+            unmet
+                .into_iter()
+                .find(|(need, met, _)| case.needs.contains(need) && !met)
+                .map(|(_, _, reason)| reason.to_owned())
         })
     }
 
@@ -108,7 +130,7 @@ impl Suite {
             // the fault cases depend on.
             #[cfg(feature = "http-faults")]
             SuiteFactory::HttpFaults(_) => return Ok(Capabilities::new("http-faults")),
-            SuiteFactory::HttpApi(Ok((_, declared))) => return Ok(declared.clone()),
+            SuiteFactory::HttpApi(Ok(api)) => return Ok(api.1.clone()),
             SuiteFactory::HttpApi(Err(reason)) => return Err(reason.clone()),
         };
         let runtime = tokio::runtime::Builder::new_current_thread()
@@ -145,7 +167,21 @@ impl Suite {
         declared: Capabilities,
     ) -> Self {
         let target = ApiTarget::parse(base_url, token);
-        Suite::from_factory(name, SuiteFactory::HttpApi(target.map(|t| (t, declared))))
+        Suite::from_factory(
+            name,
+            SuiteFactory::HttpApi(target.map(|t| Box::new((t, declared)))),
+        )
+    }
+
+    /// This raw API suite, with the connection timeouts its service declares: the rules
+    /// that need them ([`Need::HeaderTimeout`], [`Need::IdleTimeout`]) then run instead of
+    /// being skipped. A suite of another kind has no connections of its own to judge and
+    /// is returned unchanged.
+    pub fn declaring_connection_timeouts(mut self, timeouts: ConnectionTimeouts) -> Self {
+        if let SuiteFactory::HttpApi(Ok(api)) = &mut self.factory {
+            api.0.connection_timeouts = timeouts;
+        }
+        self
     }
 }
 

@@ -587,9 +587,10 @@ fn closed_before_answering(err: &reqwest::Error) -> bool {
     hyper_cause(err).is_some_and(hyper::Error::is_incomplete_message)
 }
 
-/// What arrived was not an HTTP response.
+/// What arrived was not an HTTP response (a bad status code included: hyper counts it as
+/// a parse error too).
 fn is_parse_error(err: &reqwest::Error) -> bool {
-    hyper_cause(err).is_some_and(|hyper_err| hyper_err.is_parse() || hyper_err.is_parse_status())
+    hyper_cause(err).is_some_and(hyper::Error::is_parse)
 }
 
 /// Parses and checks a base URL; see [`HttpBackend::new`].

@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -13,7 +14,7 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use axum::Router;
 use cachekit_backend_memory::MemoryBackend;
-use cachekit_conformance::{run_suite, Report, RunOptions, Suite};
+use cachekit_conformance::{run_suite, ConnectionTimeouts, Report, RunOptions, Suite};
 use cachekit_core::Capabilities;
 use cachekit_server::{BackgroundServer, ServerConfig};
 
@@ -25,6 +26,19 @@ fn failed(report: &Report) -> Vec<String> {
     report.failures().map(|c| c.case.id()).collect()
 }
 
+/// Connection timeouts short enough to wait out in a case, and distinct, so that a server
+/// that counts one phase's timeout in another's place closes at the wrong moment.
+const HEADER_TIMEOUT: Duration = Duration::from_millis(1000);
+const IDLE_TIMEOUT: Duration = Duration::from_millis(2000);
+const WRITE_TIMEOUT: Duration = Duration::from_millis(1000);
+
+fn declared_timeouts(header: Duration, idle: Duration) -> ConnectionTimeouts {
+    ConnectionTimeouts {
+        header: Some(header),
+        idle: Some(idle),
+    }
+}
+
 #[test]
 fn cachekit_server_passes_every_api_case_with_a_token() {
     let server = BackgroundServer::spawn(
@@ -32,6 +46,9 @@ fn cachekit_server_passes_every_api_case_with_a_token() {
         ServerConfig {
             listen: ([127, 0, 0, 1], 0).into(),
             token: Some("s3cret".to_owned()),
+            header_read_timeout: HEADER_TIMEOUT,
+            idle_timeout: IDLE_TIMEOUT,
+            write_timeout: WRITE_TIMEOUT,
             ..ServerConfig::default()
         },
     )
@@ -44,12 +61,47 @@ fn cachekit_server_passes_every_api_case_with_a_token() {
         server.base_url(),
         Some("s3cret".to_owned()),
         declared,
-    );
+    )
+    .declaring_connection_timeouts(declared_timeouts(HEADER_TIMEOUT, IDLE_TIMEOUT));
     let report = run(&suite);
     assert!(report.passed(), "{report}");
     let (passed, _, skipped) = report.counts(None);
-    assert_eq!((passed, skipped), (23, 0), "{report}");
+    assert_eq!((passed, skipped), (26, 0), "{report}");
 }
+
+/// The connection rules judge a server against what it declares: our server, declared to
+/// wait twice as long as it is configured to, is failed on each of them for closing early.
+#[test]
+fn a_server_that_closes_sooner_than_it_declares_is_failed_on_the_connection_rules() {
+    let server = BackgroundServer::spawn(
+        MemoryBackend::new,
+        ServerConfig {
+            listen: ([127, 0, 0, 1], 0).into(),
+            header_read_timeout: HEADER_TIMEOUT,
+            idle_timeout: IDLE_TIMEOUT,
+            ..ServerConfig::default()
+        },
+    )
+    .expect("start cachekit-server");
+    let suite = Suite::http_api("overclaimed", server.base_url(), None)
+        .declaring_connection_timeouts(declared_timeouts(HEADER_TIMEOUT * 2, IDLE_TIMEOUT * 2));
+    let report = run_suite(
+        &suite,
+        &RunOptions {
+            filter: Some("timeout".to_owned()),
+            ..RunOptions::default()
+        },
+    );
+    let mut failed = failed(&report);
+    failed.sort();
+    assert_eq!(failed, CONNECTION_RULES, "{report}");
+}
+
+const CONNECTION_RULES: [&str; 3] = [
+    "http_api::a_silent_connection_is_closed_after_the_header_timeout",
+    "http_api::an_idle_connection_is_closed_after_the_idle_timeout",
+    "http_api::an_unfinished_head_is_cut_off_after_the_header_timeout",
+];
 
 type Store = Arc<Mutex<HashMap<String, Vec<u8>>>>;
 
@@ -106,9 +158,11 @@ fn a_lenient_wildcard_server_is_failed_on_the_rules_it_breaks() {
     let address = listener.local_addr().expect("address");
     let app = wildcard_server(Store::default());
     runtime.spawn(async move { axum::serve(listener, app).await });
-    // It claims a 1 KiB maximum it never enforces.
+    // It claims a 1 KiB maximum it never enforces, and connection timeouts it does not
+    // have (axum::serve closes no connection for being slow or idle).
     let declared = Capabilities::new("http-api").with_max_value_bytes(1024);
-    let suite = Suite::http_api_declaring("wildcard", &format!("http://{address}"), None, declared);
+    let suite = Suite::http_api_declaring("wildcard", &format!("http://{address}"), None, declared)
+        .declaring_connection_timeouts(declared_timeouts(HEADER_TIMEOUT, IDLE_TIMEOUT));
     let report = run(&suite);
     let failed = failed(&report);
     for rule in [
@@ -116,7 +170,10 @@ fn a_lenient_wildcard_server_is_failed_on_the_rules_it_breaks() {
         "http_api::a_literal_slash_never_reaches_a_key",
         "http_api::ttl_is_parsed_strictly",
         "http_api::ttl_in_whole_seconds_expires",
-    ] {
+    ]
+    .into_iter()
+    .chain(CONNECTION_RULES)
+    {
         assert!(
             failed.iter().any(|id| id == rule),
             "{rule} passed\n{report}"
@@ -230,4 +287,64 @@ fn a_server_that_hangs_up_after_each_answer_unannounced_is_failed_on_keep_alive(
             "{rule} failed\n{report}"
         );
     }
+}
+
+/// A store whose health check never finishes.
+struct HangingHealth(MemoryBackend);
+
+#[cachekit_core::async_trait]
+impl cachekit_core::Backend for HangingHealth {
+    async fn get(&self, key: &str) -> cachekit_core::Result<Option<Bytes>> {
+        self.0.get(key).await
+    }
+    async fn set(
+        &self,
+        key: &str,
+        value: Bytes,
+        ttl: Option<Duration>,
+    ) -> cachekit_core::Result<()> {
+        self.0.set(key, value, ttl).await
+    }
+    async fn delete(&self, key: &str) -> cachekit_core::Result<bool> {
+        self.0.delete(key).await
+    }
+    async fn exists(&self, key: &str) -> cachekit_core::Result<bool> {
+        self.0.exists(key).await
+    }
+    async fn health_check(&self) -> cachekit_core::HealthReport {
+        std::future::pending().await
+    }
+    fn capabilities(&self) -> Capabilities {
+        self.0.capabilities()
+    }
+}
+
+/// Our server over a store whose health check hangs answers `/health` unhealthy once its
+/// request timeout runs out, and the `latency_ms` it reports is still the time it waited:
+/// within the request's round trip, as the health rules require of any service.
+#[test]
+fn a_hanging_store_check_still_reports_a_latency_within_the_round_trip() {
+    let server = BackgroundServer::spawn(
+        || HangingHealth(MemoryBackend::new()),
+        ServerConfig {
+            listen: ([127, 0, 0, 1], 0).into(),
+            request_timeout: Duration::from_millis(300),
+            ..ServerConfig::default()
+        },
+    )
+    .expect("start cachekit-server");
+    let suite = Suite::http_api("hanging-health", server.base_url(), None);
+    let report = run_suite(
+        &suite,
+        &RunOptions {
+            filter: Some("health".to_owned()),
+            ..RunOptions::default()
+        },
+    );
+    assert_eq!(
+        failed(&report),
+        ["http_api::health_answers_json_with_healthy"],
+        "{report}"
+    );
+    assert_eq!(report.counts(None), (1, 1, 0), "{report}");
 }

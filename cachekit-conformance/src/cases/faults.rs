@@ -174,14 +174,7 @@ pub async fn status_429_is_throttled_and_honours_retry_after(ctx: FaultCtx) -> C
     let result = backend.get(KEY).await;
     let waited = started.elapsed();
     let check = "get answered 429 with Retry-After: 1 every time";
-    if let Err(err) = &result {
-        if err.kind() == ErrorKind::Throttled && err.retry_after() != Some(Duration::from_secs(1)) {
-            return Err(Failure::new(check)
-                .expected("a Throttled error whose retry_after() is Some(1s)")
-                .got(format!("retry_after() = {:?}", err.retry_after())));
-        }
-    }
-    expect_kind(check, Operation::Get, result, ErrorKind::Throttled)?;
+    expect_throttled_for(check, result, Duration::from_secs(1))?;
     expect_requests(check, 1 + RETRIES as usize, requests(&server).await)?;
     // A lower bound only: waiting at least as long as told is the rule.
     let told = Duration::from_secs(u64::from(RETRIES));
@@ -205,17 +198,27 @@ pub async fn a_retry_after_too_long_to_wait_is_reported_not_waited(ctx: FaultCtx
     .await;
     let backend = ctx.backend_for(&server.uri()).await;
     let check = "get answered 429 with Retry-After: 7200";
-    let result = backend.get(KEY).await;
+    expect_throttled_for(check, backend.get(KEY).await, TWO_HOURS)?;
+    expect_requests(check, 1, requests(&server).await)
+}
+
+/// A get's `result` must be a Throttled error that reports `wait` as its `retry_after()`.
+fn expect_throttled_for<T: std::fmt::Debug>(
+    check: &str,
+    result: Result<T, BackendError>,
+    wait: Duration,
+) -> CaseResult {
     if let Err(err) = &result {
-        if err.kind() == ErrorKind::Throttled && err.retry_after() != Some(TWO_HOURS) {
+        if err.kind() == ErrorKind::Throttled && err.retry_after() != Some(wait) {
             return Err(Failure::new(check)
                 .operation(Operation::Get)
-                .expected("a Throttled error whose retry_after() is Some(7200s)")
+                .expected(format!(
+                    "a Throttled error whose retry_after() is Some({wait:?})"
+                ))
                 .got(format!("retry_after() = {:?}", err.retry_after())));
         }
     }
-    expect_kind(check, Operation::Get, result, ErrorKind::Throttled)?;
-    expect_requests(check, 1, requests(&server).await)
+    expect_kind(check, Operation::Get, result, ErrorKind::Throttled)
 }
 
 /// 401 is Auth after one request.

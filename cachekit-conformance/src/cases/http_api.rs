@@ -10,7 +10,13 @@
 
 use std::time::Duration;
 
-use crate::ctx::api::{describe, expect_client_error, expect_status, preview, ApiCtx};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+
+use crate::ctx::api::{
+    describe, expect_client_error, expect_status, preview, wait_for_close, ApiCtx,
+};
 use crate::failure::{CaseResult, Failure, Operation};
 
 /// PUT then GET returns the body exactly, binary bytes included.
@@ -406,6 +412,164 @@ pub async fn a_request_sent_in_pieces_is_answered(ctx: ApiCtx) -> CaseResult {
         .key(&key)
         .expected(format!("GET -> 200 with {}", preview(b"pieces")))
         .got(describe(&got)))
+}
+
+/// How late after a declared connection timeout a close still counts as on time: a busy
+/// service's timers and a loaded client both add delay.
+pub const CLOSE_SLACK: Duration = Duration::from_millis(1500);
+/// How early before a declared connection timeout a close still counts (timer granularity).
+const EARLY_CLOSE_TOLERANCE: Duration = Duration::from_millis(50);
+
+/// Waits for the service's close (`close`, which gives up [`CLOSE_SLACK`] after the
+/// timeout, counted from the client's instant just after the event that starts it) and
+/// judges it against the declared `timeout`: not before it runs out, counted from
+/// `earliest`, the client's instant just before that event (the service cannot have
+/// started counting sooner).
+async fn expect_closed_on_time(
+    check: &str,
+    close: impl std::future::Future<Output = Result<Option<Instant>, String>>,
+    earliest: Instant,
+    timeout: Duration,
+    what: &str,
+) -> CaseResult {
+    let expected = format!(
+        "closed {} to {} after {what} (the declared timeout, plus up to {CLOSE_SLACK:?})",
+        format_ms(timeout),
+        format_ms(timeout + CLOSE_SLACK)
+    );
+    let closed = close
+        .await
+        .map_err(|why| Failure::new(check).expected(expected.clone()).got(why))?;
+    let got = match closed {
+        None => format!(
+            "still open {} after {what}",
+            format_ms(timeout + CLOSE_SLACK)
+        ),
+        Some(at) if at + EARLY_CLOSE_TOLERANCE < earliest + timeout => format!(
+            "closed {} after {what}, before the timeout ran out",
+            format_ms(at.saturating_duration_since(earliest))
+        ),
+        Some(_) => return Ok(()),
+    };
+    Err(Failure::new(check).expected(expected).got(got))
+}
+
+fn format_ms(duration: Duration) -> String {
+    format!("{} ms", duration.as_millis())
+}
+
+fn declared(timeout: Option<Duration>, which: &str) -> Result<Duration, Failure> {
+    timeout.ok_or_else(|| {
+        Failure::new(format!(
+            "run against a target that declares its {which} timeout"
+        ))
+        .operation(Operation::Setup)
+        .got("none declared (the suite should have skipped this case)")
+    })
+}
+
+async fn connect(ctx: &ApiCtx) -> Result<TcpStream, Failure> {
+    TcpStream::connect(&ctx.target.authority)
+        .await
+        .map_err(|err| {
+            Failure::new("open a connection to the service")
+                .expected("a connection")
+                .got(format!("cannot connect: {err}"))
+        })
+}
+
+/// A connection that never sends a byte is closed once the declared header timeout has
+/// run out, not before: a silent socket cannot hold one of the service's connection slots
+/// for longer (a slowloris client opens thousands).
+pub async fn a_silent_connection_is_closed_after_the_header_timeout(ctx: ApiCtx) -> CaseResult {
+    let timeout = declared(ctx.target.connection_timeouts.header, "header")?;
+    let earliest = Instant::now();
+    let mut stream = connect(&ctx).await?;
+    let give_up = Instant::now() + timeout + CLOSE_SLACK;
+    expect_closed_on_time(
+        "a connection that sends nothing",
+        wait_for_close(&mut stream, give_up),
+        earliest,
+        timeout,
+        "the connection opened",
+    )
+    .await
+}
+
+/// A request head begun late on a fresh connection, then left unfinished, gets the whole
+/// header timeout counted from its first byte (a client may take a moment to start), and
+/// the connection is closed once that runs out.
+pub async fn an_unfinished_head_is_cut_off_after_the_header_timeout(ctx: ApiCtx) -> CaseResult {
+    let timeout = declared(ctx.target.connection_timeouts.header, "header")?;
+    let mut stream = connect(&ctx).await?;
+    // Late enough that a timeout counted from the accept instead would cut the head early.
+    tokio::time::sleep(timeout / 2).await;
+    let partial = format!(
+        "GET {} HTTP/1.1\r\nHost: {}\r\n",
+        ctx.path(&format!("/cache/{}", ctx.key("k"))),
+        ctx.target.authority
+    );
+    let earliest = Instant::now();
+    stream.write_all(partial.as_bytes()).await.map_err(|err| {
+        Failure::new("send the first half of a request head")
+            .expected("the bytes written")
+            .got(format!("write: {err}"))
+    })?;
+    let give_up = Instant::now() + timeout + CLOSE_SLACK;
+    expect_closed_on_time(
+        "a request head left unfinished",
+        wait_for_close(&mut stream, give_up),
+        earliest,
+        timeout,
+        "the head's first byte",
+    )
+    .await
+}
+
+/// A kept-alive connection whose response has been sent waits the declared idle timeout
+/// for its next request, not less (a pooling client reuses it), and is closed once that
+/// runs out (idle connections cannot pile up).
+pub async fn an_idle_connection_is_closed_after_the_idle_timeout(ctx: ApiCtx) -> CaseResult {
+    let timeout = declared(ctx.target.connection_timeouts.idle, "idle")?;
+    let key = ctx.key("k");
+    let target = ctx.path(&format!("/cache/{key}"));
+    let mut connection = ctx.keep_alive().await.map_err(|why| {
+        Failure::new("open a connection to the service")
+            .expected("a connection")
+            .got(why)
+    })?;
+    let earliest = Instant::now();
+    let framed = connection
+        .request(&ctx, "GET", &target, "", b"")
+        .await
+        .map_err(|why| {
+            Failure::new("GET on a kept-alive connection")
+                .key(&key)
+                .expected("an answer")
+                .got(why)
+        })?;
+    let give_up = Instant::now() + timeout + CLOSE_SLACK;
+    expect_status(
+        "GET on a kept-alive connection",
+        &key,
+        "GET",
+        &framed.response,
+        &[404],
+    )?;
+    if framed.announces_close {
+        return Err(Failure::new("GET on a kept-alive connection")
+            .key(&key)
+            .expected("a connection kept open: the service declares an idle timeout")
+            .got("a response that closes the connection"));
+    }
+    expect_closed_on_time(
+        "a kept-alive connection left idle",
+        connection.wait_for_close(give_up),
+        earliest,
+        timeout,
+        "its response",
+    )
+    .await
 }
 
 /// A method outside the API changes nothing.

@@ -27,6 +27,23 @@ pub struct ApiTarget {
     pub path_prefix: String,
     /// The bearer token the service requires, if any.
     pub token: Option<String>,
+    /// The connection timeouts the service claims to enforce on slow clients.
+    pub connection_timeouts: ConnectionTimeouts,
+}
+
+/// How long a service lets a connection sit before closing it, as its operator declares:
+/// the defences against clients that hold connections open without finishing requests
+/// (slowloris). The `http_api` rules hold a service to what is declared here, in both
+/// directions: not closed before the timeout (slow but honest clients keep working), and
+/// closed soon after it (idle sockets cannot pile up). `None` skips the rules that need it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ConnectionTimeouts {
+    /// Longest a request head may take from its first byte; also the longest a new
+    /// connection may stay silent before its first request begins.
+    pub header: Option<Duration>,
+    /// Longest a kept-alive connection may wait for its next request once a response on
+    /// it has been sent.
+    pub idle: Option<Duration>,
 }
 
 impl ApiTarget {
@@ -56,6 +73,7 @@ impl ApiTarget {
             authority,
             path_prefix,
             token,
+            connection_timeouts: ConnectionTimeouts::default(),
         })
     }
 }
@@ -360,6 +378,31 @@ async fn read_until_closed(stream: &mut TcpStream, raw: &mut Vec<u8>) -> Result<
     }
 }
 
+/// Reads and discards what the service sends (a `408`, say) until it closes the connection
+/// (end of stream or a reset): returns the instant the close was seen, or `None` if the
+/// connection was still open at `give_up`.
+pub(crate) async fn wait_for_close(
+    stream: &mut TcpStream,
+    give_up: tokio::time::Instant,
+) -> Result<Option<tokio::time::Instant>, String> {
+    let mut chunk = [0u8; 16 * 1024];
+    let mut discarded = 0usize;
+    loop {
+        match tokio::time::timeout_at(give_up, stream.read(&mut chunk)).await {
+            Err(_) => return Ok(None),
+            Ok(Ok(0) | Err(_)) => return Ok(Some(tokio::time::Instant::now())),
+            Ok(Ok(read)) => {
+                discarded += read;
+                if discarded > MAX_RESPONSE_BYTES {
+                    return Err(format!(
+                        "more than {MAX_RESPONSE_BYTES} bytes sent unasked on an idle connection"
+                    ));
+                }
+            }
+        }
+    }
+}
+
 pub(crate) fn preview(body: &[u8]) -> String {
     crate::failure::preview_bytes(body)
 }
@@ -579,6 +622,14 @@ impl KeptAlive {
             response,
             announces_close,
         })
+    }
+
+    /// Waits until the service closes this connection: see [`wait_for_close`].
+    pub(crate) async fn wait_for_close(
+        &mut self,
+        give_up: tokio::time::Instant,
+    ) -> Result<Option<tokio::time::Instant>, String> {
+        wait_for_close(&mut self.stream, give_up).await
     }
 
     async fn read_more(&mut self) -> Result<(), String> {

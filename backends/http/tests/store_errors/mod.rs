@@ -170,11 +170,9 @@ pub async fn store_errors_keep_their_kind_across_the_server(_ctx: Ctx) -> CaseRe
             );
         }
     }
-    let Some(first) = wrong.first().cloned() else {
+    let mut wrong = wrong.into_iter();
+    let Some(first) = wrong.next() else {
         return Ok(());
     };
-    Err(wrong
-        .iter()
-        .skip(1)
-        .fold(first, |failure, other| failure.note(other.to_string())))
+    Err(wrong.fold(first, |failure, other| failure.note(other.to_string())))
 }
