@@ -38,7 +38,11 @@ use crate::exit;
 /// waiting them out costs a case a few seconds, and distinct, so that one counted in the
 /// other's place is seen.
 const EMBEDDED_HEADER_TIMEOUT: Duration = Duration::from_millis(1000);
-const EMBEDDED_IDLE_TIMEOUT: Duration = Duration::from_millis(2000);
+const EMBEDDED_IDLE_TIMEOUT: Duration = Duration::from_millis(3000);
+
+/// The longest connection timeout `check http` accepts as a declaration: each rule waits
+/// its timeout out plus 1.5 s, within the kit's 120 s per case.
+const MAX_DECLARED_CONNECTION_TIMEOUT_MS: u64 = 100_000;
 
 /// What to check.
 #[derive(Debug, clap::Subcommand)]
@@ -63,12 +67,23 @@ pub enum Target {
         timeout_ms: u64,
         /// Declare: the service closes a connection whose request head is not complete MS
         /// milliseconds after its first byte, or that sends nothing for MS after it opens
-        /// (checked by raw requests, not before and at most 1.5 s after).
-        #[arg(long, value_name = "MS", help_heading = "Declared capabilities")]
+        /// (checked by raw requests, not before and at most 1.5 s after; up to 100000).
+        #[arg(
+            long,
+            value_name = "MS",
+            help_heading = "Declared capabilities",
+            value_parser = clap::value_parser!(u64).range(1..=MAX_DECLARED_CONNECTION_TIMEOUT_MS)
+        )]
         header_timeout_ms: Option<u64>,
         /// Declare: the service closes a kept-alive connection idle for MS milliseconds
-        /// after a response (checked by raw requests, not before and at most 1.5 s after).
-        #[arg(long, value_name = "MS", help_heading = "Declared capabilities")]
+        /// after a response (checked by raw requests, not before and at most 1.5 s after;
+        /// up to 100000).
+        #[arg(
+            long,
+            value_name = "MS",
+            help_heading = "Declared capabilities",
+            value_parser = clap::value_parser!(u64).range(1..=MAX_DECLARED_CONNECTION_TIMEOUT_MS)
+        )]
         idle_timeout_ms: Option<u64>,
         /// Declarations, selection, baseline and reports.
         #[command(flatten)]
@@ -405,6 +420,10 @@ fn plan(target: &Target) -> Result<Plan, Unusable> {
             let api_url = api_server.base_url().to_owned();
             let url = server.base_url().to_owned();
             println!("==> the embedded defaults: memory, and cachekit-server (memory) at {url}");
+            println!(
+                "    the raw http_api rules: a second cachekit-server at {api_url}, its header \
+                 and idle timeouts {EMBEDDED_HEADER_TIMEOUT:?} and {EMBEDDED_IDLE_TIMEOUT:?}, declared"
+            );
             let config = HttpConfig::new(url.clone());
             let faultable = http_faultable(&url, config.clone());
             Ok(Plan {
@@ -420,10 +439,11 @@ fn plan(target: &Target) -> Result<Plan, Unusable> {
                         None,
                         options.declared(Capabilities::new("http-api")),
                     )
-                    .declaring_connection_timeouts(ConnectionTimeouts {
-                        header: Some(EMBEDDED_HEADER_TIMEOUT),
-                        idle: Some(EMBEDDED_IDLE_TIMEOUT),
-                    }),
+                    .declaring_connection_timeouts(
+                        ConnectionTimeouts::new()
+                            .with_header(EMBEDDED_HEADER_TIMEOUT)
+                            .with_idle(EMBEDDED_IDLE_TIMEOUT),
+                    ),
                 ],
                 _servers: vec![server, api_server],
             })
@@ -458,9 +478,11 @@ fn plan(target: &Target) -> Result<Plan, Unusable> {
                         token.clone(),
                         options.declared(Capabilities::new("http-api")),
                     )
-                    .declaring_connection_timeouts(ConnectionTimeouts {
-                        header: header_timeout_ms.map(Duration::from_millis),
-                        idle: idle_timeout_ms.map(Duration::from_millis),
+                    .declaring_connection_timeouts({
+                        let mut declared = ConnectionTimeouts::new();
+                        declared.header = header_timeout_ms.map(Duration::from_millis);
+                        declared.idle = idle_timeout_ms.map(Duration::from_millis);
+                        declared
                     }),
                 );
             } else {

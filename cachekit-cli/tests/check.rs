@@ -740,7 +740,7 @@ fn check_memcached_where_nothing_listens_is_exit_2_with_one_line() {
 /// `--header-timeout-ms` and `--idle-timeout-ms` declare what the service enforces, and
 /// the raw connection rules hold it to that: a server with a 1 s header and 2 s idle
 /// timeout passes the header rules as declared, and fails the idle rule when it is
-/// declared to wait 4 s.
+/// declared to wait 4 s. A declaration longer than a case may wait is refused.
 #[test]
 fn declared_connection_timeouts_are_checked_on_the_wire() {
     let server = BackgroundServer::spawn(
@@ -780,7 +780,11 @@ fn declared_connection_timeouts_are_checked_on_the_wire() {
             "passed",
         ),
         (
-            "http_api::an_unfinished_head_is_cut_off_after_the_header_timeout",
+            "http_api::a_trickled_head_is_cut_off_after_the_header_timeout",
+            "passed",
+        ),
+        (
+            "http_api::a_trickled_head_on_a_kept_alive_connection_is_cut_off_after_the_header_timeout",
             "passed",
         ),
         (
@@ -790,4 +794,13 @@ fn declared_connection_timeouts_are_checked_on_the_wire() {
     ]
     .map(|(id, outcome)| (id.to_owned(), outcome.to_owned()));
     assert_eq!(outcomes, expected, "{json}");
+
+    let too_long = cachekit(&[
+        "check",
+        "http",
+        server.base_url(),
+        "--idle-timeout-ms",
+        "100001",
+    ]);
+    assert_eq!(exit_code(&too_long), Some(2));
 }

@@ -64,6 +64,16 @@ impl Counts {
         // A timeout means the mutant hung the suite: the suite noticed it.
         (self.caught + self.timeout) as f64 / viable as f64
     }
+
+    /// The kit's score once the survivors listed as equivalent (no behaviour tells them
+    /// from the original, so no suite could) leave the count of viable mutants.
+    fn score_without_equivalents(&self, listed: usize) -> f64 {
+        let viable = (self.caught + self.missed.len() + self.timeout).saturating_sub(listed);
+        if viable == 0 {
+            return 0.0;
+        }
+        (self.caught + self.timeout) as f64 / viable as f64
+    }
 }
 
 /// `only`: package names to restrict the run to (all targets when empty); `shard`: `K/N`
@@ -170,6 +180,14 @@ pub fn run(root: &Path, only: &[String], shard: Option<&str>) -> Result<bool, St
             caught_by_own_tests.len(),
             unexplained.len()
         );
+        println!(
+            "{}: the kit's score {:.1}% of viable mutants, {:.1}% of those not listed as equivalent; \
+             {} of the unlisted survivors are left to the crate's own tests",
+            target.package,
+            counts.score() * 100.0,
+            counts.score_without_equivalents(listed.len()) * 100.0,
+            caught_by_own_tests.len()
+        );
         for mutant in &caught_by_own_tests {
             println!("    seen only by the crate's own tests: {mutant}");
         }
@@ -262,7 +280,21 @@ fn read_equivalent(path: &Path) -> Result<BTreeSet<String>, String> {
 
 #[cfg(test)]
 mod tests {
-    use super::regex_escape;
+    use super::{regex_escape, Counts};
+
+    #[rstest::rstest]
+    #[case::nothing_listed(0, 0.8)]
+    #[case::listed_survivors_leave_the_count(5, 1.0)]
+    #[case::more_listed_than_viable(30, 0.0)]
+    fn listed_equivalents_leave_the_denominator(#[case] listed: usize, #[case] expected: f64) {
+        let counts = Counts {
+            caught: 18,
+            missed: vec![String::new(); 5],
+            timeout: 2,
+            unviable: 7,
+        };
+        assert!((counts.score_without_equivalents(listed) - expected).abs() < 1e-9);
+    }
 
     #[test]
     fn a_mutant_name_escapes_to_a_literal_pattern() {

@@ -10,12 +10,12 @@
 
 use std::time::Duration;
 
-use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 use crate::ctx::api::{
-    describe, expect_client_error, expect_status, preview, wait_for_close, ApiCtx,
+    describe, expect_client_error, expect_status, preview, trickle_until_closed, wait_for_close,
+    ApiCtx, KeptAlive,
 };
 use crate::failure::{CaseResult, Failure, Operation};
 
@@ -421,19 +421,20 @@ pub const CLOSE_SLACK: Duration = Duration::from_millis(1500);
 const EARLY_CLOSE_TOLERANCE: Duration = Duration::from_millis(50);
 
 /// Waits for the service's close (`close`, which gives up [`CLOSE_SLACK`] after the
-/// timeout, counted from the client's instant just after the event that starts it) and
-/// judges it against the declared `timeout`: not before it runs out, counted from
-/// `earliest`, the client's instant just before that event (the service cannot have
-/// started counting sooner).
+/// declared `timeout` has run out, counted from `what`) and judges it: not before
+/// `timeout` has passed since `not_before.1`, whose instant `not_before.0` the client took
+/// just before that event (the service cannot have started counting sooner).
 async fn expect_closed_on_time(
     check: &str,
     close: impl std::future::Future<Output = Result<Option<Instant>, String>>,
-    earliest: Instant,
+    not_before: (Instant, &str),
     timeout: Duration,
     what: &str,
 ) -> CaseResult {
+    let (earliest, earliest_what) = not_before;
     let expected = format!(
-        "closed {} to {} after {what} (the declared timeout, plus up to {CLOSE_SLACK:?})",
+        "open for {} after {earliest_what}, then closed within {} after {what} \
+         (the declared timeout, plus up to {CLOSE_SLACK:?})",
         format_ms(timeout),
         format_ms(timeout + CLOSE_SLACK)
     );
@@ -446,7 +447,7 @@ async fn expect_closed_on_time(
             format_ms(timeout + CLOSE_SLACK)
         ),
         Some(at) if at + EARLY_CLOSE_TOLERANCE < earliest + timeout => format!(
-            "closed {} after {what}, before the timeout ran out",
+            "closed {} after {earliest_what}, before the timeout ran out",
             format_ms(at.saturating_duration_since(earliest))
         ),
         Some(_) => return Ok(()),
@@ -478,6 +479,17 @@ async fn connect(ctx: &ApiCtx) -> Result<TcpStream, Failure> {
         })
 }
 
+/// The start of a GET head that a slowloris client never finishes: request line, `Host`,
+/// and the name of a header whose value then arrives a byte at a time.
+fn unfinished_head(ctx: &ApiCtx) -> String {
+    format!(
+        "GET {} HTTP/1.1\r\nHost: {}\r\n{}X-Trickle: ",
+        ctx.path(&format!("/cache/{}", ctx.key("k"))),
+        ctx.target.authority,
+        ctx.auth_header()
+    )
+}
+
 /// A connection that never sends a byte is closed once the declared header timeout has
 /// run out, not before: a silent socket cannot hold one of the service's connection slots
 /// for longer (a slowloris client opens thousands).
@@ -489,37 +501,81 @@ pub async fn a_silent_connection_is_closed_after_the_header_timeout(ctx: ApiCtx)
     expect_closed_on_time(
         "a connection that sends nothing",
         wait_for_close(&mut stream, give_up),
-        earliest,
+        (earliest, "the connection opened"),
         timeout,
         "the connection opened",
     )
     .await
 }
 
-/// A request head begun late on a fresh connection, then left unfinished, gets the whole
-/// header timeout counted from its first byte (a client may take a moment to start), and
-/// the connection is closed once that runs out.
-pub async fn an_unfinished_head_is_cut_off_after_the_header_timeout(ctx: ApiCtx) -> CaseResult {
+/// A request head trickled in a byte at a time and never finished (slowloris) is cut off
+/// once the declared header timeout has run out since its first byte: bytes that keep
+/// arriving do not restart the timer. Not before the timeout has passed since the
+/// connection opened (a service may count from the accept or from the first byte).
+pub async fn a_trickled_head_is_cut_off_after_the_header_timeout(ctx: ApiCtx) -> CaseResult {
     let timeout = declared(ctx.target.connection_timeouts.header, "header")?;
+    let opened = Instant::now();
     let mut stream = connect(&ctx).await?;
-    // Late enough that a timeout counted from the accept instead would cut the head early.
-    tokio::time::sleep(timeout / 2).await;
-    let partial = format!(
-        "GET {} HTTP/1.1\r\nHost: {}\r\n",
-        ctx.path(&format!("/cache/{}", ctx.key("k"))),
-        ctx.target.authority
-    );
-    let earliest = Instant::now();
-    stream.write_all(partial.as_bytes()).await.map_err(|err| {
-        Failure::new("send the first half of a request head")
-            .expected("the bytes written")
-            .got(format!("write: {err}"))
-    })?;
+    tokio::time::sleep(timeout / 4).await;
     let give_up = Instant::now() + timeout + CLOSE_SLACK;
     expect_closed_on_time(
-        "a request head left unfinished",
-        wait_for_close(&mut stream, give_up),
-        earliest,
+        "a request head trickled a byte at a time",
+        trickle_until_closed(
+            &mut stream,
+            unfinished_head(&ctx).as_bytes(),
+            timeout / 4,
+            give_up,
+        ),
+        (opened, "the connection opened"),
+        timeout,
+        "the head's first byte",
+    )
+    .await
+}
+
+/// A kept-alive connection whose last request was a GET of a missing key (404) and whose
+/// answer did not announce a close, and the client's instant just before that GET.
+async fn kept_alive_after_a_get(ctx: &ApiCtx) -> Result<(KeptAlive, Instant), Failure> {
+    let key = ctx.key("k");
+    let target = ctx.path(&format!("/cache/{key}"));
+    let check = "GET on a kept-alive connection";
+    let mut connection = ctx.keep_alive().await.map_err(|why| {
+        Failure::new("open a connection to the service")
+            .expected("a connection")
+            .got(why)
+    })?;
+    let sent = Instant::now();
+    let framed = connection
+        .request(ctx, "GET", &target, "", b"")
+        .await
+        .map_err(|why| Failure::new(check).key(&key).expected("an answer").got(why))?;
+    expect_status(check, &key, "GET", &framed.response, &[404])?;
+    if framed.announces_close {
+        return Err(Failure::new(check)
+            .key(&key)
+            .expected("a connection kept open: the service declares its connection timeouts")
+            .got("a response that closes the connection"));
+    }
+    Ok((connection, sent))
+}
+
+/// On a kept-alive connection, a request head trickled in and never finished is cut off
+/// once the header timeout has run out since its first byte, not left to the (longer)
+/// idle timeout; and not before the header timeout (a slow but honest client gets it
+/// whole).
+pub async fn a_trickled_head_on_a_kept_alive_connection_is_cut_off_after_the_header_timeout(
+    ctx: ApiCtx,
+) -> CaseResult {
+    let timeout = declared(ctx.target.connection_timeouts.header, "header")?;
+    let (mut connection, _) = kept_alive_after_a_get(&ctx).await?;
+    // The next request begins a moment after the last answer, as a pooling client's does.
+    tokio::time::sleep(Duration::from_millis(200).min(timeout / 4)).await;
+    let first_byte = Instant::now();
+    let give_up = first_byte + timeout + CLOSE_SLACK;
+    expect_closed_on_time(
+        "a request head trickled a byte at a time on a kept-alive connection",
+        connection.trickle_until_closed(unfinished_head(&ctx).as_bytes(), timeout / 4, give_up),
+        (first_byte, "the head's first byte"),
         timeout,
         "the head's first byte",
     )
@@ -531,41 +587,12 @@ pub async fn an_unfinished_head_is_cut_off_after_the_header_timeout(ctx: ApiCtx)
 /// runs out (idle connections cannot pile up).
 pub async fn an_idle_connection_is_closed_after_the_idle_timeout(ctx: ApiCtx) -> CaseResult {
     let timeout = declared(ctx.target.connection_timeouts.idle, "idle")?;
-    let key = ctx.key("k");
-    let target = ctx.path(&format!("/cache/{key}"));
-    let mut connection = ctx.keep_alive().await.map_err(|why| {
-        Failure::new("open a connection to the service")
-            .expected("a connection")
-            .got(why)
-    })?;
-    let earliest = Instant::now();
-    let framed = connection
-        .request(&ctx, "GET", &target, "", b"")
-        .await
-        .map_err(|why| {
-            Failure::new("GET on a kept-alive connection")
-                .key(&key)
-                .expected("an answer")
-                .got(why)
-        })?;
+    let (mut connection, sent) = kept_alive_after_a_get(&ctx).await?;
     let give_up = Instant::now() + timeout + CLOSE_SLACK;
-    expect_status(
-        "GET on a kept-alive connection",
-        &key,
-        "GET",
-        &framed.response,
-        &[404],
-    )?;
-    if framed.announces_close {
-        return Err(Failure::new("GET on a kept-alive connection")
-            .key(&key)
-            .expected("a connection kept open: the service declares an idle timeout")
-            .got("a response that closes the connection"));
-    }
     expect_closed_on_time(
         "a kept-alive connection left idle",
         connection.wait_for_close(give_up),
-        earliest,
+        (sent, "the request before it"),
         timeout,
         "its response",
     )

@@ -35,8 +35,11 @@ pub struct ApiTarget {
 /// the defences against clients that hold connections open without finishing requests
 /// (slowloris). The `http_api` rules hold a service to what is declared here, in both
 /// directions: not closed before the timeout (slow but honest clients keep working), and
-/// closed soon after it (idle sockets cannot pile up). `None` skips the rules that need it.
+/// closed soon after it (idle sockets and trickled heads cannot pile up). `None` skips
+/// the rules that need it. Each rule waits out its timeout, so a case takes that long
+/// plus up to 1.5 s, within the case timeout (120 s unless `CACHEKIT_CASE_TIMEOUT_SECS`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ConnectionTimeouts {
     /// Longest a request head may take from its first byte; also the longest a new
     /// connection may stay silent before its first request begins.
@@ -44,6 +47,25 @@ pub struct ConnectionTimeouts {
     /// Longest a kept-alive connection may wait for its next request once a response on
     /// it has been sent.
     pub idle: Option<Duration>,
+}
+
+impl ConnectionTimeouts {
+    /// Nothing declared: the connection rules are skipped.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Declares the header timeout.
+    pub fn with_header(mut self, timeout: Duration) -> Self {
+        self.header = Some(timeout);
+        self
+    }
+
+    /// Declares the keep-alive idle timeout.
+    pub fn with_idle(mut self, timeout: Duration) -> Self {
+        self.idle = Some(timeout);
+        self
+    }
 }
 
 impl ApiTarget {
@@ -403,6 +425,44 @@ pub(crate) async fn wait_for_close(
     }
 }
 
+/// Plays a slowloris client: sends `head_start` (a request line and headers, not ended by
+/// the blank line), then one more byte of an endless header every `interval`, so that the
+/// head never completes but bytes keep arriving. Returns the instant the service closed
+/// the connection (end of stream, a reset, or a write it refused), or `None` if it was
+/// still open at `give_up`.
+pub(crate) async fn trickle_until_closed(
+    stream: &mut TcpStream,
+    head_start: &[u8],
+    interval: Duration,
+    give_up: tokio::time::Instant,
+) -> Result<Option<tokio::time::Instant>, String> {
+    let mut pending: &[u8] = head_start;
+    let mut chunk = [0u8; 16 * 1024];
+    let mut discarded = 0usize;
+    loop {
+        if stream.write_all(pending).await.is_err() {
+            return Ok(Some(tokio::time::Instant::now()));
+        }
+        pending = b"a";
+        let next_byte = (tokio::time::Instant::now() + interval).min(give_up);
+        loop {
+            match tokio::time::timeout_at(next_byte, stream.read(&mut chunk)).await {
+                Err(_) if next_byte >= give_up => return Ok(None),
+                Err(_) => break,
+                Ok(Ok(0) | Err(_)) => return Ok(Some(tokio::time::Instant::now())),
+                Ok(Ok(read)) => {
+                    discarded += read;
+                    if discarded > MAX_RESPONSE_BYTES {
+                        return Err(format!(
+                            "more than {MAX_RESPONSE_BYTES} bytes sent before a head was complete"
+                        ));
+                    }
+                }
+            }
+        }
+    }
+}
+
 pub(crate) fn preview(body: &[u8]) -> String {
     crate::failure::preview_bytes(body)
 }
@@ -622,6 +682,17 @@ impl KeptAlive {
             response,
             announces_close,
         })
+    }
+
+    /// Trickles a request head that never completes on this connection: see
+    /// [`trickle_until_closed`].
+    pub(crate) async fn trickle_until_closed(
+        &mut self,
+        head_start: &[u8],
+        interval: Duration,
+        give_up: tokio::time::Instant,
+    ) -> Result<Option<tokio::time::Instant>, String> {
+        trickle_until_closed(&mut self.stream, head_start, interval, give_up).await
     }
 
     /// Waits until the service closes this connection: see [`wait_for_close`].
