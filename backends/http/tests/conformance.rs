@@ -27,7 +27,7 @@ cachekit_conformance::conformance_tests!(
         let mut config = HttpConfig::new(target.base_url);
         config.timeout = target.timeout;
         config.max_response_bytes = target.max_response_bytes;
-        config.retry = RetryPolicy { max_retries: target.max_retries, max_backoff: target.max_backoff, ..RetryPolicy::default() };
+        config.retry = RetryPolicy { max_retries: target.max_retries, max_backoff: target.max_backoff, max_retry_after: target.max_retry_after, ..RetryPolicy::default() };
         HttpBackend::new(config).expect("valid config")
     }),
     extra = [

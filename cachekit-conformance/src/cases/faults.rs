@@ -23,7 +23,7 @@ use tokio::net::TcpListener;
 use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use crate::ctx::faults::{FaultCtx, KEY, RESPONSE_CAP, RETRIES, TIMEOUT};
+use crate::ctx::faults::{FaultCtx, KEY, MAX_RETRY_AFTER, RESPONSE_CAP, RETRIES, TIMEOUT};
 use crate::failure::{preview_option, Answer, CaseResult, Failure, Operation};
 
 async fn requests(server: &MockServer) -> usize {
@@ -168,16 +168,20 @@ pub async fn status_503_on_set_is_unavailable_after_bounded_retries(ctx: FaultCt
 
 /// 429 with Retry-After is Throttled, waits as told between retries, and reports the wait.
 pub async fn status_429_is_throttled_and_honours_retry_after(ctx: FaultCtx) -> CaseResult {
-    let server = server_answering(429, |t| t.insert_header("Retry-After", "1")).await;
+    // Exactly the longest wait the backend is told to honour: the boundary is waited for.
+    let server = server_answering(429, |t| {
+        t.insert_header("Retry-After", MAX_RETRY_AFTER.as_secs().to_string())
+    })
+    .await;
     let backend = ctx.backend_for(&server.uri()).await;
     let started = tokio::time::Instant::now();
     let result = backend.get(KEY).await;
     let waited = started.elapsed();
     let check = "get answered 429 with Retry-After: 1 every time";
-    expect_throttled_for(check, result, Duration::from_secs(1))?;
+    expect_throttled_for(check, result, MAX_RETRY_AFTER)?;
     expect_requests(check, 1 + RETRIES as usize, requests(&server).await)?;
     // A lower bound only: waiting at least as long as told is the rule.
-    let told = Duration::from_secs(u64::from(RETRIES));
+    let told = MAX_RETRY_AFTER * RETRIES;
     if waited < told {
         return Err(Failure::new(check)
             .expected(format!(

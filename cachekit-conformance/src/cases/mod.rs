@@ -321,7 +321,7 @@ fn fault_cases() -> Vec<Case> {
         case!(faults::transient_failure_is_retried_then_succeeds, "a 503 followed by a 200 yields the value after one retry", timing: Parallel),
         case!(faults::status_500_is_unavailable_after_bounded_retries, "a persistent 500 on GET is Unavailable after exactly 1 + max_retries requests", timing: Parallel),
         case!(faults::status_503_on_set_is_unavailable_after_bounded_retries, "a persistent 503 on PUT is Unavailable after exactly 1 + max_retries requests", timing: Parallel),
-        case!(faults::status_429_is_throttled_and_honours_retry_after, "429 with Retry-After is Throttled, waits as told between retries, and reports the wait", timing: Parallel),
+        case!(faults::status_429_is_throttled_and_honours_retry_after, "429 with a Retry-After of exactly the longest wait the backend is told to honour is Throttled, waited for between retries, and reported", timing: Parallel),
         case!(faults::a_retry_after_too_long_to_wait_is_reported_not_waited, "a 429 asking for a 2-hour wait is Throttled after one request and reports the whole wait", timing: Parallel),
         case!(faults::a_retry_after_date_in_the_past_is_no_reason_to_give_up, "a 429 whose Retry-After is a date in the past is retried like any 429, never taken as a wait too long to honour", timing: Parallel),
         case!(faults::a_reset_inside_a_body_is_unavailable, "a connection reset in the middle of a body is Unavailable, never part of a value and not Protocol", timing: Parallel),

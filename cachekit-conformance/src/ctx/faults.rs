@@ -22,6 +22,10 @@ pub struct FaultTarget {
     pub max_backoff: Duration,
     /// Largest response body the backend accepts.
     pub max_response_bytes: usize,
+    /// Longest `Retry-After` the backend waits for before retrying; a longer one is
+    /// returned to the caller as `Throttled`. The cases ask for exactly this long (1 s),
+    /// so a bound that excludes its own value fails them, and for far longer (2 h).
+    pub max_retry_after: Duration,
 }
 
 pub(crate) type TargetedFuture = Pin<Box<dyn Future<Output = Arc<dyn Backend>>>>;
@@ -35,6 +39,9 @@ pub struct FaultCtx {
 pub(crate) const TIMEOUT: Duration = Duration::from_millis(400);
 pub(crate) const RETRIES: u32 = 2;
 pub(crate) const RESPONSE_CAP: usize = 64 * 1024;
+/// The `Retry-After` the throttling cases ask for, and the longest the backend is told to
+/// wait for: the boundary itself.
+pub(crate) const MAX_RETRY_AFTER: Duration = Duration::from_secs(1);
 pub(crate) const KEY: &str = "fault-key";
 
 impl FaultCtx {
@@ -50,6 +57,7 @@ impl FaultCtx {
             max_retries: RETRIES,
             max_backoff: Duration::from_millis(100),
             max_response_bytes: RESPONSE_CAP,
+            max_retry_after: MAX_RETRY_AFTER,
         }
     }
 
