@@ -535,14 +535,15 @@ fn jittered_backoff(policy: &RetryPolicy, attempt: u32) -> Duration {
 fn classify(what: &str, err: reqwest::Error) -> BackendError {
     let kind = if err.is_timeout() {
         ErrorKind::Timeout
-    } else if err.is_connect() || is_connection_reset(&err) || closed_before_answering(&err) {
-        // A reset, even in the middle of a body, or a close before any answer is the
-        // service going away: nothing malformed arrived.
+    } else if err.is_connect() || is_connection_reset(&err) {
+        // A reset, even in the middle of a body (which reqwest reports as a body error),
+        // is the service going away: nothing malformed arrived.
         ErrorKind::Unavailable
     } else if err.is_body() || err.is_decode() || is_parse_error(&err) {
         ErrorKind::Protocol
     } else {
-        // Connection reset or closed mid-request: the service went away.
+        // The rest is the service going away too: a connection closed before any answer
+        // (hyper's incomplete message) or in the middle of sending the request.
         ErrorKind::Unavailable
     };
     let mut message = format!("{what}: {err}");
@@ -580,11 +581,6 @@ fn hyper_cause(err: &reqwest::Error) -> Option<&hyper::Error> {
         source = cause.source();
     }
     None
-}
-
-/// The connection closed before a whole response head arrived.
-fn closed_before_answering(err: &reqwest::Error) -> bool {
-    hyper_cause(err).is_some_and(hyper::Error::is_incomplete_message)
 }
 
 /// What arrived was not an HTTP response (a bad status code included: hyper counts it as
