@@ -85,7 +85,7 @@ impl Suite {
 
     /// Why `case` does not apply to this suite, whose backend declares `caps`, or `None` if
     /// it applies: the case's needs judged against the capabilities, plus the needs only
-    /// the suite can answer (a configured token).
+    /// the suite can answer (a configured token, declared connection timeouts).
     pub fn skip_reason(&self, case: &Case, caps: &Capabilities) -> Option<String> {
         case.skip_reason(caps).or_else(|| {
             let target = match &self.factory {
