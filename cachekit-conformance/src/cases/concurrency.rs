@@ -49,7 +49,7 @@ pub async fn parallel_tasks_on_distinct_keys(ctx: Ctx) -> CaseResult {
         let ctx = ctx.clone();
         tasks.spawn(async move {
             let key = ctx.key(&format!("task{task}"));
-            for round in 0..10 {
+            for round in 0..5 {
                 let value = format!("task {task} round {round}");
                 ctx.set(&key, value.as_bytes(), None).await?;
                 ctx.expect_get(

@@ -9,6 +9,7 @@ use std::fmt;
 use std::time::Duration;
 
 use cachekit_core::{BackendError, Bytes};
+use futures::stream::{self, StreamExt};
 use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
@@ -23,6 +24,8 @@ pub const CASES_ENV: &str = "CACHEKIT_PROPTEST_CASES";
 /// A small key space whose names differ only in ways a sloppy backend conflates.
 const KEYS: [&str; 4] = ["k", "K", "k/x", "k%2Fx"];
 const MAX_SHRINK_STEPS: usize = 512;
+/// Sequences replayed at once (each on its own keys).
+const SEQUENCES_IN_FLIGHT: usize = 8;
 
 #[derive(Debug, Clone)]
 enum Op {
@@ -154,57 +157,75 @@ pub async fn random_operation_sequences_match_a_hashmap_model(ctx: Ctx) -> CaseR
     };
     let mut runner = TestRunner::new_with_rng(config, rng_for(ctx.seed));
     let strategy = operations(ctx.caps.ttl.is_some());
-    let mut attempt = 0;
-    for case in 0..cases {
-        let mut tree = strategy
-            .new_tree(&mut runner)
-            .map_err(|reason| Failure::new("generate a random sequence").got(reason.to_string()))?;
-        attempt += 1;
-        let Err(first) = replay(&ctx, attempt, &tree.current()).await else {
-            continue;
-        };
-        let original_len = tree.current().len();
-        let mut minimal = (tree.current(), first);
-        // proptest's shrinking protocol: simplify while it still fails, complicate once it passes.
-        let mut more = tree.simplify();
-        let mut steps = 0;
-        while more && steps < MAX_SHRINK_STEPS {
-            steps += 1;
-            attempt += 1;
-            match replay(&ctx, attempt, &tree.current()).await {
-                Err(divergence) => {
-                    minimal = (tree.current(), divergence);
-                    more = tree.simplify();
-                }
-                Ok(()) => more = tree.complicate(),
-            }
-        }
-        let (ops, divergence) = minimal;
-        let steps: Vec<String> = ops
-            .iter()
-            .enumerate()
-            .map(|(i, op)| {
-                let marker = if i == divergence.step {
-                    "   <- diverges"
-                } else {
-                    ""
-                };
-                format!("{op}{marker}")
-            })
-            .collect();
-        return Err(Failure::new(format!(
-            "random sequence {} of {cases} against a HashMap model, step {} of the shrunk \
-             sequence ({original_len} operations before shrinking): {}",
-            case + 1,
-            divergence.step + 1,
-            ops[divergence.step]
-        ))
-        .operation(divergence.operation)
-        .expected(divergence.expected)
-        .got(divergence.got)
-        .steps(steps)
-        .note("the keys of one sequence share one fresh prefix")
-        .seed(ctx.seed));
+    let mut trees = Vec::with_capacity(cases);
+    for _ in 0..cases {
+        trees.push(strategy.new_tree(&mut runner).map_err(|reason| {
+            Failure::new("generate a random sequence").got(reason.to_string())
+        })?);
     }
-    Ok(())
+    // Each sequence has its own keys, so they can run side by side; against a remote store
+    // one at a time would make this case as long as 64 sequences of round trips. The
+    // failure reported is the first failing sequence in order, whatever finished first.
+    let first_failure = stream::iter(trees.iter().enumerate())
+        .map(|(index, tree)| {
+            let ops = tree.current();
+            let ctx = &ctx;
+            async move {
+                replay(ctx, index + 1, &ops)
+                    .await
+                    .err()
+                    .map(|first| (index, first))
+            }
+        })
+        .buffered(SEQUENCES_IN_FLIGHT)
+        .filter_map(std::future::ready)
+        .next()
+        .await;
+    let Some((case, first)) = first_failure else {
+        return Ok(());
+    };
+    let mut tree = trees.swap_remove(case);
+    let mut attempt = cases;
+    let original_len = tree.current().len();
+    let mut minimal = (tree.current(), first);
+    // proptest's shrinking protocol: simplify while it still fails, complicate once it passes.
+    let mut more = tree.simplify();
+    let mut steps = 0;
+    while more && steps < MAX_SHRINK_STEPS {
+        steps += 1;
+        attempt += 1;
+        match replay(&ctx, attempt, &tree.current()).await {
+            Err(divergence) => {
+                minimal = (tree.current(), divergence);
+                more = tree.simplify();
+            }
+            Ok(()) => more = tree.complicate(),
+        }
+    }
+    let (ops, divergence) = minimal;
+    let steps: Vec<String> = ops
+        .iter()
+        .enumerate()
+        .map(|(i, op)| {
+            let marker = if i == divergence.step {
+                "   <- diverges"
+            } else {
+                ""
+            };
+            format!("{op}{marker}")
+        })
+        .collect();
+    Err(Failure::new(format!(
+        "random sequence {} of {cases} against a HashMap model, step {} of the shrunk \
+         sequence ({original_len} operations before shrinking): {}",
+        case + 1,
+        divergence.step + 1,
+        ops[divergence.step]
+    ))
+    .operation(divergence.operation)
+    .expected(divergence.expected)
+    .got(divergence.got)
+    .steps(steps)
+    .note("the keys of one sequence share one fresh prefix")
+    .seed(ctx.seed))
 }
