@@ -152,6 +152,9 @@ enum Flaw {
     BackslashBecomesSlash,
     /// NFKC folding: a fullwidth solidus becomes `/`.
     FoldsCompatibilityCharacters,
+    /// A key column with numeric affinity (SQLite's NUMERIC and INTEGER columns, PHP array
+    /// keys): a key that reads as a number is stored as that number.
+    NumericKeyAffinity,
     /// Keys replaced by a short hash (12 bits here) without keeping the key.
     KeysHashedToTwelveBits,
     /// A `CHAR(200)` key column: only the first 200 bytes compared.
@@ -478,6 +481,13 @@ impl Flawed {
             TrimsTrailingDots => key.trim_end_matches(['.', ' ']).to_owned(),
             BackslashBecomesSlash => key.replace('\\', "/"),
             FoldsCompatibilityCharacters => key.nfkc().collect(),
+            NumericKeyAffinity => match key.parse::<f64>() {
+                Ok(number) if number.is_finite() && number.fract() == 0.0 => {
+                    format!("{number:.0}")
+                }
+                Ok(number) if number.is_finite() => number.to_string(),
+                _ => key.to_owned(),
+            },
             _ => key.to_owned(),
         };
         match self.flaw {
@@ -1308,6 +1318,10 @@ fn expectations() -> Vec<(Flaw, &'static [&'static str])> {
         (
             FoldsCompatibilityCharacters,
             &["key_characters::fullwidth_slash"],
+        ),
+        (
+            NumericKeyAffinity,
+            &["keys::numeric_spellings_are_distinct_keys"],
         ),
         (
             KeysHashedToTwelveBits,

@@ -160,6 +160,27 @@ pub async fn dot_segment_keys_roundtrip(ctx: Ctx) -> CaseResult {
     Ok(())
 }
 
+/// Keys that spell the same number differently are different keys.
+pub async fn numeric_spellings_are_distinct_keys(ctx: Ctx) -> CaseResult {
+    // Whole keys, unprefixed: a store that turns a key into the number it reads as (a key
+    // column with numeric affinity, PHP array keys) does so only when the whole key reads
+    // as one. The number comes from the case's private prefix, so runs sharing a store
+    // use different numbers.
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    std::hash::Hash::hash(ctx.prefix(), &mut hasher);
+    let n = 100_000_000 + std::hash::Hasher::finish(&hasher) % 800_000_000;
+    let keys = [
+        format!("{n}"),
+        format!("0{n}"),
+        format!("+{n}"),
+        format!("{n}.0"),
+        format!("{n}e0"),
+        format!("{n}.00e0"),
+        format!("0x{n:x}"),
+    ];
+    each_key_keeps_its_own_value(&ctx, "keys spelling one number", &keys).await
+}
+
 /// Keys declared unrepresentable fail with InvalidKey on every operation and break nothing.
 pub async fn declared_unrepresentable_keys_are_rejected_cleanly(ctx: Ctx) -> CaseResult {
     for key in ctx.caps.rejected_keys.clone() {

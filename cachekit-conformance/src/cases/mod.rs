@@ -188,6 +188,10 @@ fn listed_cases() -> Vec<Case> {
             keys::key_prefix_is_not_a_match,
             "a key only matches itself, not its prefixes or extensions"
         ),
+        case!(
+            keys::numeric_spellings_are_distinct_keys,
+            "keys that spell the same number differently are different keys"
+        ),
         case!(keys::dot_segment_keys_roundtrip, "`.` and `..` are plain keys", needs: [DotKeysAccepted]),
         case!(keys::declared_unrepresentable_keys_are_rejected_cleanly, "keys declared unrepresentable fail with InvalidKey and break nothing", needs: [RejectedKeys]),
         case!(
