@@ -152,6 +152,13 @@ enum Flaw {
     BackslashBecomesSlash,
     /// NFKC folding: a fullwidth solidus becomes `/`.
     FoldsCompatibilityCharacters,
+    /// A JavaScript object used as the map (`store[key]`): `constructor`, `toString` and
+    /// the other inherited members read as present, and a write to `__proto__` is lost.
+    PlainObjectAsMap,
+    /// S3-style gateways and URL joiners: a key's leading `/` dropped.
+    StripsLeadingSlash,
+    /// A text protocol split on runs of whitespace: a key's leading blanks disappear.
+    SplitsOnWhitespace,
     /// A key column with numeric affinity (SQLite's NUMERIC and INTEGER columns, PHP array
     /// keys): a key that reads as a number is stored as that number.
     NumericKeyAffinity,
@@ -454,6 +461,18 @@ impl Flawed {
         }
     }
 
+    /// Whether a plain-object map answers for `key` from its prototype.
+    fn inherits(&self, key: &str) -> bool {
+        const INHERITED: [&str; 5] = [
+            "constructor",
+            "toString",
+            "hasOwnProperty",
+            "valueOf",
+            "__proto__",
+        ];
+        self.flaw == Flaw::PlainObjectAsMap && INHERITED.contains(&key)
+    }
+
     fn key(&self, key: &str) -> Result<String> {
         use Flaw::*;
         if self.flaw == EmptyKeyAccepted && key.is_empty() {
@@ -481,6 +500,8 @@ impl Flawed {
             TrimsTrailingDots => key.trim_end_matches(['.', ' ']).to_owned(),
             BackslashBecomesSlash => key.replace('\\', "/"),
             FoldsCompatibilityCharacters => key.nfkc().collect(),
+            StripsLeadingSlash => key.trim_start_matches('/').to_owned(),
+            SplitsOnWhitespace => key.trim_start().to_owned(),
             NumericKeyAffinity => match key.parse::<f64>() {
                 Ok(number) if number.is_finite() && number.fract() == 0.0 => {
                     format!("{number:.0}")
@@ -944,10 +965,16 @@ impl Flawed {
 impl Backend for Flawed {
     async fn get(&self, key: &str) -> Result<Option<Bytes>> {
         let got = self.get_inner(key).await;
+        if self.inherits(key) && matches!(got, Ok(None)) {
+            return Ok(Some(Bytes::from_static(b"function () { [native code] }")));
+        }
         self.swallow(got)
     }
 
     async fn set(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> Result<()> {
+        if self.flaw == Flaw::PlainObjectAsMap && key == "__proto__" {
+            return Ok(());
+        }
         let result = self.set_inner(key, value, ttl).await;
         self.swallow(result)
     }
@@ -959,6 +986,9 @@ impl Backend for Flawed {
 
     async fn exists(&self, key: &str) -> Result<bool> {
         let result = self.exists_inner(key).await;
+        if self.inherits(key) {
+            return Ok(true);
+        }
         self.swallow(result)
     }
 
@@ -1319,6 +1349,12 @@ fn expectations() -> Vec<(Flaw, &'static [&'static str])> {
             FoldsCompatibilityCharacters,
             &["key_characters::fullwidth_slash"],
         ),
+        (
+            PlainObjectAsMap,
+            &["keys::object_member_names_are_plain_keys"],
+        ),
+        (StripsLeadingSlash, &["keys::leading_characters_are_kept"]),
+        (SplitsOnWhitespace, &["keys::leading_characters_are_kept"]),
         (
             NumericKeyAffinity,
             &["keys::numeric_spellings_are_distinct_keys"],

@@ -181,6 +181,63 @@ pub async fn numeric_spellings_are_distinct_keys(ctx: Ctx) -> CaseResult {
     each_key_keeps_its_own_value(&ctx, "keys spelling one number", &keys).await
 }
 
+/// Names that a map built on a language's objects treats specially (inherited members,
+/// `__proto__`, the words for "nothing") are plain keys: absent until set, then exact.
+pub async fn object_member_names_are_plain_keys(ctx: Ctx) -> CaseResult {
+    // Whole keys, unprefixed: only the exact name is special to such a map. A run that was
+    // interrupted may have left one behind, so each is deleted first; values carry the
+    // run's prefix so two runs sharing a store tell theirs apart.
+    const NAMES: [&str; 12] = [
+        "__proto__",
+        "constructor",
+        "prototype",
+        "toString",
+        "hasOwnProperty",
+        "valueOf",
+        "__class__",
+        "__dict__",
+        "null",
+        "undefined",
+        "None",
+        "nil",
+    ];
+    for (i, name) in NAMES.iter().enumerate() {
+        ctx.delete(name).await?;
+        ctx.expect_absent("a key named like an object member, before any set", name)
+            .await?;
+        let value = format!("{}#{i}", ctx.prefix());
+        ctx.set(name, value.as_bytes(), None).await?;
+        ctx.expect_present(
+            "a key named like an object member reads back its own value",
+            name,
+            value.as_bytes(),
+        )
+        .await?;
+        ctx.expect_delete("delete of a key named like an object member", name, true)
+            .await?;
+        ctx.expect_absent("a key named like an object member, after its delete", name)
+            .await?;
+    }
+    Ok(())
+}
+
+/// A key's first characters are kept, whatever they are.
+pub async fn leading_characters_are_kept(ctx: Ctx) -> CaseResult {
+    // The key's own prefix comes after the character under test, so that the character
+    // is the very first one the store sees.
+    let rest = ctx.key("k");
+    let keys: Vec<String> = ["", "/", "//", " ", "\t", ".", "./", "-", "#", ":", "_"]
+        .iter()
+        .map(|lead| format!("{lead}{rest}"))
+        .collect();
+    each_key_keeps_its_own_value(
+        &ctx,
+        "keys that differ only in their first characters",
+        &keys,
+    )
+    .await
+}
+
 /// Keys declared unrepresentable fail with InvalidKey on every operation and break nothing.
 pub async fn declared_unrepresentable_keys_are_rejected_cleanly(ctx: Ctx) -> CaseResult {
     for key in ctx.caps.rejected_keys.clone() {

@@ -192,6 +192,14 @@ fn listed_cases() -> Vec<Case> {
             keys::numeric_spellings_are_distinct_keys,
             "keys that spell the same number differently are different keys"
         ),
+        case!(
+            keys::object_member_names_are_plain_keys,
+            "names special to maps built on objects (`__proto__`, `constructor`, `None`, ...) are plain keys"
+        ),
+        case!(
+            keys::leading_characters_are_kept,
+            "a key's first characters are kept, whatever they are"
+        ),
         case!(keys::dot_segment_keys_roundtrip, "`.` and `..` are plain keys", needs: [DotKeysAccepted]),
         case!(keys::declared_unrepresentable_keys_are_rejected_cleanly, "keys declared unrepresentable fail with InvalidKey and break nothing", needs: [RejectedKeys]),
         case!(
