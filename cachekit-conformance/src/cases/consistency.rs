@@ -52,6 +52,9 @@ struct Observer<'a> {
     /// Observations of an entry with a ttl that were judged "must be present": without
     /// one, a store that drops every write with a ttl would pass on a slow machine.
     judged_expiring: usize,
+    /// How many times the backend's shortest ttl this run uses: doubled on each run of
+    /// the script, so a loaded store whose answers all came too late gets more room.
+    stretch: u32,
 }
 
 impl Observer<'_> {
@@ -148,19 +151,27 @@ impl Observer<'_> {
         Ok(())
     }
 
-    async fn set(&mut self, key: usize, value: &[u8], ttl: Option<Duration>) -> CaseResult {
+    /// The ttl this run sets, and how long after a set's acknowledgement its entry must be
+    /// gone: the backend's window, with the ttl stretched.
+    fn ttl_and_absent_by(&self) -> (Duration, Duration) {
         let window = self.ctx.ttl_window();
+        let ttl = window.ttl * self.stretch;
+        (ttl, window.absent_by + (ttl - window.ttl))
+    }
+
+    async fn set(&mut self, key: usize, value: &[u8], ttl: Option<Duration>) -> CaseResult {
+        let (_, absent_by) = self.ttl_and_absent_by();
         let start = Instant::now();
         self.ctx.set(&self.keys[key], value, ttl).await?;
         let acknowledged = Instant::now();
-        let expiry = ttl.map(|ttl| (start + ttl, acknowledged + window.absent_by));
+        let expiry = ttl.map(|ttl| (start + ttl, acknowledged + absent_by));
         let value = value.to_vec();
         self.model.insert(key, Entry { value, expiry });
         Ok(())
     }
 
     async fn run(&mut self, step: Step) -> CaseResult {
-        let ttl = self.ctx.ttl_window().ttl;
+        let (ttl, _) = self.ttl_and_absent_by();
         let shown = match step {
             Step::Set(key, value) => {
                 self.set(key, value, None).await?;
@@ -221,6 +232,7 @@ async fn cross_check(ctx: Ctx, script: &[Step]) -> CaseResult {
             model: BTreeMap::new(),
             seen: Vec::new(),
             judged_expiring: 0,
+            stretch: 1 << attempt.min(8),
         };
         observer.look("the start").await?;
         for step in script {
