@@ -195,6 +195,10 @@ enum Flaw {
     CompressorCapsRuns,
     /// JSON-looking values parsed and re-serialised without spaces.
     ReserialisesJson,
+    /// A reader that sniffs magic numbers (a proxy adding `Content-Encoding: gzip` to
+    /// bodies that start like gzip, a client auto-decompressing): a value that only starts
+    /// like gzip comes back as a decoding error.
+    SniffsGzipMagic,
     /// Text decoding strips a UTF-8 byte-order mark.
     StripsValueBom,
     /// `String::from_utf8_lossy`: invalid UTF-8 replaced.
@@ -965,6 +969,13 @@ impl Flawed {
 impl Backend for Flawed {
     async fn get(&self, key: &str) -> Result<Option<Bytes>> {
         let got = self.get_inner(key).await;
+        let sniffed = |value: &Bytes| value.starts_with(&[0x1f, 0x8b]);
+        if self.flaw == Flaw::SniffsGzipMagic && matches!(&got, Ok(Some(value)) if sniffed(value)) {
+            return Err(BackendError::new(
+                ErrorKind::Protocol,
+                "invalid gzip stream",
+            ));
+        }
         if self.inherits(key) && matches!(got, Ok(None)) {
             return Ok(Some(Bytes::from_static(b"function () { [native code] }")));
         }
@@ -1429,6 +1440,10 @@ fn expectations() -> Vec<(Flaw, &'static [&'static str])> {
         (
             ReserialisesJson,
             &["values::text_like_values_are_not_interpreted"],
+        ),
+        (
+            SniffsGzipMagic,
+            &["values::values_that_start_like_an_encoding_are_not_decoded"],
         ),
         (
             StripsValueBom,

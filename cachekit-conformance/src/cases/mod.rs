@@ -236,6 +236,10 @@ fn listed_cases() -> Vec<Case> {
             "values that look like JSON, numbers or padded text stay bytes"
         ),
         case!(
+            values::values_that_start_like_an_encoding_are_not_decoded,
+            "values that start like gzip, zstd, a pickle or a flags byte are returned as stored"
+        ),
+        case!(
             values::shorter_overwrite_leaves_no_tail,
             "overwriting with a shorter value leaves no bytes of the old one"
         ),

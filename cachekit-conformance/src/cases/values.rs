@@ -187,6 +187,32 @@ pub async fn text_like_values_are_not_interpreted(ctx: Ctx) -> CaseResult {
     Ok(())
 }
 
+/// Values that begin like a compressed or serialised format are stored bytes, never
+/// decoded: a layer that sniffs magic numbers (gzip, zlib, zstd, snappy, pickle, PHP's
+/// serialize, a flags byte) turns them into something else or into an error.
+pub async fn values_that_start_like_an_encoding_are_not_decoded(ctx: Ctx) -> CaseResult {
+    let values: [&[u8]; 8] = [
+        b"\x1f\x8b\x08\x00not gzip",
+        b"\x78\x9cnot zlib",
+        b"\x28\xb5\x2f\xfdnot zstd",
+        b"\xff\x06\x00\x00sNaPpYnot snappy",
+        b"\x80\x04\x95not a pickle",
+        b"s:5:\"hello\";",
+        b"\x00flags byte",
+        b"\x01flags byte",
+    ];
+    for (i, value) in values.iter().enumerate() {
+        roundtrip(
+            &ctx,
+            "get of a value that starts like an encoding",
+            &format!("magic-{i}"),
+            value,
+        )
+        .await?;
+    }
+    Ok(())
+}
+
 macro_rules! lengths {
     ($($name:ident => $len:literal;)*) => {
         $(
