@@ -153,11 +153,13 @@ impl Harness {
         seed: u64,
         expected: &Arc<Mutex<Vec<String>>>,
     ) -> Vec<Trial> {
-        let run_id = RunId::new();
         let mut trials = Vec::new();
         // Across all suites, so that one suite's heavy cases do not wait behind another's.
         let mut early = Vec::new();
         for suite in &self.suites {
+            // One run id per suite: two suites of one binary may share a store, and a case's
+            // keys must not meet the same case's keys of the other suite.
+            let run_id = RunId::new();
             let capabilities = match suite.capabilities() {
                 Ok(caps) => caps,
                 Err(reason) => {

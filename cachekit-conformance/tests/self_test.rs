@@ -157,10 +157,11 @@ enum Flaw {
     PlainObjectAsMap,
     /// S3-style gateways and URL joiners: a key's leading `/` dropped.
     StripsLeadingSlash,
-    /// A text protocol split on runs of whitespace: a key's leading blanks disappear.
-    SplitsOnWhitespace,
-    /// A key column with numeric affinity (SQLite's NUMERIC and INTEGER columns, PHP array
-    /// keys): a key that reads as a number is stored as that number.
+    /// A line parser that skips the blanks after the command word: a key's leading blanks
+    /// disappear.
+    TrimsLeadingWhitespace,
+    /// A key column with numeric affinity (SQLite's NUMERIC and INTEGER columns): a key that
+    /// reads as a number is stored as that number.
     NumericKeyAffinity,
     /// Keys replaced by a short hash (12 bits here) without keeping the key.
     KeysHashedToTwelveBits,
@@ -505,7 +506,7 @@ impl Flawed {
             BackslashBecomesSlash => key.replace('\\', "/"),
             FoldsCompatibilityCharacters => key.nfkc().collect(),
             StripsLeadingSlash => key.trim_start_matches('/').to_owned(),
-            SplitsOnWhitespace => key.trim_start().to_owned(),
+            TrimsLeadingWhitespace => key.trim_start().to_owned(),
             NumericKeyAffinity => match key.parse::<f64>() {
                 Ok(number) if number.is_finite() && number.fract() == 0.0 => {
                     format!("{number:.0}")
@@ -1365,7 +1366,10 @@ fn expectations() -> Vec<(Flaw, &'static [&'static str])> {
             &["keys::object_member_names_are_plain_keys"],
         ),
         (StripsLeadingSlash, &["keys::leading_characters_are_kept"]),
-        (SplitsOnWhitespace, &["keys::leading_characters_are_kept"]),
+        (
+            TrimsLeadingWhitespace,
+            &["keys::leading_characters_are_kept"],
+        ),
         (
             NumericKeyAffinity,
             &["keys::numeric_spellings_are_distinct_keys"],

@@ -194,7 +194,7 @@ fn listed_cases() -> Vec<Case> {
         ),
         case!(
             keys::object_member_names_are_plain_keys,
-            "names special to maps built on objects (`__proto__`, `constructor`, `None`, ...) are plain keys"
+            "names special to maps built on objects (`__proto__`, `constructor`, `toString`, ...) are plain keys"
         ),
         case!(
             keys::leading_characters_are_kept,

@@ -26,6 +26,8 @@ const KEYS: [&str; 4] = ["k", "K", "k/x", "k%2Fx"];
 const MAX_SHRINK_STEPS: usize = 512;
 /// Sequences replayed at once (each on its own keys).
 const SEQUENCES_IN_FLIGHT: usize = 8;
+const PASSED_ALONE: &str = "it passed when replayed alone: the store answered differently \
+                            while other sequences ran beside it, so it was not shrunk";
 
 #[derive(Debug, Clone)]
 enum Op {
@@ -164,30 +166,35 @@ pub async fn random_operation_sequences_match_a_hashmap_model(ctx: Ctx) -> CaseR
         })?);
     }
     // Each sequence has its own keys, so they can run side by side; against a remote store
-    // one at a time would make this case as long as 64 sequences of round trips. The
-    // failure reported is the first failing sequence in order, whatever finished first.
-    let first_failure = stream::iter(trees.iter().enumerate())
+    // one at a time would make this case as long as 64 sequences of round trips. Every
+    // sequence runs to its end (none is cut off mid-request), and the failure reported is
+    // the first failing sequence in order, whatever finished first.
+    let outcomes: Vec<Option<Divergence>> = stream::iter(trees.iter().enumerate())
         .map(|(index, tree)| {
             let ops = tree.current();
             let ctx = &ctx;
-            async move {
-                replay(ctx, index + 1, &ops)
-                    .await
-                    .err()
-                    .map(|first| (index, first))
-            }
+            async move { replay(ctx, index + 1, &ops).await.err() }
         })
         .buffered(SEQUENCES_IN_FLIGHT)
-        .filter_map(std::future::ready)
-        .next()
+        .collect()
         .await;
-    let Some((case, first)) = first_failure else {
+    let Some((case, first)) = outcomes
+        .into_iter()
+        .enumerate()
+        .find_map(|(index, outcome)| outcome.map(|divergence| (index, divergence)))
+    else {
         return Ok(());
     };
     let mut tree = trees.swap_remove(case);
-    let mut attempt = cases;
+    let mut attempt = cases + 1;
     let original_len = tree.current().len();
+    let alone = replay(&ctx, attempt, &tree.current()).await;
     let mut minimal = (tree.current(), first);
+    let Err(divergence) = alone else {
+        let failure = divergence_failure(&ctx, case, cases, original_len, minimal);
+        return Err(failure.note(PASSED_ALONE));
+    };
+    minimal.1 = divergence;
     // proptest's shrinking protocol: simplify while it still fails, complicate once it passes.
     let mut more = tree.simplify();
     let mut steps = 0;
@@ -202,6 +209,18 @@ pub async fn random_operation_sequences_match_a_hashmap_model(ctx: Ctx) -> CaseR
             Ok(()) => more = tree.complicate(),
         }
     }
+    Err(divergence_failure(&ctx, case, cases, original_len, minimal))
+}
+
+/// The failure for sequence `case` (0-based) of `cases`, shrunk from `original_len`
+/// operations to `minimal`.
+fn divergence_failure(
+    ctx: &Ctx,
+    case: usize,
+    cases: usize,
+    original_len: usize,
+    minimal: (Vec<Op>, Divergence),
+) -> Failure {
     let (ops, divergence) = minimal;
     let steps: Vec<String> = ops
         .iter()
@@ -215,7 +234,7 @@ pub async fn random_operation_sequences_match_a_hashmap_model(ctx: Ctx) -> CaseR
             format!("{op}{marker}")
         })
         .collect();
-    Err(Failure::new(format!(
+    Failure::new(format!(
         "random sequence {} of {cases} against a HashMap model, step {} of the shrunk \
          sequence ({original_len} operations before shrinking): {}",
         case + 1,
@@ -227,5 +246,5 @@ pub async fn random_operation_sequences_match_a_hashmap_model(ctx: Ctx) -> CaseR
     .got(divergence.got)
     .steps(steps)
     .note("the keys of one sequence share one fresh prefix")
-    .seed(ctx.seed))
+    .seed(ctx.seed)
 }

@@ -171,16 +171,17 @@ pub async fn many_keys_written_in_parallel_are_all_there(ctx: Ctx) -> CaseResult
 /// Writes far past any small capacity: whatever a store evicts, every key reads back its own
 /// value or nothing, `exists` agrees with `get`, and the key written last is there.
 pub async fn writes_past_capacity_read_back_their_value_or_nothing(ctx: Ctx) -> CaseResult {
-    let keys: Vec<String> = (0..MANY)
+    // Twice the largest case, past capacities of 1024 (a common default) too.
+    let keys: Vec<String> = (0..2 * MANY)
         .map(|i| ctx.key(&format!("pressure/{i}")))
         .collect();
-    // Eight writes in flight (a remote store takes seconds for 1000 one at a time), then
+    // Eight writes in flight (a remote store takes seconds for 2000 one at a time), then
     // the last key alone, so that "written last" means what it says.
     let last = keys.len() - 1;
     set_all(&ctx, &keys[..last]).await?;
     ctx.set(&keys[last], &value_of(last), None).await?;
     ctx.expect_present(
-        "the key written last, after 1000 writes",
+        "the key written last, after 2000 writes",
         &keys[last],
         &value_of(last),
     )
@@ -195,7 +196,7 @@ pub async fn writes_past_capacity_read_back_their_value_or_nothing(ctx: Ctx) -> 
                 .is_some_and(|value| value != value_of(i).as_slice())
             {
                 return Err(
-                    Failure::new("get of a key among 1000, under eviction pressure")
+                    Failure::new("get of a key among 2000, under eviction pressure")
                         .operation(Operation::Get)
                         .key(key)
                         .expected(format!(
@@ -218,7 +219,7 @@ pub async fn writes_past_capacity_read_back_their_value_or_nothing(ctx: Ctx) -> 
         .await?;
     let present = present.into_iter().filter(|held| *held).count();
     if present == 0 {
-        return Err(Failure::new("keys still held after 1000 writes")
+        return Err(Failure::new("keys still held after 2000 writes")
             .expected("some of the sampled keys (a store holds at least its capacity)")
             .got(Answer::Count(0)));
     }
