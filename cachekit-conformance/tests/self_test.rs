@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cachekit_conformance::{
-    run_suite, Answer, Failure, Operation, Outcome, Report, RunOptions, Suite,
+    run_suite, Answer, Failure, Operation, Outcome, Report, RunOptions, Suite, WithCapabilities,
 };
 use cachekit_core::{
     async_trait, Backend, BackendError, Bytes, Capabilities, Clock, Consistency, ErrorKind,
@@ -45,6 +45,9 @@ enum Flaw {
     RoundsTtlDown,
     /// Entries die at half their ttl: a ttl halved by a unit or clock-rate mistake.
     ExpiresEarly,
+    /// Every ttl cut by a tenth: early expiration against stampedes applied to the stored
+    /// ttl (XFetch-style), or a clock running 10 % fast.
+    ExpiresTenPercentEarly,
     /// SET without EX/PX keeps nothing... but a client that only sends EXPIRE when a ttl is
     /// given leaves the old ttl on a plain overwrite (Redis `SET` + `EXPIRE` clients).
     KeepsOldTtlOnOverwrite,
@@ -629,6 +632,7 @@ impl Flawed {
         }?;
         let ttl = match self.flaw {
             ExpiresEarly => ttl / 2,
+            ExpiresTenPercentEarly => ttl * 9 / 10,
             RoundsTtlToNearestSecond => Duration::from_secs(ttl.as_secs_f64().round() as u64),
             RoundsTtlUpToWholeSeconds => Duration::from_secs(ttl.as_secs_f64().ceil() as u64),
             TtlTakenAsMillisecondsTimesThousand => ttl * 1000,
@@ -1106,6 +1110,13 @@ fn expectations() -> Vec<(Flaw, &'static [&'static str])> {
                 "ttl::later_set_shortens_the_ttl",
                 "consistency::operations_agree_across_expiry",
                 "histories::concurrent_operations_with_expiry_are_linearizable",
+            ],
+        ),
+        (
+            ExpiresTenPercentEarly,
+            &[
+                "ttl::entry_is_present_until_just_before_expiry",
+                "ttl::a_longer_ttl_is_not_cut_short",
             ],
         ),
         (ZeroTtlMeansNoTtl, &["ttl::zero_ttl_is_invalid_argument"]),
@@ -1805,4 +1816,35 @@ fn a_history_failure_names_the_key_and_operation_and_saves_the_history_its_shrun
     );
     let html = std::fs::read_to_string(dir.join(format!("{stem}.html"))).expect("saved timeline");
     assert!(html.contains("<svg") && html.matches("<rect").count() >= 3);
+}
+
+/// On a wall clock presence is judged 250 ms before a 1 s ttl, which a store cutting every
+/// ttl by a tenth (100 ms) slips through; the several-second ttl does not let it.
+#[test]
+fn a_store_on_a_wall_clock_that_cuts_ttls_by_a_tenth_fails_the_longer_ttl_rule() {
+    let suite = Suite::new("wall-clock", || async {
+        let store = Flawed::new(Flaw::ExpiresTenPercentEarly);
+        let declared = store.capabilities().with_clock(Clock::Wall);
+        WithCapabilities::new(store, declared)
+    });
+    let id = "ttl::a_longer_ttl_is_not_cut_short";
+    let report = run_suite(
+        &suite,
+        &RunOptions {
+            seed: Some(11),
+            filter: Some(id.to_owned()),
+            ..RunOptions::default()
+        },
+    );
+    let failure = failure_of(&report, id);
+    assert_eq!(
+        failure.operation_checked(),
+        Some(Operation::Get),
+        "{failure}"
+    );
+    assert_eq!(
+        failure.got_answer(),
+        Some(&Answer::Value(None)),
+        "{failure}"
+    );
 }

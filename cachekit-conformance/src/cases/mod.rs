@@ -245,6 +245,7 @@ fn listed_cases() -> Vec<Case> {
         ),
         case!(ttl::entry_is_visible_right_after_set, "an entry with a ttl is visible right after set", needs: [Ttl]),
         case!(ttl::entry_is_present_until_just_before_expiry, "an entry never expires early", needs: [Ttl], timing: WaitsForExpiry),
+        case!(ttl::a_longer_ttl_is_not_cut_short, "an entry with a ttl of several seconds is present until just before it ends", needs: [Ttl], timing: WaitsForExpiry),
         case!(ttl::expired_entry_is_absent_from_get, "an expired entry is absent to get", needs: [Ttl], timing: WaitsForExpiry),
         case!(ttl::expired_entry_is_absent_from_exists, "an expired entry is absent to exists", needs: [Ttl], timing: WaitsForExpiry),
         case!(ttl::expired_entry_is_absent_from_delete, "delete of an expired entry returns false", needs: [Ttl], timing: WaitsForExpiry),

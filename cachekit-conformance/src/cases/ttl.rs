@@ -83,6 +83,21 @@ pub async fn entry_is_present_until_just_before_expiry(ctx: Ctx) -> CaseResult {
     present_at(&ctx, &check, "k", lifetime, window.present_until).await
 }
 
+/// How many of the backend's shortest ttls the longer-ttl case uses.
+const LONGER_TTL_FACTOR: u32 = 4;
+
+/// An entry with a ttl of several seconds is present until just before it ends. On a wall
+/// clock the kit judges presence a fixed margin before the ttl (250 ms), so only a longer
+/// ttl shows a store that cuts every ttl short by a fraction (10 % of 1 s hides in the
+/// margin; 10 % of 4 s does not).
+pub async fn a_longer_ttl_is_not_cut_short(ctx: Ctx) -> CaseResult {
+    let window = ctx.ttl_window();
+    let ttl = (window.ttl * LONGER_TTL_FACTOR).min(support(&ctx)?.max);
+    let at = ttl.saturating_sub(window.ttl - window.present_until);
+    let check = format!("get/exists {at:?} after a set with ttl {ttl:?}");
+    present_at(&ctx, &check, "k", Lifetime::exactly(ttl), at).await
+}
+
 async fn set_and_wait_for_expiry(ctx: &Ctx, key: &str) -> Result<String, Failure> {
     let window = ctx.ttl_window();
     ctx.set(key, b"v", Some(window.ttl)).await?;
