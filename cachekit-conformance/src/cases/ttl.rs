@@ -38,6 +38,20 @@ fn stretch_factor(attempt: usize) -> u32 {
     1 << attempt.min(8)
 }
 
+/// The longest ttl a stretched retry of a "present" check sets: five tries of a ttl this long
+/// still fit in the default case timeout.
+const LONGEST_STRETCHED_TTL: Duration = Duration::from_secs(16);
+
+/// [`stretch_factor`], halved until the stretched ttl is within the declared maximum `max`
+/// (a longer one would be refused) and [`LONGEST_STRETCHED_TTL`].
+fn affordable_stretch(ttl: Duration, max: Duration, attempt: usize) -> u32 {
+    let mut stretch = stretch_factor(attempt);
+    while stretch > 1 && (ttl * stretch > max || ttl * stretch > LONGEST_STRETCHED_TTL) {
+        stretch /= 2;
+    }
+    stretch
+}
+
 /// Sets a fresh key and checks it is present `at` after the set began; answers that arrive
 /// once the entry may legally have expired prove nothing, and the attempt is made again.
 async fn present_at(
@@ -51,7 +65,8 @@ async fn present_at(
         // A late answer is retried with everything stretched, so it can be judged next time;
         // a ttl below the precision cannot stretch and is checked at once anyway.
         let stretch = if lifetime.ttl == lifetime.at_least {
-            stretch_factor(attempt)
+            let max = ctx.caps.ttl.map_or(Duration::MAX, |support| support.max);
+            affordable_stretch(lifetime.ttl, max, attempt)
         } else {
             1
         };
@@ -88,8 +103,8 @@ const LONGER_TTL_FACTOR: u32 = 4;
 
 /// An entry with a ttl of several seconds is present until just before it ends. On a wall
 /// clock the kit judges presence a fixed margin before the ttl (250 ms), so only a longer
-/// ttl shows a store that cuts every ttl short by a fraction (10 % of 1 s hides in the
-/// margin; 10 % of 4 s does not).
+/// ttl shows a store that cuts every ttl short by a fraction (a fifth of 1 s hides in the
+/// margin; a fifth of 4 s does not).
 pub async fn a_longer_ttl_is_not_cut_short(ctx: Ctx) -> CaseResult {
     let window = ctx.ttl_window();
     let ttl = (window.ttl * LONGER_TTL_FACTOR).min(support(&ctx)?.max);
@@ -482,4 +497,29 @@ pub async fn maximum_ttl_with_a_fraction_is_not_truncated(ctx: Ctx) -> CaseResul
     ctx.sleep_until(start, just_before).await;
     let check = format!("get/exists {just_before:?} after a set with ttl {ttl:?}");
     ctx.expect_present(&check, &key, b"v").await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rstest::rstest;
+
+    #[rstest]
+    #[case::first_attempt_is_not_stretched(1_000, 3_600_000, 0, 1)]
+    #[case::a_short_ttl_doubles_per_attempt(1_000, 3_600_000, 3, 8)]
+    #[case::a_short_ttl_stops_at_sixteen_seconds(1_000, 3_600_000, 5, 16)]
+    #[case::four_seconds_stops_at_sixteen_seconds(4_000, 3_600_000, 2, 4)]
+    #[case::eight_seconds_stretches_once(8_000, 3_600_000, 4, 2)]
+    #[case::the_declared_maximum_caps_it(4_000, 10_000, 3, 2)]
+    #[case::a_ttl_at_the_maximum_never_stretches(5_000, 5_000, 4, 1)]
+    #[case::a_ttl_over_sixteen_seconds_never_stretches(20_000, 3_600_000, 4, 1)]
+    fn stretch_stays_within_the_maximum_and_the_budget(
+        #[case] ttl_ms: u64,
+        #[case] max_ms: u64,
+        #[case] attempt: usize,
+        #[case] expected: u32,
+    ) {
+        let (ttl, max) = (Duration::from_millis(ttl_ms), Duration::from_millis(max_ms));
+        assert_eq!(affordable_stretch(ttl, max, attempt), expected);
+    }
 }
