@@ -164,8 +164,8 @@ pub async fn dot_segment_keys_roundtrip(ctx: Ctx) -> CaseResult {
 pub async fn numeric_spellings_are_distinct_keys(ctx: Ctx) -> CaseResult {
     // Whole keys, unprefixed: a store that turns a key into the number it reads as (a key
     // column with numeric affinity, a JSON or Lua layer parsing numbers) does so only when
-    // the whole key reads as one. The number comes from the case's private prefix, so runs sharing a store
-    // use different numbers.
+    // the whole key reads as one. The number comes from the case's private prefix, so runs
+    // sharing a store use different numbers.
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     std::hash::Hash::hash(ctx.prefix(), &mut hasher);
     let n = 100_000_000 + std::hash::Hasher::finish(&hasher) % 800_000_000;
