@@ -232,7 +232,7 @@ async fn cross_check(ctx: Ctx, script: &[Step]) -> CaseResult {
             model: BTreeMap::new(),
             seen: Vec::new(),
             judged_expiring: 0,
-            stretch: 1 << attempt.min(8),
+            stretch: super::ttl::stretch_factor(attempt),
         };
         observer.look("the start").await?;
         for step in script {

@@ -34,7 +34,7 @@ impl Lifetime {
 }
 
 /// How much a retried "present" check stretches its ttl and waits: doubled per attempt.
-fn stretch_factor(attempt: usize) -> u32 {
+pub(super) fn stretch_factor(attempt: usize) -> u32 {
     1 << attempt.min(8)
 }
 
