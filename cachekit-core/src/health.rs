@@ -6,6 +6,13 @@ use std::time::Duration;
 
 use crate::error::BackendError;
 
+/// The detail in which a report counts the fields it left out, when it took its details
+/// from an answer with more fields than it keeps (a remote health endpoint's JSON, say).
+///
+/// Present only when at least one field was left out, so a truncated list of details is
+/// never mistaken for the whole answer.
+pub const FIELDS_ELIDED_DETAIL: &str = "fields_elided";
+
 /// The answer of [`Backend::health_check`](crate::Backend::health_check).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HealthReport {

@@ -17,7 +17,7 @@ mod server_text;
 pub use backend::Backend;
 pub use capabilities::{Capabilities, Clock, Consistency, TtlSupport, PROTOCOL_MAX_TTL};
 pub use error::{BackendError, ErrorKind, Result, ERROR_KIND_HEADER};
-pub use health::HealthReport;
+pub use health::{HealthReport, FIELDS_ELIDED_DETAIL};
 pub use server_text::{
     sanitize_server_text, sanitize_server_text_part, ELISION_MARKER, MAX_SERVER_TEXT_CHARS,
 };

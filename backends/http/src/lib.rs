@@ -8,12 +8,14 @@
 //! and are rejected with `InvalidKey` before anything is sent.
 //!
 //! Nothing the server sends is trusted. Success bodies are capped by
-//! [`HttpConfig::max_response_bytes`]; error bodies are read up to [`MAX_ERROR_BODY_BYTES`]
-//! within [`ERROR_BODY_READ_TIMEOUT`] and classified by their status alone; server text
-//! reaches errors and health details escaped and capped ([`MAX_SERVER_TEXT_CHARS`], ending
-//! in [`ELISION_MARKER`] where cut); `Retry-After` is clamped to [`MAX_RETRY_AFTER`]; health
-//! answers are read up to [`MAX_HEALTH_BODY_BYTES`], parsed at their top level only, and keep
-//! at most [`MAX_HEALTH_DETAILS`] fields. The bearer token, when set, is sent with every
+//! [`HttpConfig::max_response_bytes`]; error bodies are read up to
+//! [`HttpConfig::max_error_body_bytes`] within [`ERROR_BODY_READ_TIMEOUT`] and classified by
+//! their status alone; server text reaches errors and health details escaped and capped
+//! ([`MAX_SERVER_TEXT_CHARS`], ending in [`ELISION_MARKER`] where cut); `Retry-After` is
+//! clamped to [`MAX_RETRY_AFTER`]; health answers are read up to
+//! [`HttpConfig::max_health_body_bytes`], parsed at their top level only, and keep at most
+//! [`HttpConfig::max_health_details`] fields (the number left out is reported as
+//! [`FIELDS_ELIDED_DETAIL`]). The bearer token, when set, is sent with every
 //! request, `/health` included. A base URL with user-info, a query or
 //! a fragment is refused by [`HttpBackend::new`], and every `PUT` carries its
 //! `Content-Length`, `0` for an empty value.
@@ -33,6 +35,8 @@ use std::error::Error as StdError;
 use std::fmt;
 use std::time::Duration;
 
+/// Re-exported from `cachekit-core`: the detail that counts the health fields left out.
+pub use cachekit_core::FIELDS_ELIDED_DETAIL;
 use cachekit_core::{
     async_trait, sanitize_server_text, sanitize_server_text_part, Backend, BackendError, Bytes,
     Capabilities, ErrorKind, HealthReport, Result, TtlSupport, ERROR_KIND_HEADER,
@@ -50,7 +54,8 @@ const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'_')
     .remove(b'~');
 
-/// Most bytes of an error response's body that are read (4 KiB).
+/// Default of [`HttpConfig::max_error_body_bytes`], the most bytes of an error response's
+/// body that are read (4 KiB).
 ///
 /// The status alone decides the error's kind; the body only adds a message, so it is
 /// stream-read up to this many bytes and the connection is then dropped. A huge or endless
@@ -73,19 +78,21 @@ pub const ERROR_BODY_READ_TIMEOUT: Duration = Duration::from_secs(1);
 /// computed backoff is used instead.
 pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 60 * 60);
 
-/// Most fields of a health answer kept in [`HealthReport::details`] (32).
+/// Default of [`HttpConfig::max_health_details`], the most fields of a health answer kept in
+/// [`HealthReport::details`] (32).
 ///
 /// The API's own fields (`healthy`, `backend_type`, `latency_ms`, `details`) are always kept;
 /// others fill up to this count, in name order, and the number left out is reported as
-/// `fields_elided`.
+/// [`FIELDS_ELIDED_DETAIL`].
 pub const MAX_HEALTH_DETAILS: usize = 32;
 
-/// Most bytes of a `/health` answer's body that are read (64 KiB).
+/// Default of [`HttpConfig::max_health_body_bytes`], the most bytes of a `/health` answer's
+/// body that are read (64 KiB).
 ///
 /// A health answer is a handful of fields, so its body is stream-read up to this cap like an
 /// error body, never up to [`HttpConfig::max_response_bytes`]. A `2xx` answer whose body is
-/// longer (declared or sent) is reported unhealthy, as a `Protocol` error naming this cap;
-/// the body of any other status only adds details, and is read up to this cap within
+/// longer (declared or sent) is reported unhealthy, as a `Protocol` error naming the cap;
+/// the body of any other status only adds details, and is read up to the cap within
 /// [`ERROR_BODY_READ_TIMEOUT`]. The body is parsed at its top level only: nested values are
 /// kept as their JSON text (escaped and capped like any server text), never built into a
 /// tree.
@@ -129,11 +136,12 @@ impl Default for RetryPolicy {
     }
 }
 
-/// Configuration of an [`HttpBackend`].
+/// Configuration of an [`HttpBackend`]: start from [`HttpConfig::new`] and set fields.
 ///
 /// `Debug` shows the base URL without its user-info, query or fragment, which may hold
 /// secrets (and which [`HttpBackend::new`] refuses anyway).
 #[derive(Clone)]
+#[non_exhaustive]
 pub struct HttpConfig {
     /// Base URL, `http` or `https`; requests go to `{base_url}/cache/{key}` and
     /// `{base_url}/health`. It may have a path prefix, but no user-info (`user:password@`),
@@ -151,10 +159,21 @@ pub struct HttpConfig {
     pub max_key_bytes: usize,
     /// Largest value the service accepts, in bytes.
     pub max_value_bytes: usize,
+    /// Most bytes of an error response's body read for its message and kind; a longer body
+    /// is cut there (see [`MAX_ERROR_BODY_BYTES`]).
+    pub max_error_body_bytes: usize,
+    /// Largest `/health` answer body read; a longer `2xx` answer is unhealthy (see
+    /// [`MAX_HEALTH_BODY_BYTES`]).
+    pub max_health_body_bytes: usize,
+    /// Most fields of a health answer kept in the report's details (see
+    /// [`MAX_HEALTH_DETAILS`]).
+    pub max_health_details: usize,
 }
 
 impl HttpConfig {
-    /// Defaults matching `cachekit-server`: 5 s timeout, 2 retries, 1 KiB keys, 8 MiB values.
+    /// Defaults matching `cachekit-server`: 5 s timeout, 2 retries, 1 KiB keys, 8 MiB values;
+    /// error bodies, health bodies and health details capped at [`MAX_ERROR_BODY_BYTES`],
+    /// [`MAX_HEALTH_BODY_BYTES`] and [`MAX_HEALTH_DETAILS`].
     pub fn new(base_url: impl Into<String>) -> Self {
         HttpConfig {
             base_url: base_url.into(),
@@ -164,6 +183,9 @@ impl HttpConfig {
             max_response_bytes: 8 * 1024 * 1024,
             max_key_bytes: 1024,
             max_value_bytes: 8 * 1024 * 1024,
+            max_error_body_bytes: MAX_ERROR_BODY_BYTES,
+            max_health_body_bytes: MAX_HEALTH_BODY_BYTES,
+            max_health_details: MAX_HEALTH_DETAILS,
         }
     }
 
@@ -184,6 +206,9 @@ impl fmt::Debug for HttpConfig {
             .field("max_response_bytes", &self.max_response_bytes)
             .field("max_key_bytes", &self.max_key_bytes)
             .field("max_value_bytes", &self.max_value_bytes)
+            .field("max_error_body_bytes", &self.max_error_body_bytes)
+            .field("max_health_body_bytes", &self.max_health_body_bytes)
+            .field("max_health_details", &self.max_health_details)
             .finish()
     }
 }
@@ -352,7 +377,7 @@ impl HttpBackend {
             .get(ERROR_KIND_HEADER)
             .and_then(|value| value.to_str().ok())
             .map(str::to_owned);
-        let body = read_error_body_prefix(response).await;
+        let body = read_body_prefix(response, self.config.max_error_body_bytes).await;
         let (body_kind, message) = error_body(&body);
         let kind_hint = header_kind.or(body_kind);
         let kind = match status {
@@ -459,15 +484,15 @@ impl Backend for HttpBackend {
                 .map_err(|err| classify(what, err))?;
             let status = response.status();
             let body = if status.is_success() {
-                read_health_body(what, response).await?
+                read_health_body(what, response, self.config.max_health_body_bytes).await?
             } else {
                 // Only details: read like an error body, capped and within a deadline.
-                read_body_prefix(response, MAX_HEALTH_BODY_BYTES).await
+                read_body_prefix(response, self.config.max_health_body_bytes).await
             };
             let HealthAnswer {
                 says_unhealthy,
                 mut details,
-            } = health_answer(&body);
+            } = health_answer(&body, self.config.max_health_details);
             details.insert("status".to_owned(), status.as_u16().to_string());
             details.insert("url".to_owned(), self.health_url.to_string());
             if status.is_success() && !says_unhealthy {
@@ -676,12 +701,6 @@ struct BodyPrefix {
     whole: bool,
 }
 
-/// The start of an error response's body: at most [`MAX_ERROR_BODY_BYTES`], read for at most
-/// [`ERROR_BODY_READ_TIMEOUT`].
-async fn read_error_body_prefix(response: Response) -> BodyPrefix {
-    read_body_prefix(response, MAX_ERROR_BODY_BYTES).await
-}
-
 /// The start of a body that only adds a message or details: at most `cap` bytes, read for
 /// at most [`ERROR_BODY_READ_TIMEOUT`].
 async fn read_body_prefix(mut response: Response, cap: usize) -> BodyPrefix {
@@ -699,22 +718,22 @@ async fn read_body_prefix(mut response: Response, cap: usize) -> BodyPrefix {
     }
 }
 
-/// A `2xx` health answer's whole body, at most [`MAX_HEALTH_BODY_BYTES`]; a longer one is a
-/// `Protocol` error, found without reading past the cap.
-async fn read_health_body(what: &str, mut response: Response) -> Result<BodyPrefix> {
+/// A `2xx` health answer's whole body, at most `cap` bytes; a longer one is a `Protocol`
+/// error, found without reading past the cap.
+async fn read_health_body(what: &str, mut response: Response, cap: usize) -> Result<BodyPrefix> {
     let over_cap = || {
         BackendError::protocol(format!(
-            "{what}: the health answer's body exceeds the cap of {MAX_HEALTH_BODY_BYTES} bytes"
+            "{what}: the health answer's body exceeds the cap of {cap} bytes"
         ))
     };
     if response
         .content_length()
-        .is_some_and(|len| len > MAX_HEALTH_BODY_BYTES as u64)
+        .is_some_and(|len| len > cap as u64)
     {
         return Err(over_cap());
     }
     let mut bytes = Vec::new();
-    match read_capped(&mut response, &mut bytes, MAX_HEALTH_BODY_BYTES).await {
+    match read_capped(&mut response, &mut bytes, cap).await {
         CappedRead::Whole => Ok(BodyPrefix { bytes, whole: true }),
         CappedRead::OverCap => Err(over_cap()),
         CappedRead::Failed(err) => Err(classify(what, err)),
@@ -778,7 +797,7 @@ fn error_body(body: &BodyPrefix) -> (Option<String>, String) {
 struct HealthAnswer {
     /// The body's `healthy` is `false` (or `"false"`).
     says_unhealthy: bool,
-    /// Its fields, escaped and capped: see [`MAX_HEALTH_DETAILS`].
+    /// Its fields, escaped and capped: see [`HttpConfig::max_health_details`].
     details: std::collections::BTreeMap<String, String>,
 }
 
@@ -786,9 +805,10 @@ struct HealthAnswer {
 /// as its JSON text, so a nested array or object costs one string, not a tree of values.
 type TopLevelFields = std::collections::BTreeMap<String, Box<serde_json::value::RawValue>>;
 
-/// What a health body says. A whole body that is a JSON object gives its fields; any other
-/// non-empty body (cut, not JSON, or JSON but not an object) is shown as `body` text.
-fn health_answer(body: &BodyPrefix) -> HealthAnswer {
+/// What a health body says, keeping at most `max_details` fields. A whole body that is a
+/// JSON object gives its fields; any other non-empty body (cut, not JSON, or JSON but not an
+/// object) is shown as `body` text.
+fn health_answer(body: &BodyPrefix, max_details: usize) -> HealthAnswer {
     let mut answer = HealthAnswer {
         says_unhealthy: false,
         details: std::collections::BTreeMap::new(),
@@ -816,7 +836,7 @@ fn health_answer(body: &BodyPrefix) -> HealthAnswer {
     let (api_fields, other_fields): (Vec<_>, Vec<_>) = fields
         .iter()
         .partition(|(name, _)| HEALTH_API_FIELDS.contains(&name.as_str()));
-    let room = MAX_HEALTH_DETAILS.saturating_sub(api_fields.len());
+    let room = max_details.saturating_sub(api_fields.len());
     let elided = other_fields.len().saturating_sub(room);
     for (name, value) in api_fields
         .into_iter()
@@ -833,7 +853,7 @@ fn health_answer(body: &BodyPrefix) -> HealthAnswer {
     if elided > 0 {
         answer
             .details
-            .insert("fields_elided".to_owned(), elided.to_string());
+            .insert(FIELDS_ELIDED_DETAIL.to_owned(), elided.to_string());
     }
     answer
 }
@@ -942,31 +962,37 @@ mod tests {
             bytes: bytes.to_vec(),
             whole: true,
         };
-        let answer = health_answer(&whole(
-            br#"{"healthy":"false","n":1.50,"nested":{"a":[1, 2]},"s":"a\u001b"}"#,
-        ));
+        let answer = health_answer(
+            &whole(br#"{"healthy":"false","n":1.50,"nested":{"a":[1, 2]},"s":"a\u001b"}"#),
+            MAX_HEALTH_DETAILS,
+        );
         assert!(answer.says_unhealthy);
         let detail = |name: &str| answer.details.get(name).map(String::as_str);
         assert_eq!(detail("n"), Some("1.50"));
         assert_eq!(detail("nested"), Some(r#"{"a":[1, 2]}"#));
         assert_eq!(detail("s"), Some("a\\u{1b}"));
-        assert!(!health_answer(&whole(br#"{"healthy":true}"#)).says_unhealthy);
+        assert!(!health_answer(&whole(br#"{"healthy":true}"#), MAX_HEALTH_DETAILS).says_unhealthy);
 
-        let array = health_answer(&whole(b"[false]"));
+        let array = health_answer(&whole(b"[false]"), MAX_HEALTH_DETAILS);
         assert!(!array.says_unhealthy);
         assert_eq!(
             array.details.get("body").map(String::as_str),
             Some("[false]")
         );
-        let cut = health_answer(&BodyPrefix {
-            bytes: br#"{"healthy":false"#.to_vec(),
-            whole: false,
-        });
+        let cut = health_answer(
+            &BodyPrefix {
+                bytes: br#"{"healthy":false"#.to_vec(),
+                whole: false,
+            },
+            MAX_HEALTH_DETAILS,
+        );
         assert_eq!(
             cut.details.get("body").map(String::as_str),
             Some(format!(r#"{{"healthy":false{ELISION_MARKER}"#).as_str())
         );
-        assert!(health_answer(&whole(b"")).details.is_empty());
+        assert!(health_answer(&whole(b""), MAX_HEALTH_DETAILS)
+            .details
+            .is_empty());
     }
 
     /// Also: `Retry-After` is delay-seconds only, clamped to [`MAX_RETRY_AFTER`].

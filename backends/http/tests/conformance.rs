@@ -27,6 +27,9 @@ cachekit_conformance::conformance_tests!(
         let mut config = HttpConfig::new(target.base_url);
         config.timeout = target.timeout;
         config.max_response_bytes = target.max_response_bytes;
+        config.max_error_body_bytes = target.max_error_body_bytes;
+        config.max_health_body_bytes = target.max_health_body_bytes;
+        config.max_health_details = target.max_health_details;
         config.retry = RetryPolicy { max_retries: target.max_retries, max_backoff: target.max_backoff, max_retry_after: target.max_retry_after, ..RetryPolicy::default() };
         HttpBackend::new(config).expect("valid config")
     }),

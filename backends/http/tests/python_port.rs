@@ -181,6 +181,8 @@ fn the_kit_fails_the_python_http_backend_under_faults() {
         &report,
         &[
             // One catch-all error kind, and no retries.
+            "faults::an_error_body_of_exactly_the_cap_keeps_its_kind",
+            "faults::an_endless_error_body_is_cut_and_the_status_decides",
             "faults::status_500_is_unavailable_after_bounded_retries",
             "faults::status_429_is_throttled_and_honours_retry_after",
             "faults::status_401_is_auth_and_not_retried",
@@ -190,6 +192,11 @@ fn the_kit_fails_the_python_http_backend_under_faults() {
             "faults::body_shorter_than_content_length_is_protocol",
             // No client timeout at all: a silent service hangs the health check.
             "faults::hanging_service_is_unhealthy_within_the_timeout",
+            // The health check only pings: an answer it never read is healthy, and none of
+            // the answer's fields reach the report, without a count of what was dropped.
+            "faults::a_health_answer_of_exactly_the_cap_is_read_whole",
+            "faults::health_details_are_capped_and_the_cut_is_counted",
+            "faults::an_unhealthy_answer_keeps_its_reason",
         ],
     );
 }

@@ -2,8 +2,9 @@
 //!
 //! Each case starts its own fault-injecting server on 127.0.0.1 (wiremock, or a raw TCP
 //! responder for answers wiremock cannot produce, like a body cut short), asks the suite's
-//! factory for a backend pointed at it with the retry settings in [`FaultTarget`], and checks
-//! the error kind, the number of requests (retries), and that no wrong value comes back.
+//! factory for a backend pointed at it with the retry settings and body and detail caps in
+//! [`FaultTarget`], and checks the error kind, the number of requests (retries), that every
+//! cap holds at both sides of its boundary, and that no wrong value comes back.
 //!
 //! ```no_run
 //! # struct MyHttpBackend;
@@ -17,13 +18,16 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use cachekit_core::{Backend, BackendError, Bytes, ErrorKind};
+use cachekit_core::{Backend, BackendError, Bytes, ErrorKind, FIELDS_ELIDED_DETAIL};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use crate::ctx::faults::{FaultCtx, KEY, MAX_RETRY_AFTER, RESPONSE_CAP, RETRIES, TIMEOUT};
+use crate::ctx::faults::{
+    FaultCtx, ERROR_BODY_CAP, HEALTH_BODY_CAP, HEALTH_DETAILS_CAP, KEY, MAX_RETRY_AFTER,
+    RESPONSE_CAP, RETRIES, TIMEOUT,
+};
 use crate::failure::{preview_option, Answer, CaseResult, Failure, Operation};
 
 async fn requests(server: &MockServer) -> usize {
@@ -658,6 +662,240 @@ pub async fn a_retry_after_date_in_the_past_is_no_reason_to_give_up(ctx: FaultCt
     expect_requests(check, 1 + RETRIES as usize, requests(&server).await)
 }
 
+/// An unhealthy answer's reason, plain text or a JSON field, reaches the report's details:
+/// whoever reads the report learns why, not only that.
+pub async fn an_unhealthy_answer_keeps_its_reason(ctx: FaultCtx) -> CaseResult {
+    const REASON: &str = "down for maintenance";
+    for (status, body, content_type) in [
+        (503, REASON.to_owned(), "text/plain"),
+        (
+            200,
+            format!(r#"{{"healthy":false,"error":"{REASON}"}}"#),
+            "application/json",
+        ),
+    ] {
+        let server = server_answering(status, |t| {
+            t.set_body_raw(body.clone().into_bytes(), content_type)
+        })
+        .await;
+        let backend = ctx.backend_for(&server.uri()).await;
+        let report = backend.health_check().await;
+        let told = report.details.values().any(|value| value.contains(REASON));
+        if report.healthy || !told {
+            return Err(Failure::new(format!(
+                "health_check answered {status} with {}",
+                crate::failure::preview_bytes(body.as_bytes())
+            ))
+            .operation(Operation::HealthCheck)
+            .expected(format!("healthy: false, with {REASON:?} in a detail"))
+            .got(format!(
+                "healthy: {}, details: {:?}",
+                report.healthy, report.details
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// An error body of exactly the cap, arriving in pieces, is read whole, so the kind it names
+/// counts.
+pub async fn an_error_body_of_exactly_the_cap_keeps_its_kind(ctx: FaultCtx) -> CaseResult {
+    for framing in [Framing::ContentLength, Framing::Chunked] {
+        // One byte over, the body is cut and no longer JSON: the status alone decides, which
+        // is also how a backend that ignores the cap it was given is seen.
+        for (len, kind) in [
+            (ERROR_BODY_CAP, ErrorKind::InvalidKey),
+            (ERROR_BODY_CAP + 1, ErrorKind::InvalidArgument),
+        ] {
+            let body = padded_json(r#"{"kind":"invalid_key","error":""#, r#""}"#, len);
+            let raw =
+                RawServer::scripted(&[answer_in_pieces("400 Bad Request", &body, framing)]).await?;
+            let backend = ctx.backend_for(&raw.base_url).await;
+            let check = format!(
+                "get answered 400 with a {len}-byte body naming invalid_key, {framing}, with an \
+                 error-body cap of {ERROR_BODY_CAP}"
+            );
+            expect_kind(&check, Operation::Get, backend.get(KEY).await, kind)?;
+        }
+    }
+    Ok(())
+}
+
+/// An error answer whose body never ends is classified by its status, promptly: the body is
+/// cut at the cap, not read to its end.
+pub async fn an_endless_error_body_is_cut_and_the_status_decides(ctx: FaultCtx) -> CaseResult {
+    let raw = RawServer::scripted(&[Reply::Endless(
+        b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n",
+    )])
+    .await?;
+    let backend = ctx.backend_for(&raw.base_url).await;
+    let check = format!(
+        "get answered 400 with a body that never ends: it must be cut at the {ERROR_BODY_CAP}-byte \
+         error-body cap, not read to its end"
+    );
+    let bound = TIMEOUT * 2 + Duration::from_secs(1);
+    let Ok(result) = tokio::time::timeout(bound, backend.get(KEY)).await else {
+        return Err(Failure::new(check)
+            .operation(Operation::Get)
+            .key(KEY)
+            .expected(format!("an answer within {bound:?}"))
+            .got("get still waiting"));
+    };
+    // A client that reads the body to its end runs into its timeout instead: Timeout.
+    expect_kind(&check, Operation::Get, result, ErrorKind::InvalidArgument)
+}
+
+/// A health answer of exactly the cap, arriving in pieces, is read whole; one byte over,
+/// it is not read whole, so it is not healthy.
+pub async fn a_health_answer_of_exactly_the_cap_is_read_whole(ctx: FaultCtx) -> CaseResult {
+    for framing in [Framing::ContentLength, Framing::Chunked] {
+        for (len, healthy) in [(HEALTH_BODY_CAP, true), (HEALTH_BODY_CAP + 1, false)] {
+            let body = padded_json(r#"{"healthy":true,"pad":""#, r#""}"#, len);
+            let raw = RawServer::scripted(&[answer_in_pieces("200 OK", &body, framing)]).await?;
+            let backend = ctx.backend_for(&raw.base_url).await;
+            let report = backend.health_check().await;
+            if report.healthy != healthy {
+                return Err(Failure::new(format!(
+                    "health_check answered 200 with {{\"healthy\":true}} in {len} bytes, \
+                     {framing}, with a health-body cap of {HEALTH_BODY_CAP}"
+                ))
+                .operation(Operation::HealthCheck)
+                .expected(format!("healthy: {healthy}"))
+                .got(format!(
+                    "healthy: {}, details: {:?}",
+                    report.healthy, report.details
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A health answer with more fields than the report keeps is cut to the cap and the number
+/// left out is counted; one with no more than the cap keeps every field and counts nothing.
+pub async fn health_details_are_capped_and_the_cut_is_counted(ctx: FaultCtx) -> CaseResult {
+    // `healthy` counts among the answer's fields; a backend may keep it in the report's
+    // `healthy` alone, so only the other fields are looked for in the details.
+    for fields in [
+        HEALTH_DETAILS_CAP,
+        HEALTH_DETAILS_CAP + 1,
+        5 * HEALTH_DETAILS_CAP,
+    ] {
+        let names: Vec<String> = (1..fields).map(|n| format!("field{n:03}")).collect();
+        let body = format!(
+            r#"{{"healthy":true,{}}}"#,
+            names
+                .iter()
+                .map(|name| format!(r#""{name}":1"#))
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+        let raw = RawServer::scripted(&[answer_in_pieces(
+            "200 OK",
+            body.as_bytes(),
+            Framing::ContentLength,
+        )])
+        .await?;
+        let backend = ctx.backend_for(&raw.base_url).await;
+        let report = backend.health_check().await;
+        let kept = names
+            .iter()
+            .filter(|name| report.details.contains_key(name.as_str()))
+            .count();
+        let counted = report.details.get(FIELDS_ELIDED_DETAIL);
+        let elided = counted.and_then(|count| count.parse::<usize>().ok());
+        let consistent = match counted {
+            // Counted only when something was left out, and then exactly.
+            None => kept == names.len(),
+            Some(_) => elided.is_some_and(|elided| elided > 0 && kept + elided == names.len()),
+        };
+        let within_cap = kept <= HEALTH_DETAILS_CAP;
+        let all_kept_when_they_fit = fields > HEALTH_DETAILS_CAP || kept == names.len();
+        if !report.healthy || !consistent || !within_cap || !all_kept_when_they_fit {
+            return Err(Failure::new(format!(
+                "health_check answered 200 with `healthy` and {} other fields, with a cap of \
+                 {HEALTH_DETAILS_CAP} details",
+                names.len()
+            ))
+            .operation(Operation::HealthCheck)
+            .expected(format!(
+                "healthy; {} of the other fields kept under their names; {FIELDS_ELIDED_DETAIL:?} \
+                 absent when all are kept, else the exact number left out",
+                if fields > HEALTH_DETAILS_CAP {
+                    format!("at most {HEALTH_DETAILS_CAP}")
+                } else {
+                    "all".to_owned()
+                }
+            ))
+            .got(format!(
+                "healthy: {}, {kept} kept, {FIELDS_ELIDED_DETAIL:?}: {counted:?}, details: {:?}",
+                report.healthy,
+                report.details.keys().collect::<Vec<_>>()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// How a raw answer frames its body.
+#[derive(Debug, Clone, Copy)]
+enum Framing {
+    ContentLength,
+    Chunked,
+}
+
+impl std::fmt::Display for Framing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Framing::ContentLength => "framed by Content-Length",
+            Framing::Chunked => "chunked",
+        })
+    }
+}
+
+/// `{prefix}xxx…{suffix}`, exactly `len` bytes long.
+fn padded_json(prefix: &str, suffix: &str, len: usize) -> Vec<u8> {
+    assert!(
+        len >= prefix.len() + suffix.len(),
+        "{len} bytes cannot hold the JSON shell"
+    );
+    let padding = len - prefix.len() - suffix.len();
+    format!("{prefix}{}{suffix}", "x".repeat(padding)).into_bytes()
+}
+
+fn chunk_frame(bytes: &[u8]) -> Vec<u8> {
+    [format!("{:x}\r\n", bytes.len()).as_bytes(), bytes, b"\r\n"].concat()
+}
+
+/// A JSON answer sent in three pieces: the head, the body's first byte, and the rest; a
+/// client that counts against its cap per piece, or only per read, is seen at the boundary.
+fn answer_in_pieces(status_line: &str, body: &[u8], framing: Framing) -> Reply {
+    assert!(body.len() >= 2, "a body in pieces needs two bytes at least");
+    let (first, rest) = body.split_at(1);
+    let pieces = match framing {
+        Framing::ContentLength => vec![
+            format!(
+                "HTTP/1.1 {status_line}\r\nContent-Type: application/json\r\n\
+                 Content-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            )
+            .into_bytes(),
+            first.to_vec(),
+            rest.to_vec(),
+        ],
+        Framing::Chunked => vec![
+            format!(
+                "HTTP/1.1 {status_line}\r\nContent-Type: application/json\r\n\
+                 Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+            )
+            .into_bytes(),
+            chunk_frame(first),
+            [chunk_frame(rest), b"0\r\n\r\n".to_vec()].concat(),
+        ],
+    };
+    Reply::Pieces(pieces.into())
+}
+
 async fn closed_port_url() -> Result<String, Failure> {
     let listener = TcpListener::bind("127.0.0.1:0")
         .await
@@ -674,11 +912,24 @@ async fn closed_port_url() -> Result<String, Failure> {
 /// that it stalls a run.
 const SILENCE: Duration = Duration::from_secs(5);
 
+/// Most body bytes an endless answer sends before it falls silent: far past every cap a
+/// case sets, yet a bound, so a client that reads on cannot keep the server writing.
+const ENDLESS_BYTES: usize = 64 * 1024 * 1024;
+
+/// The pause between the pieces of a [`Reply::Pieces`]: long enough for each to arrive in
+/// its own read.
+const PIECE_PAUSE: Duration = Duration::from_millis(20);
+
 /// How a [`RawServer`] answers one connection.
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 enum Reply {
     /// These bytes, then the connection closes.
     Bytes(&'static [u8]),
+    /// These pieces, each written after a pause, then the connection closes.
+    Pieces(Arc<[Vec<u8>]>),
+    /// This head of a chunked response, then chunks of `e` without end (up to
+    /// [`ENDLESS_BYTES`]), for as long as the client reads them.
+    Endless(&'static [u8]),
     /// Not a word, for [`SILENCE`].
     Silent,
     /// The request is read, these bytes are sent, then the connection is reset (RST).
@@ -718,15 +969,44 @@ impl RawServer {
                 let reply = replies
                     .get(index)
                     .or(replies.last())
-                    .copied()
+                    .cloned()
                     .unwrap_or(Reply::Silent);
                 tokio::spawn(async move {
-                    let mut request = [0u8; 4096];
-                    let _ = socket.read(&mut request).await;
+                    read_request(&mut socket).await;
                     match reply {
                         Reply::Bytes(bytes) => {
                             let _ = socket.write_all(bytes).await;
                             let _ = socket.shutdown().await;
+                        }
+                        Reply::Pieces(pieces) => {
+                            for piece in pieces.iter() {
+                                tokio::time::sleep(PIECE_PAUSE).await;
+                                if socket.write_all(piece).await.is_err() {
+                                    return;
+                                }
+                            }
+                            let _ = socket.shutdown().await;
+                        }
+                        Reply::Endless(head) => {
+                            let frame = chunk_frame(&[b'e'; 8 * 1024]);
+                            if socket.write_all(head).await.is_err() {
+                                return;
+                            }
+                            // Bounded in bytes and in time, for a client that stops
+                            // reading without closing.
+                            let _ = tokio::time::timeout(SILENCE, async {
+                                let mut sent = 0;
+                                while sent < ENDLESS_BYTES {
+                                    // A client that stopped reading closes its end, and
+                                    // the write fails.
+                                    if socket.write_all(&frame).await.is_err() {
+                                        return;
+                                    }
+                                    sent += frame.len();
+                                }
+                                tokio::time::sleep(SILENCE).await;
+                            })
+                            .await;
                         }
                         // Hold the connection open without a word for longer than any
                         // bound a fault case allows, then let it go.
@@ -752,6 +1032,34 @@ impl RawServer {
     /// Connections accepted so far: one per request the backend sent.
     fn accepted(&self) -> usize {
         self.accepted.load(Ordering::Relaxed)
+    }
+}
+
+/// Most bytes of a request a [`RawServer`] reads: far more than any backend sends here.
+const MAX_REQUEST_BYTES: usize = 64 * 1024;
+
+/// Reads one request, head and `Content-Length` body, so that closing the connection later
+/// does not reset it over unread bytes (a reset can discard the answer's tail in flight).
+async fn read_request(socket: &mut tokio::net::TcpStream) {
+    let mut request = Vec::new();
+    let mut buffer = [0u8; 4096];
+    let mut needed = None;
+    while request.len() < MAX_REQUEST_BYTES && needed.is_none_or(|needed| request.len() < needed) {
+        match socket.read(&mut buffer).await {
+            Ok(0) | Err(_) => return,
+            Ok(read) => request.extend_from_slice(&buffer[..read]),
+        }
+        if needed.is_none() {
+            if let Some(head_end) = request.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&request[..head_end]).to_ascii_lowercase();
+                let body = head
+                    .lines()
+                    .find_map(|line| line.strip_prefix("content-length:"))
+                    .and_then(|len| len.trim().parse::<usize>().ok())
+                    .unwrap_or(0);
+                needed = Some(head_end + 4 + body);
+            }
+        }
     }
 }
 

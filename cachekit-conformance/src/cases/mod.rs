@@ -362,6 +362,11 @@ fn fault_cases() -> Vec<Case> {
         case!(faults::unreachable_service_is_unavailable_and_unhealthy, "connection refused is Unavailable, and health_check says unhealthy", timing: Parallel),
         case!(faults::health_needs_a_success_status_and_a_body_that_agrees, "a health answer is healthy only with a success status and a body that does not say unhealthy, 8 KiB of details included", timing: Parallel),
         case!(faults::hanging_service_is_unhealthy_within_the_timeout, "a service that never answers is unhealthy within the timeout", timing: Parallel),
+        case!(faults::an_unhealthy_answer_keeps_its_reason, "an unhealthy health answer's reason, plain text on a 503 or a JSON field beside healthy: false, reaches the report's details", timing: Parallel),
+        case!(faults::an_error_body_of_exactly_the_cap_keeps_its_kind, "a 400 whose body is exactly the error-body cap, in pieces (Content-Length or chunked), is read whole and the kind it names counts; one byte over, the status alone decides", timing: Parallel),
+        case!(faults::an_endless_error_body_is_cut_and_the_status_decides, "a 400 whose body never ends is InvalidArgument within twice the timeout and 1 s: the body is cut at the cap, never read to its end", timing: Parallel),
+        case!(faults::a_health_answer_of_exactly_the_cap_is_read_whole, "a health answer of exactly the health-body cap, in pieces (Content-Length or chunked), is read whole and healthy; one byte over is not healthy", timing: Parallel),
+        case!(faults::health_details_are_capped_and_the_cut_is_counted, "a health answer with more fields than the details cap keeps at most that many under their names and counts the rest exactly in `fields_elided`; within the cap it keeps all and counts nothing", timing: Parallel),
     ]
 }
 

@@ -9,7 +9,10 @@ use std::time::Duration;
 use cachekit_core::Backend;
 
 /// Where and how the backend under test must be configured for a fault case.
+///
+/// Built by the kit and handed to the suite's factory; more settings may be added.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct FaultTarget {
     /// The fault server's base URL; the API lives at `{base_url}/cache/{key}`.
     pub base_url: String,
@@ -26,6 +29,18 @@ pub struct FaultTarget {
     /// returned to the caller as `Throttled`. The cases ask for exactly this long (1 s),
     /// so a bound that excludes its own value fails them, and for far longer (2 h).
     pub max_retry_after: Duration,
+    /// Most bytes of an error response's body the backend reads for its message and kind
+    /// (3 KiB). A body of exactly this length must be read whole; a longer or endless one is
+    /// cut, and the status still decides the kind.
+    pub max_error_body_bytes: usize,
+    /// Largest `/health` body the backend reads (20 KiB). An answer of exactly this length
+    /// must be read whole; a `2xx` answer one byte longer is not read whole, so it cannot
+    /// be judged healthy.
+    pub max_health_body_bytes: usize,
+    /// Most fields of a health answer the backend keeps in its report's details (7); the
+    /// number it leaves out goes in
+    /// [`FIELDS_ELIDED_DETAIL`](cachekit_core::FIELDS_ELIDED_DETAIL).
+    pub max_health_details: usize,
 }
 
 pub(crate) type TargetedFuture = Pin<Box<dyn Future<Output = Arc<dyn Backend>>>>;
@@ -43,6 +58,11 @@ pub(crate) const RESPONSE_CAP: usize = 64 * 1024;
 /// wait for: the boundary itself.
 pub(crate) const MAX_RETRY_AFTER: Duration = Duration::from_secs(1);
 pub(crate) const KEY: &str = "fault-key";
+// The caps are no client's likely default (nor powers of two), and the cases try both sides
+// of each: a backend that keeps its own cap instead of the one it was given is seen.
+pub(crate) const ERROR_BODY_CAP: usize = 3 * 1024;
+pub(crate) const HEALTH_BODY_CAP: usize = 20 * 1024;
+pub(crate) const HEALTH_DETAILS_CAP: usize = 7;
 
 impl FaultCtx {
     pub(crate) fn new(factory: Arc<FaultFactory>) -> Self {
@@ -58,6 +78,9 @@ impl FaultCtx {
             max_backoff: Duration::from_millis(100),
             max_response_bytes: RESPONSE_CAP,
             max_retry_after: MAX_RETRY_AFTER,
+            max_error_body_bytes: ERROR_BODY_CAP,
+            max_health_body_bytes: HEALTH_BODY_CAP,
+            max_health_details: HEALTH_DETAILS_CAP,
         }
     }
 
