@@ -861,6 +861,18 @@ fn health_answer(body: &BodyPrefix, max_details: usize) -> HealthAnswer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rstest::rstest;
+
+    /// The documented defaults (README, rustdoc): the fault cases set every cap through
+    /// `FaultTarget`, so only this pins the values a user gets from `HttpConfig::new`.
+    #[rstest]
+    #[case::error_body_four_kib(HttpConfig::new("http://h").max_error_body_bytes, 4096)]
+    #[case::health_body_sixty_four_kib(HttpConfig::new("http://h").max_health_body_bytes, 65_536)]
+    #[case::health_details_thirty_two(HttpConfig::new("http://h").max_health_details, 32)]
+    #[case::response_eight_mib(HttpConfig::new("http://h").max_response_bytes, 8 << 20)]
+    fn defaults_are_the_documented_ones(#[case] configured: usize, #[case] documented: usize) {
+        assert_eq!(configured, documented);
+    }
 
     fn backend() -> HttpBackend {
         HttpBackend::new(HttpConfig::new("http://127.0.0.1:9/prefix/")).expect("valid config")

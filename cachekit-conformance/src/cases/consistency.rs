@@ -53,7 +53,8 @@ struct Observer<'a> {
     /// one, a store that drops every write with a ttl would pass on a slow machine.
     judged_expiring: usize,
     /// How many times the backend's shortest ttl this run uses: doubled on each run of
-    /// the script, so a loaded store whose answers all came too late gets more room.
+    /// the script, so a loaded store whose answers all came too late gets more room, as far
+    /// as the declared maximum ttl and the case's time allow.
     stretch: u32,
 }
 
@@ -221,6 +222,7 @@ async fn cross_check(ctx: Ctx, script: &[Step]) -> CaseResult {
     let sets_ttl = script
         .iter()
         .any(|step| matches!(step, Step::SetWithTtl(..)));
+    let max_ttl = ctx.caps.ttl.map_or(Duration::MAX, |support| support.max);
     for attempt in 0..OBSERVATION_ATTEMPTS {
         let keys = KEYS
             .iter()
@@ -232,7 +234,7 @@ async fn cross_check(ctx: Ctx, script: &[Step]) -> CaseResult {
             model: BTreeMap::new(),
             seen: Vec::new(),
             judged_expiring: 0,
-            stretch: super::ttl::stretch_factor(attempt),
+            stretch: super::ttl::affordable_stretch(ctx.ttl_window().ttl, max_ttl, attempt),
         };
         observer.look("the start").await?;
         for step in script {

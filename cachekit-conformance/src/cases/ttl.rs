@@ -34,7 +34,7 @@ impl Lifetime {
 }
 
 /// How much a retried "present" check stretches its ttl and waits: doubled per attempt.
-pub(super) fn stretch_factor(attempt: usize) -> u32 {
+fn stretch_factor(attempt: usize) -> u32 {
     1 << attempt.min(8)
 }
 
@@ -44,7 +44,7 @@ const LONGEST_STRETCHED_TTL: Duration = Duration::from_secs(16);
 
 /// [`stretch_factor`], halved until the stretched ttl is within the declared maximum `max`
 /// (a longer one would be refused) and [`LONGEST_STRETCHED_TTL`].
-fn affordable_stretch(ttl: Duration, max: Duration, attempt: usize) -> u32 {
+pub(super) fn affordable_stretch(ttl: Duration, max: Duration, attempt: usize) -> u32 {
     let mut stretch = stretch_factor(attempt);
     while stretch > 1 && (ttl * stretch > max || ttl * stretch > LONGEST_STRETCHED_TTL) {
         stretch /= 2;
@@ -380,13 +380,14 @@ async fn expire_at_phase(ctx: &Ctx, quarter: u32) -> CaseResult {
         "get/exists {:?} after a set with ttl {:?}, made {quarter}/4 s into a second",
         window.present_until, window.ttl,
     );
+    let max_ttl = ctx.caps.ttl.map_or(Duration::MAX, |support| support.max);
     // The attempt that was judged, for the expiry half of the check.
     let last = std::cell::RefCell::new(None);
     ctx.until_judged(&check, |attempt| {
         let check = check.clone();
         let last = &last;
         async move {
-            let stretch = stretch_factor(attempt);
+            let stretch = affordable_stretch(window.ttl, max_ttl, attempt);
             tokio::time::sleep(Duration::from_millis(250) * quarter).await;
             let key = ctx.key(&format!("phase-{quarter}#{attempt}"));
             let start = Instant::now();
