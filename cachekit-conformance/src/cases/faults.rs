@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use cachekit_core::{Backend, BackendError, Bytes, ErrorKind, FIELDS_ELIDED_DETAIL};
+use cachekit_core::{Backend, BackendError, Bytes, ErrorKind, HealthReport, FIELDS_ELIDED_DETAIL};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use wiremock::matchers::method;
@@ -487,26 +487,45 @@ pub async fn health_needs_a_success_status_and_a_body_that_agrees(ctx: FaultCtx)
         // A chatty but healthy service: 8 KiB of details is still an answer to read.
         (200, chatty_health.as_str(), true),
     ] {
-        let server = server_answering(status, |t| {
-            t.set_body_raw(body.as_bytes().to_vec(), "application/json")
-        })
-        .await;
-        let backend = ctx.backend_for(&server.uri()).await;
-        let report = backend.health_check().await;
+        let report = health_answered(&ctx, status, body, "application/json").await;
         if report.healthy != healthy {
-            return Err(Failure::new(format!(
-                "health_check answered {status} with {}",
-                crate::failure::preview_bytes(body.as_bytes())
-            ))
-            .operation(Operation::HealthCheck)
-            .expected(format!("healthy: {healthy}"))
-            .got(format!(
-                "healthy: {}, details: {:?}",
-                report.healthy, report.details
-            )));
+            return Err(health_failure(
+                status,
+                body,
+                format!("healthy: {healthy}"),
+                &report,
+            ));
         }
     }
     Ok(())
+}
+
+/// The report of a backend whose `/health` (like every path) answers `status` with `body`.
+async fn health_answered(
+    ctx: &FaultCtx,
+    status: u16,
+    body: &str,
+    content_type: &str,
+) -> HealthReport {
+    let server = server_answering(status, |t| {
+        t.set_body_raw(body.as_bytes().to_vec(), content_type)
+    })
+    .await;
+    let backend = ctx.backend_for(&server.uri()).await;
+    backend.health_check().await
+}
+
+fn health_failure(status: u16, body: &str, expected: String, report: &HealthReport) -> Failure {
+    Failure::new(format!(
+        "health_check answered {status} with {}",
+        crate::failure::preview_bytes(body.as_bytes())
+    ))
+    .operation(Operation::HealthCheck)
+    .expected(expected)
+    .got(format!(
+        "healthy: {}, details: {:?}",
+        report.healthy, report.details
+    ))
 }
 
 /// A service that never answers is unhealthy within the timeout.
@@ -674,24 +693,15 @@ pub async fn an_unhealthy_answer_keeps_its_reason(ctx: FaultCtx) -> CaseResult {
             "application/json",
         ),
     ] {
-        let server = server_answering(status, |t| {
-            t.set_body_raw(body.clone().into_bytes(), content_type)
-        })
-        .await;
-        let backend = ctx.backend_for(&server.uri()).await;
-        let report = backend.health_check().await;
+        let report = health_answered(&ctx, status, &body, content_type).await;
         let told = report.details.values().any(|value| value.contains(REASON));
         if report.healthy || !told {
-            return Err(Failure::new(format!(
-                "health_check answered {status} with {}",
-                crate::failure::preview_bytes(body.as_bytes())
-            ))
-            .operation(Operation::HealthCheck)
-            .expected(format!("healthy: false, with {REASON:?} in a detail"))
-            .got(format!(
-                "healthy: {}, details: {:?}",
-                report.healthy, report.details
-            )));
+            return Err(health_failure(
+                status,
+                &body,
+                format!("healthy: false, with {REASON:?} in a detail"),
+                &report,
+            ));
         }
     }
     Ok(())
