@@ -251,6 +251,9 @@ enum Flaw {
     // ---- scale ----
     /// An LRU with a default size of 500, never declared.
     UndeclaredCapacityOf500,
+    /// The same with a power-of-two default of 1024: a thousand keys fit, two thousand do
+    /// not (bounded in-process caches whose size was left at the library's default).
+    UndeclaredCapacityOf1024,
     /// A fixed-size table that reuses the oldest slot for a new key but leaves the old key
     /// pointing at it: once full, old keys read new keys' values.
     ReusesSlotsWithoutUnmapping,
@@ -802,9 +805,13 @@ impl Flawed {
                 slot.written_at = now;
             }
         }
-        if self.flaw == UndeclaredCapacityOf500
+        let undeclared_capacity = match self.flaw {
+            UndeclaredCapacityOf500 => Some(500),
+            UndeclaredCapacityOf1024 => Some(1024),
+            _ => None,
+        };
+        if undeclared_capacity.is_some_and(|capacity| state.entries.len() >= capacity)
             && !state.entries.contains_key(&key)
-            && state.entries.len() >= 500
         {
             if let Some(oldest) = oldest_key(&state.entries) {
                 state.entries.remove(&oldest);
@@ -1550,6 +1557,10 @@ fn expectations() -> Vec<(Flaw, &'static [&'static str])> {
         (
             UndeclaredCapacityOf500,
             &["scale::a_thousand_keys_keep_their_own_values"],
+        ),
+        (
+            UndeclaredCapacityOf1024,
+            &["scale::writes_past_capacity_read_back_their_value_or_nothing"],
         ),
         (
             ReusesSlotsWithoutUnmapping,

@@ -293,7 +293,7 @@ fn listed_cases() -> Vec<Case> {
         ),
         case!(
             scale::writes_past_capacity_read_back_their_value_or_nothing,
-            "under eviction pressure, every key reads back its own value or nothing, and the last write is there"
+            "under eviction pressure, every key reads back its own value (or nothing, where eviction is declared), and the last write is there"
         ),
         case!(scale::many_keys_written_in_parallel_are_all_there, "400 keys written by eight tasks at once are all there", needs: [NoEviction], timing: Parallel),
         case!(

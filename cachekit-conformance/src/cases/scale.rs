@@ -169,7 +169,9 @@ pub async fn many_keys_written_in_parallel_are_all_there(ctx: Ctx) -> CaseResult
 }
 
 /// Writes far past any small capacity: whatever a store evicts, every key reads back its own
-/// value or nothing, `exists` agrees with `get`, and the key written last is there.
+/// value or nothing, `exists` agrees with `get`, and the key written last is there. A store
+/// that declares no eviction must still hold every sampled key: a bound of 1024 or 1500
+/// left at its default is caught here, past the thousand-key case.
 pub async fn writes_past_capacity_read_back_their_value_or_nothing(ctx: Ctx) -> CaseResult {
     // Twice the largest case, past capacities of 1024 (a common default) too.
     let keys: Vec<String> = (0..2 * MANY)
@@ -205,6 +207,18 @@ pub async fn writes_past_capacity_read_back_their_value_or_nothing(ctx: Ctx) -> 
                         ))
                         .got(Answer::Value(got)),
                 );
+            }
+            if got.is_none() && !ctx.caps.may_evict {
+                return Err(Failure::new(
+                    "get of a key among 2000, from a store that declares no eviction",
+                )
+                .operation(Operation::Get)
+                .key(key)
+                .expected(Answer::Value(Some(value_of(i).into())))
+                .got(Answer::Value(None))
+                .note(format!(
+                    "key #{i} of 2000; a store that may drop entries must declare may_evict"
+                )));
             }
             ctx.expect_exists(
                 "exists against get's answer, under eviction pressure",
