@@ -251,9 +251,6 @@ enum Flaw {
     // ---- scale ----
     /// An LRU with a default size of 500, never declared.
     UndeclaredCapacityOf500,
-    /// The same with a power-of-two default of 1024: a thousand keys fit, two thousand do
-    /// not (bounded in-process caches whose size was left at the library's default).
-    UndeclaredCapacityOf1024,
     /// A fixed-size table that reuses the oldest slot for a new key but leaves the old key
     /// pointing at it: once full, old keys read new keys' values.
     ReusesSlotsWithoutUnmapping,
@@ -276,6 +273,89 @@ enum Flaw {
     HealthLatencyHardCoded,
     /// A health check that always says unhealthy.
     AlwaysUnhealthy,
+    // ---- more of every kind, from a probe with flaws the kit had not seen ----
+    /// A near cache that stamps an entry's deadline when it first loads it (the first
+    /// read), not when it was written: the ttl counts from the first read.
+    TtlStartsAtFirstRead,
+    /// Units on one path only: new keys get `SET .. PX <ms>`, an overwrite of a live key
+    /// sends `EXPIRE <ms>` (seconds) — every ttl on an overwrite a thousand times longer.
+    OverwriteTtlMillisSentAsSeconds,
+    /// `Duration::subsec_millis()` where `as_millis()` was meant, for ttls with a fraction.
+    SubsecMillisForFractionalTtls,
+    /// `ttl.as_secs() as u32` before the range check: a huge ttl wraps to a small one.
+    HugeTtlTruncatedToU32Seconds,
+    /// A `setTimeout` per key (node-cache style): an overwrite clears the entry's timer,
+    /// a delete forgets to, so the orphaned timer later removes a newer entry.
+    TimerSurvivesDelete,
+    /// Expiry judged against a clock that ticks once a second (memcached's `current_time`)
+    /// while 1 ms precision is declared.
+    ExpiryChecksACoarseClock,
+    /// Deadlines kept as whole seconds and compared with `<=`: an entry lives through the
+    /// whole second its deadline falls in.
+    WholeSecondDeadlineInclusive,
+    /// "Skip the write if the value is unchanged": an identical overwrite keeps the old ttl.
+    SkipsIdenticalOverwriteKeepingTtl,
+    /// The maximum checked as `ttl.as_secs() / 86400 > 30`: up to a day over it accepted.
+    MaxTtlCheckedInWholeDays,
+    /// A namespaced client that splits keys on `:` and rejoins the non-empty segments.
+    CollapsesNamespaceSeparators,
+    /// Delete through `SCAN MATCH <key>` + `DEL` without escaping glob characters.
+    DeletesByGlob,
+    /// A strict percent-decoder (Java's `URLDecoder`) refusing a lone `%` with InvalidKey.
+    RejectsLonePercent,
+    /// Python `str.splitlines()` on a protocol that only escapes `\r` and `\n`: a key ends
+    /// at VT, FF, FS/GS/RS, NEL, U+2028 or U+2029.
+    SplitlinesCutsKeys,
+    /// Emoji canonicalisation (twemoji-style) removes variation selectors U+FE0E/U+FE0F.
+    StripsEmojiVariationSelectors,
+    /// `to_ascii_lowercase()`: case-insensitive for ASCII only.
+    FoldsAsciiCaseOnly,
+    /// A disk cache mapping keys to file paths: `a` and `a/b` cannot both exist.
+    KeysAreFilePaths,
+    /// Keys over 100 bytes replaced by a hash on set/get/exists, but delete sends the raw key.
+    LongKeysHashedExceptOnDelete,
+    /// A trie whose delete clears the value but not the terminal flag of a node that has
+    /// children: `exists` of a deleted key that prefixes a stored key stays true.
+    TrieDeleteLeavesInnerNode,
+    /// Keys validated on set only: get/exists/delete of an invalid key answer "not there".
+    OverlongKeyOnReadIsMiss,
+    /// PHP Memcached: a stored serialised `false` (`b:0;`) is indistinguishable from a miss.
+    FalseSentinelReadAsMiss,
+    /// A client that JSON-decodes scalar values and re-encodes them.
+    JsonScalarsRoundTripped,
+    /// A varint length written with `len <= 0x80` for the one-byte form: 128 misreads.
+    VarintLengthOffByOneAt128,
+    /// WebSocket-style framing with `len <= 65536` choosing the 16-bit length: 65,536 wraps to 0.
+    ExtendedLengthOffByOneAt65536,
+    /// Sparse writes that skip zero blocks and never `ftruncate`: trailing zero blocks lost.
+    SparseWriteLosesTrailingZeroBlocks,
+    /// An LRU of 1024 entries, never declared (`may_evict: false`).
+    UndeclaredCapacityOf1024,
+    /// A FIFO of 2048 entries, never declared.
+    UndeclaredCapacityOf2048,
+    /// An incremental rehash at 768 entries that loses one of its 16 stripes.
+    RehashLosesAStripe,
+    /// A stale-while-revalidate near cache: after a local overwrite the next read still
+    /// serves the copy read before it.
+    StaleReadAfterOwnOverwrite,
+    /// Values over 1 MiB go through an asynchronous multipart upload, acknowledged first.
+    LargeValuesVisibleLater,
+    /// `&key[..64]` for a shard prefix panics mid-character; a fail-open wrapper turns the
+    /// panic into a miss / a silent success.
+    PanicOnCharBoundaryTurnedIntoMiss,
+    /// Every server `-ERR` reply mapped to Unavailable (retryable): a bad ttl, a too-large value.
+    ServerErrorsMappedToUnavailable,
+    /// A health check that opens its own connection on first use, slowly (6 s).
+    HealthCheckSlowOnColdConnection,
+    /// A health probe that `SET`s a fixed key in the user's key space.
+    HealthProbeWritesAUserKey,
+    /// `maxmemory` with `noeviction` at 1500 entries: writes refused, health still green.
+    WritesFailWhenFullButHealthy,
+    /// `exists` as `STRLEN > 0`: empty values do not exist.
+    ExistsFalseForEmptyValue,
+    /// A conditional delete with the version cached at creation: after an overwrite it
+    /// matches nothing and reports false.
+    DeleteAfterOverwriteUsesStaleVersion,
 }
 
 #[derive(Debug, Clone)]
@@ -323,6 +403,13 @@ struct State {
     tombstones: HashSet<String>,
     ever_stored: HashSet<String>,
     index: HashSet<String>,
+    /// Expiry timers of the timer flaw: when, and which key they remove.
+    timers: Vec<(Instant, String)>,
+    /// The stale-read flaw's near copies, and the keys whose copy a local write made stale.
+    read_cache: HashMap<String, Bytes>,
+    stale: HashSet<String>,
+    /// Trie nodes whose value was deleted but whose terminal flag stayed.
+    inner_terminal: HashSet<String>,
 }
 
 /// What a set still has to do after yielding, for the flaws that split a write in two.
@@ -376,6 +463,26 @@ fn collapse_runs(value: &[u8], longest: usize) -> Vec<u8> {
         }
     }
     out
+}
+
+/// A `%` not followed by two hex digits.
+fn has_invalid_percent_escape(key: &str) -> bool {
+    let bytes = key.as_bytes();
+    let hex = |i: usize| bytes.get(i).is_some_and(u8::is_ascii_hexdigit);
+    (0..bytes.len()).any(|i| bytes[i] == b'%' && !(hex(i + 1) && hex(i + 2)))
+}
+
+/// Redis-style glob: `*`, `?` and `\` escapes.
+fn glob_matches(pattern: &[char], text: &[char]) -> bool {
+    match pattern.split_first() {
+        None => text.is_empty(),
+        Some(('*', rest)) => (0..=text.len()).any(|skip| glob_matches(rest, &text[skip..])),
+        Some(('?', rest)) => !text.is_empty() && glob_matches(rest, &text[1..]),
+        Some(('\\', rest)) if !rest.is_empty() => {
+            text.first() == Some(&rest[0]) && glob_matches(&rest[1..], &text[1..])
+        }
+        Some((c, rest)) => text.first() == Some(c) && glob_matches(rest, &text[1..]),
+    }
 }
 
 impl Flawed {
@@ -465,6 +572,14 @@ impl Flawed {
                 }
             }
         }
+        if self.flaw == Flaw::TimerSurvivesDelete {
+            let (fired, waiting): (Vec<_>, Vec<_>) =
+                state.timers.drain(..).partition(|(at, _)| *at <= now);
+            state.timers = waiting;
+            for (_, key) in fired {
+                state.entries.remove(&key);
+            }
+        }
         if self.flaw == Flaw::IdleEntriesVanish {
             state.entries.retain(|_, entry| {
                 entry.ttl.is_some() || now < entry.written_at + Duration::from_secs(600)
@@ -513,6 +628,21 @@ impl Flawed {
             FoldsCompatibilityCharacters => key.nfkc().collect(),
             StripsLeadingSlash => key.trim_start_matches('/').to_owned(),
             TrimsLeadingWhitespace => key.trim_start().to_owned(),
+            CollapsesNamespaceSeparators => key
+                .split(':')
+                .filter(|segment| !segment.is_empty())
+                .collect::<Vec<_>>()
+                .join(":"),
+            SplitlinesCutsKeys => key
+                .split([
+                    '\u{b}', '\u{c}', '\u{1c}', '\u{1d}', '\u{1e}', '\u{85}', '\u{2028}',
+                    '\u{2029}',
+                ])
+                .next()
+                .unwrap_or_default()
+                .to_owned(),
+            StripsEmojiVariationSelectors => key.replace(['\u{fe0e}', '\u{fe0f}'], ""),
+            FoldsAsciiCaseOnly => key.to_ascii_lowercase(),
             NumericKeyAffinity => match key.parse::<f64>() {
                 Ok(number) if number.is_finite() && number.fract() == 0.0 => {
                     format!("{number:.0}")
@@ -522,6 +652,11 @@ impl Flawed {
             },
             _ => key.to_owned(),
         };
+        if self.flaw == RejectsLonePercent && has_invalid_percent_escape(&key) {
+            return Err(BackendError::invalid_key(
+                "URLDecoder: incomplete trailing escape (%) pattern",
+            ));
+        }
         match self.flaw {
             TruncatesLongKeys if key.len() > MAX_KEY_BYTES => {
                 cut_at_char_boundary(&mut key, MAX_KEY_BYTES);
@@ -539,6 +674,7 @@ impl Flawed {
         }
         match self.flaw {
             KeysHashedToTwelveBits => Ok(format!("h{:03x}", fnv(&key) & 0xfff)),
+            LongKeysHashedExceptOnDelete if key.len() > 100 => Ok(format!("#{:016x}", fnv(&key))),
             ComparesOnlyFirst200Bytes => {
                 cut_at_char_boundary(&mut key, 200);
                 Ok(key)
@@ -577,6 +713,31 @@ impl Flawed {
             NormalisesLineEndings => String::from_utf8_lossy(&value)
                 .replace("\r\n", "\n")
                 .into_bytes(),
+            JsonScalarsRoundTripped => match serde_json::from_slice::<serde_json::Value>(&value) {
+                Ok(
+                    scalar @ (serde_json::Value::Number(_)
+                    | serde_json::Value::Bool(_)
+                    | serde_json::Value::Null),
+                ) => serde_json::to_vec(&scalar).unwrap_or_default(),
+                _ => return value,
+            },
+            VarintLengthOffByOneAt128 if value.len() == 128 => {
+                // 128 went out as the single byte 0x80: the reader takes its continuation
+                // bit, the value's first byte as the next 7 bits, and reads that many.
+                let len = usize::from(value[0] & 0x7f) << 7;
+                value[1..].iter().copied().take(len).collect()
+            }
+            ExtendedLengthOffByOneAt65536 if value.len() == 65_536 => Vec::new(),
+            SparseWriteLosesTrailingZeroBlocks => {
+                let mut end = value.len();
+                while end >= 4096
+                    && end % 4096 == 0
+                    && value[end - 4096..end].iter().all(|b| *b == 0)
+                {
+                    end -= 4096;
+                }
+                return value.slice(..end);
+            }
             _ => return value,
         };
         Bytes::from(bytes)
@@ -614,12 +775,24 @@ impl Flawed {
             (ClampsTtlAboveTheMaximum, Some(ttl)) if ttl > PROTOCOL_MAX_TTL => {
                 Ok(Some(PROTOCOL_MAX_TTL))
             }
+            (HugeTtlTruncatedToU32Seconds, Some(ttl)) => self.capabilities().check_ttl(Some(
+                Duration::new(u64::from(ttl.as_secs() as u32), ttl.subsec_nanos()),
+            )),
+            (MaxTtlCheckedInWholeDays, Some(ttl))
+                if ttl > PROTOCOL_MAX_TTL && ttl.as_secs() / 86_400 <= 30 =>
+            {
+                Ok(Some(ttl))
+            }
             _ => self.capabilities().check_ttl(ttl),
         }
     }
 
     fn deadline(&self, ttl: Option<Duration>, now: Instant) -> Option<Instant> {
         use Flaw::*;
+        if self.flaw == TtlStartsAtFirstRead {
+            // Stamped by the first read (see `live`).
+            return None;
+        }
         if self.flaw == SharedDeadlinePerSecond && ttl.is_some() {
             let second = (now - self.created).as_secs();
             let mut state = self.state.lock();
@@ -643,8 +816,16 @@ impl Flawed {
             LongTtlReadAsAbsoluteTime if ttl >= PROTOCOL_MAX_TTL => Duration::ZERO,
             TruncatesFractionOfLongTtls if ttl > DAY => Duration::from_secs(ttl.as_secs()),
             ClampsTtlToOneDay => ttl.min(DAY),
+            SubsecMillisForFractionalTtls if ttl.subsec_nanos() != 0 => {
+                Duration::from_millis(u64::from(ttl.subsec_millis()))
+            }
             _ => ttl,
         };
+        if self.flaw == WholeSecondDeadlineInclusive {
+            // Alive while `now_secs <= deadline_secs`: dies when the next second starts.
+            let deadline_secs = (now - self.created + ttl).as_secs();
+            return Some(self.created + Duration::from_secs(deadline_secs + 1));
+        }
         if self.flaw == CountsFromTheWholeSecond {
             let whole = Duration::from_secs((now - self.created).as_secs());
             return Some(self.created + whole + ttl);
@@ -664,8 +845,18 @@ impl Flawed {
             return extension;
         }
         let entry = state.entries.get_mut(key)?;
+        if self.flaw == Flaw::TtlStartsAtFirstRead && entry.expires_at.is_none() {
+            if let Some(ttl) = entry.ttl {
+                entry.expires_at = Some(now + ttl);
+            }
+        }
+        let judged_at = if self.flaw == Flaw::ExpiryChecksACoarseClock {
+            self.created + Duration::from_secs((now - self.created).as_secs())
+        } else {
+            now
+        };
         let ignore_expiry = self.flaw == Flaw::IgnoresTtl;
-        if !(ignore_expiry || entry.is_live(now)) {
+        if !(ignore_expiry || entry.is_live(judged_at)) {
             return None;
         }
         if refresh {
@@ -674,6 +865,21 @@ impl Flawed {
             }
         }
         Some(entry.clone())
+    }
+
+    /// Whether `&key[..64]` would panic (the panic flaw).
+    fn panics_on(&self, key: &str) -> bool {
+        self.flaw == Flaw::PanicOnCharBoundaryTurnedIntoMiss
+            && key.len() > 64
+            && !key.is_char_boundary(64)
+    }
+
+    /// Whether a read of `key` answers "not there" without asking: a caught panic, or a
+    /// key the read path never validates.
+    fn fails_open(&self, key: &str) -> bool {
+        self.panics_on(key)
+            || (self.flaw == Flaw::OverlongKeyOnReadIsMiss
+                && self.capabilities().check_key(key).is_err())
     }
 
     fn swallow<T: Default>(&self, result: Result<T>) -> Result<T> {
@@ -687,6 +893,39 @@ impl Flawed {
         use Flaw::*;
         let key = self.key(key)?;
         let now = Instant::now();
+        if self.flaw == KeysAreFilePaths {
+            let state = self.state.lock();
+            let file_in_the_way = state
+                .entries
+                .keys()
+                .any(|stored| key.starts_with(&format!("{stored}/")));
+            let dir_in_the_way = key.ends_with('/')
+                || state
+                    .entries
+                    .keys()
+                    .any(|stored| stored.starts_with(&format!("{key}/")));
+            if file_in_the_way {
+                return Err(BackendError::new(
+                    ErrorKind::Other,
+                    "Not a directory (os error 20)",
+                ));
+            }
+            if dir_in_the_way {
+                return Err(BackendError::new(
+                    ErrorKind::Other,
+                    "Is a directory (os error 21)",
+                ));
+            }
+        }
+        if self.flaw == WritesFailWhenFullButHealthy {
+            let state = self.state.lock();
+            if state.entries.len() >= 1500 && !state.entries.contains_key(&key) {
+                return Err(BackendError::new(
+                    ErrorKind::Other,
+                    "OOM command not allowed when used memory > 'maxmemory'",
+                ));
+            }
+        }
         if let Err(err) = self.check_value(&value, key.len()) {
             let mut state = self.state.lock();
             match self.flaw {
@@ -730,6 +969,14 @@ impl Flawed {
             return Ok(());
         }
         let expires_at = self.deadline(ttl, now);
+        if self.flaw == LargeValuesVisibleLater && value.len() > 1024 * 1024 {
+            let entry = self.entry(value, ttl, expires_at, now);
+            self.state
+                .lock()
+                .later
+                .push((now + LATER, Later::Put(key, entry)));
+            return Ok(());
+        }
         match self.write(key, value, ttl, expires_at, now) {
             Pending::Done => {}
             Pending::SecondHalf(key, entry) => {
@@ -765,6 +1012,9 @@ impl Flawed {
             let skip = match self.flaw {
                 SkipsSameLengthOverwrites => previous.value.len() == value.len(),
                 VersionCounterWraps => previous.writes >= 127,
+                SkipsIdenticalOverwriteKeepingTtl => {
+                    previous.is_live(now) && previous.value == value
+                }
                 _ => false,
             };
             if skip {
@@ -776,6 +1026,24 @@ impl Flawed {
             if self.flaw == TtlOnlyOnInsert && previous.is_live(now) {
                 expires_at = previous.expires_at;
             }
+            if self.flaw == OverwriteTtlMillisSentAsSeconds && previous.is_live(now) {
+                if let Some(ttl) = ttl {
+                    let millis = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
+                    expires_at = Some(now + Duration::from_secs(millis));
+                }
+            }
+        }
+        if self.flaw == TimerSurvivesDelete {
+            // clearTimeout(entry.timer) for an entry still in the map; a deleted one's is lost.
+            if previous.is_some() {
+                state.timers.retain(|(_, timed)| *timed != key);
+            }
+            if let Some(at) = expires_at {
+                state.timers.push((at, key.clone()));
+            }
+        }
+        if self.flaw == StaleReadAfterOwnOverwrite && state.read_cache.contains_key(&key) {
+            state.stale.insert(key.clone());
         }
         let value = match (&previous, self.flaw) {
             (Some(previous), OverwritesInPlace) if previous.value.len() > value.len() => {
@@ -805,17 +1073,24 @@ impl Flawed {
                 slot.written_at = now;
             }
         }
-        let undeclared_capacity = match self.flaw {
+        let capacity = match self.flaw {
             UndeclaredCapacityOf500 => Some(500),
             UndeclaredCapacityOf1024 => Some(1024),
+            UndeclaredCapacityOf2048 => Some(2048),
             _ => None,
         };
-        if undeclared_capacity.is_some_and(|capacity| state.entries.len() >= capacity)
-            && !state.entries.contains_key(&key)
-        {
-            if let Some(oldest) = oldest_key(&state.entries) {
-                state.entries.remove(&oldest);
+        if let Some(capacity) = capacity {
+            if !state.entries.contains_key(&key) && state.entries.len() >= capacity {
+                if let Some(oldest) = oldest_key(&state.entries) {
+                    state.entries.remove(&oldest);
+                }
             }
+        }
+        if self.flaw == RehashLosesAStripe
+            && !state.entries.contains_key(&key)
+            && state.entries.len() == 768
+        {
+            state.entries.retain(|stored, _| fnv(stored) % 16 != 0);
         }
         state.ever_stored.insert(key.clone());
         state.index.insert(key.clone());
@@ -854,7 +1129,12 @@ impl Flawed {
 
     async fn delete_inner(&self, key: &str) -> Result<bool> {
         use Flaw::*;
-        let key = self.key(key)?;
+        let key = if self.flaw == LongKeysHashedExceptOnDelete {
+            self.capabilities().check_key(key)?;
+            key.to_owned()
+        } else {
+            self.key(key)?
+        };
         let now = Instant::now();
         if self.flaw == CheckThenDeleteRace {
             let live = {
@@ -870,9 +1150,43 @@ impl Flawed {
         self.catch_up(&mut state);
         let key = self.case_folded(&state, key);
         let live = self.live(&mut state, &key, false);
+        if self.flaw == DeleteAfterOverwriteUsesStaleVersion
+            && live.as_ref().is_some_and(|entry| entry.writes > 1)
+        {
+            // DELETE ... WHERE version = 1: matches nothing once the key was overwritten.
+            return Ok(false);
+        }
         let removed = state.entries.remove(&key);
         if self.flaw == DeletesByPrefix {
             state.entries.retain(|stored, _| !stored.starts_with(&key));
+        }
+        let mut glob_hit = false;
+        if self.flaw == DeletesByGlob {
+            let pattern: Vec<char> = key.chars().collect();
+            let matched: Vec<String> = state
+                .entries
+                .keys()
+                .filter(|stored| glob_matches(&pattern, &stored.chars().collect::<Vec<_>>()))
+                .cloned()
+                .collect();
+            for stored in matched {
+                if let Some(entry) = state.entries.remove(&stored) {
+                    glob_hit |= entry.is_live(now);
+                }
+            }
+        }
+        if self.flaw == TrieDeleteLeavesInnerNode
+            && removed.is_some()
+            && state
+                .entries
+                .keys()
+                .any(|stored| stored.len() > key.len() && stored.starts_with(&key))
+        {
+            state.inner_terminal.insert(key.clone());
+        }
+        if self.flaw == StaleReadAfterOwnOverwrite {
+            state.read_cache.remove(&key);
+            state.stale.remove(&key);
         }
         match (self.flaw, &removed) {
             (DeletedEntryResurrects, Some(entry)) => {
@@ -890,6 +1204,7 @@ impl Flawed {
         self.remember(&key, None);
         let existed = live.is_some() && removed.is_some();
         Ok(match self.flaw {
+            DeletesByGlob => existed || glob_hit,
             DeleteAlwaysTrue => true,
             DeleteCountsExpiredEntries => removed.is_some(),
             DeleteReportsValueTruthiness => live.is_some_and(|entry| !entry.value.is_empty()),
@@ -933,6 +1248,29 @@ impl Flawed {
         let got = self
             .live(&mut state, &key, refresh)
             .map(|entry| entry.value);
+        if self.flaw == Flaw::UndeclaredCapacityOf1024 && got.is_some() {
+            if let Some(entry) = state.entries.get_mut(&key) {
+                entry.written_at = Instant::now();
+            }
+        }
+        if self.flaw == Flaw::StaleReadAfterOwnOverwrite {
+            if state.stale.remove(&key) {
+                if let Some(old) = state.read_cache.remove(&key) {
+                    if let Some(new) = &got {
+                        state.read_cache.insert(key.clone(), new.clone());
+                    }
+                    return Ok(Some(old));
+                }
+            }
+            match &got {
+                Some(value) => {
+                    state.read_cache.insert(key.clone(), value.clone());
+                }
+                None => {
+                    state.read_cache.remove(&key);
+                }
+            }
+        }
         if got.is_none() {
             match self.flaw {
                 Flaw::CachesMisses => {
@@ -948,6 +1286,7 @@ impl Flawed {
         Ok(match (self.flaw, got) {
             (Flaw::EmptyValueReadAsNone, Some(value)) if value.is_empty() => None,
             (Flaw::GetOfMissingIsEmpty, None) => Some(Bytes::new()),
+            (Flaw::FalseSentinelReadAsMiss, Some(value)) if value == b"b:0;"[..] => None,
             (_, got) => got,
         })
     }
@@ -972,6 +1311,18 @@ impl Flawed {
             ExistsIgnoresExpiry => state.entries.contains_key(&key),
             ExistsFromStaleIndex => state.index.contains(&key),
             ExistsRefreshesTtl => self.live(&mut state, &key, true).is_some(),
+            ExistsFalseForEmptyValue => self
+                .live(&mut state, &key, false)
+                .is_some_and(|entry| !entry.value.is_empty()),
+            TrieDeleteLeavesInnerNode => {
+                let live = self.live(&mut state, &key, false).is_some();
+                let inner = state.inner_terminal.contains(&key)
+                    && state
+                        .entries
+                        .keys()
+                        .any(|stored| stored.len() > key.len() && stored.starts_with(&key));
+                live || inner
+            }
             _ => self.live(&mut state, &key, false).is_some(),
         })
     }
@@ -980,6 +1331,9 @@ impl Flawed {
 #[async_trait]
 impl Backend for Flawed {
     async fn get(&self, key: &str) -> Result<Option<Bytes>> {
+        if self.fails_open(key) {
+            return Ok(None);
+        }
         let got = self.get_inner(key).await;
         let sniffed = |value: &Bytes| value.starts_with(&[0x1f, 0x8b]);
         if self.flaw == Flaw::SniffsGzipMagic && matches!(&got, Ok(Some(value)) if sniffed(value)) {
@@ -998,16 +1352,38 @@ impl Backend for Flawed {
         if self.flaw == Flaw::PlainObjectAsMap && key == "__proto__" {
             return Ok(());
         }
+        if self.panics_on(key) {
+            return Ok(());
+        }
         let result = self.set_inner(key, value, ttl).await;
+        if self.flaw == Flaw::ServerErrorsMappedToUnavailable {
+            if let Err(err) = &result {
+                if matches!(
+                    err.kind(),
+                    ErrorKind::InvalidArgument | ErrorKind::ValueTooLarge
+                ) {
+                    return Err(BackendError::unavailable(format!(
+                        "server error: {}",
+                        err.message()
+                    )));
+                }
+            }
+        }
         self.swallow(result)
     }
 
     async fn delete(&self, key: &str) -> Result<bool> {
+        if self.fails_open(key) {
+            return Ok(false);
+        }
         let result = self.delete_inner(key).await;
         self.swallow(result)
     }
 
     async fn exists(&self, key: &str) -> Result<bool> {
+        if self.fails_open(key) {
+            return Ok(false);
+        }
         let result = self.exists_inner(key).await;
         if self.inherits(key) {
             return Ok(true);
@@ -1029,6 +1405,18 @@ impl Backend for Flawed {
             }
             if self.flaw == HealthCheckClearsTheStore {
                 self.state.lock().entries.clear();
+            }
+            if self.flaw == HealthCheckSlowOnColdConnection && call == 0 {
+                tokio::time::sleep(Duration::from_secs(6)).await;
+            }
+            if self.flaw == HealthProbeWritesAUserKey {
+                let now = Instant::now();
+                let ttl = Duration::from_secs(60);
+                let probe = self.entry(Bytes::from_static(b"ok"), Some(ttl), Some(now + ttl), now);
+                self.state
+                    .lock()
+                    .entries
+                    .insert("healthcheck".to_owned(), probe);
             }
             let flapping = self.flaw == HealthCheckFlaps && call % 2 == 1;
             if flapping || self.flaw == AlwaysUnhealthy {
@@ -1559,10 +1947,6 @@ fn expectations() -> Vec<(Flaw, &'static [&'static str])> {
             &["scale::a_thousand_keys_keep_their_own_values"],
         ),
         (
-            UndeclaredCapacityOf1024,
-            &["scale::writes_past_capacity_read_back_their_value_or_nothing"],
-        ),
-        (
             ReusesSlotsWithoutUnmapping,
             &["scale::writes_past_capacity_read_back_their_value_or_nothing"],
         ),
@@ -1612,6 +1996,168 @@ fn expectations() -> Vec<(Flaw, &'static [&'static str])> {
         (
             NearCacheWithoutInvalidation,
             &["histories::concurrent_operations_are_linearizable"],
+        ),
+        (
+            TtlStartsAtFirstRead,
+            &["ttl::expired_entry_is_absent_from_get"],
+        ),
+        (
+            OverwriteTtlMillisSentAsSeconds,
+            &["ttl::later_set_shortens_the_ttl"],
+        ),
+        (
+            SubsecMillisForFractionalTtls,
+            &["ttl::fractional_ttl_is_not_rounded_down"],
+        ),
+        (
+            HugeTtlTruncatedToU32Seconds,
+            &["ttl::ttls_that_wrap_an_integer_are_invalid_argument"],
+        ),
+        (
+            TimerSurvivesDelete,
+            &["ttl::a_deleted_entrys_ttl_does_not_reach_the_next_set"],
+        ),
+        (
+            ExpiryChecksACoarseClock,
+            &[
+                "ttl::expiry_counts_from_the_set_at_any_sub_second_phase",
+                "ttl::fractional_ttl_is_not_rounded_up_past_the_precision",
+            ],
+        ),
+        (
+            WholeSecondDeadlineInclusive,
+            &[
+                "ttl::expired_entry_is_absent_from_get",
+                "ttl::expired_entry_is_absent_from_exists",
+            ],
+        ),
+        (
+            SkipsIdenticalOverwriteKeepingTtl,
+            &["ttl::rewriting_the_same_value_applies_its_ttl"],
+        ),
+        (
+            MaxTtlCheckedInWholeDays,
+            &["ttl::ttl_above_maximum_is_invalid_argument"],
+        ),
+        (CollapsesNamespaceSeparators, &["key_characters::colon"]),
+        (
+            DeletesByGlob,
+            &["key_characters::asterisk", "key_characters::question_mark"],
+        ),
+        (RejectsLonePercent, &["key_characters::percent"]),
+        (
+            SplitlinesCutsKeys,
+            &[
+                "key_characters::vertical_tab",
+                "key_characters::line_separator",
+                "key_characters::paragraph_separator",
+                "key_characters::next_line",
+            ],
+        ),
+        (
+            StripsEmojiVariationSelectors,
+            &["key_characters::emoji_variation_selector"],
+        ),
+        (
+            FoldsAsciiCaseOnly,
+            &[
+                "keys::case_variants_are_distinct",
+                "keys::delete_and_exists_respect_case",
+            ],
+        ),
+        (
+            KeysAreFilePaths,
+            &["keys::path_like_keys_roundtrip", "key_characters::slash"],
+        ),
+        (
+            LongKeysHashedExceptOnDelete,
+            &["keys::key_at_max_length_roundtrips"],
+        ),
+        (
+            TrieDeleteLeavesInnerNode,
+            &["delete_exists::delete_only_removes_its_own_key"],
+        ),
+        (
+            OverlongKeyOnReadIsMiss,
+            &[
+                "keys::key_over_max_length_is_invalid_key",
+                "keys::empty_key_is_invalid_key",
+            ],
+        ),
+        (
+            FalseSentinelReadAsMiss,
+            &["values::values_that_start_like_an_encoding_are_not_decoded"],
+        ),
+        (
+            JsonScalarsRoundTripped,
+            &["values::text_like_values_are_not_interpreted"],
+        ),
+        (
+            VarintLengthOffByOneAt128,
+            &["values::value_of_128_bytes_roundtrips"],
+        ),
+        (
+            ExtendedLengthOffByOneAt65536,
+            &["values::value_of_65536_bytes_roundtrips"],
+        ),
+        (
+            SparseWriteLosesTrailingZeroBlocks,
+            &["values::compressible_value_roundtrips"],
+        ),
+        (
+            UndeclaredCapacityOf1024,
+            &["scale::writes_past_capacity_read_back_their_value_or_nothing"],
+        ),
+        (
+            UndeclaredCapacityOf2048,
+            &["scale::writes_past_capacity_read_back_their_value_or_nothing"],
+        ),
+        (
+            RehashLosesAStripe,
+            &["scale::a_thousand_keys_keep_their_own_values"],
+        ),
+        (
+            StaleReadAfterOwnOverwrite,
+            &["consistency::operations_agree_after_every_write_and_delete"],
+        ),
+        (
+            LargeValuesVisibleLater,
+            &["values::value_at_max_size_roundtrips"],
+        ),
+        (
+            PanicOnCharBoundaryTurnedIntoMiss,
+            &["keys::key_at_max_length_roundtrips"],
+        ),
+        (
+            ServerErrorsMappedToUnavailable,
+            &[
+                "values::value_over_max_size_is_value_too_large",
+                "ttl::zero_ttl_is_invalid_argument",
+                "ttl::ttls_that_wrap_an_integer_are_invalid_argument",
+            ],
+        ),
+        (
+            HealthCheckSlowOnColdConnection,
+            &["health::health_check_answers_within_the_bound"],
+        ),
+        (
+            HealthProbeWritesAUserKey,
+            &["health::repeated_health_checks_stay_healthy_and_change_nothing"],
+        ),
+        (
+            WritesFailWhenFullButHealthy,
+            &["scale::writes_past_capacity_read_back_their_value_or_nothing"],
+        ),
+        (
+            ExistsFalseForEmptyValue,
+            &[
+                "values::empty_value_is_some_empty",
+                "consistency::operations_agree_about_empty_values",
+            ],
+        ),
+        (
+            DeleteAfterOverwriteUsesStaleVersion,
+            &["delete_exists::delete_of_existing_key_returns_true"],
         ),
     ]
 }

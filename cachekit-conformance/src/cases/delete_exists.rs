@@ -16,11 +16,20 @@ pub async fn exists_is_true_after_set(ctx: Ctx) -> CaseResult {
     ctx.expect_exists("exists after set", &key, true).await
 }
 
-/// delete returns true when a live entry existed.
+/// delete returns true when a live entry existed, however often it was overwritten (a
+/// conditional delete that matches the version of the first write matches nothing after
+/// an overwrite).
 pub async fn delete_of_existing_key_returns_true(ctx: Ctx) -> CaseResult {
     let key = ctx.key("k");
     ctx.set(&key, b"v", None).await?;
     ctx.expect_delete("delete of a key that was set", &key, true)
+        .await?;
+    let overwritten = ctx.key("overwritten");
+    ctx.set(&overwritten, b"first", None).await?;
+    ctx.set(&overwritten, b"second", None).await?;
+    ctx.expect_delete("delete of a key set twice", &overwritten, true)
+        .await?;
+    ctx.expect_absent("a key set twice, after its delete", &overwritten)
         .await
 }
 
@@ -107,7 +116,8 @@ pub async fn racing_sets_and_deletes_leave_get_and_exists_in_agreement(ctx: Ctx)
         .await
 }
 
-/// delete leaves other keys alone.
+/// delete leaves other keys alone. The deleted key is a prefix of the kept one, so a
+/// store keyed by a trie must also clear the deleted key's mark on an inner node.
 pub async fn delete_only_removes_its_own_key(ctx: Ctx) -> CaseResult {
     let doomed = ctx.key("doomed");
     let kept = ctx.key("doomed-not");
@@ -115,5 +125,7 @@ pub async fn delete_only_removes_its_own_key(ctx: Ctx) -> CaseResult {
     ctx.set(&kept, b"2", None).await?;
     ctx.delete(&doomed).await?;
     ctx.expect_present("a neighbouring key after delete", &kept, b"2")
+        .await?;
+    ctx.expect_absent("the deleted key, a prefix of a key still stored", &doomed)
         .await
 }

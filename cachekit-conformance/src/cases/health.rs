@@ -84,6 +84,13 @@ pub async fn health_check_answers_within_the_bound(ctx: Ctx) -> CaseResult {
 pub async fn repeated_health_checks_stay_healthy_and_change_nothing(ctx: Ctx) -> CaseResult {
     let key = ctx.key("k");
     ctx.set(&key, b"v", None).await?;
+    // A probe that writes a fixed key writes it in the user's key space: these names are
+    // whole keys, unprefixed, and their values carry the run's prefix so two runs sharing
+    // a store tell theirs apart.
+    let probe_value = |i: usize| format!("{}#probe-{i}", ctx.prefix());
+    for (i, name) in PROBE_LIKE_KEYS.iter().enumerate() {
+        ctx.set(name, probe_value(i).as_bytes(), None).await?;
+    }
     for round in 1..=3 {
         let report = ctx.backend.health_check().await;
         if !report.healthy {
@@ -94,5 +101,26 @@ pub async fn repeated_health_checks_stay_healthy_and_change_nothing(ctx: Ctx) ->
         }
     }
     ctx.expect_present("a key after three health checks", &key, b"v")
-        .await
+        .await?;
+    for (i, name) in PROBE_LIKE_KEYS.iter().enumerate() {
+        ctx.expect_present(
+            "a key named like a health probe's, after three health checks",
+            name,
+            probe_value(i).as_bytes(),
+        )
+        .await?;
+        ctx.delete(name).await?;
+    }
+    Ok(())
 }
+
+/// Keys a health probe that writes is likely to write (`SET healthcheck ok`).
+const PROBE_LIKE_KEYS: [&str; 7] = [
+    "healthcheck",
+    "health_check",
+    "health-check",
+    "__health__",
+    "__healthcheck__",
+    "_health_check_",
+    "cachekit:health",
+];

@@ -128,6 +128,13 @@ characters! {
     tab => '\t', "a tab", like [' '];
     line_feed => '\n', "a line feed", like ['\r'];
     carriage_return => '\r', "a carriage return", like ['\n'];
+    vertical_tab => '\u{b}', "a vertical tab", like ['\n'];
+    form_feed => '\u{c}', "a form feed", like ['\n'];
+    record_separator => '\u{1e}', "a record separator (U+001E)";
+    unit_separator => '\u{1f}', "a unit separator (U+001F)";
+    next_line => '\u{85}', "a next-line control (U+0085)", like ['\n'];
+    line_separator => '\u{2028}', "a line separator (U+2028)", like ['\n'];
+    paragraph_separator => '\u{2029}', "a paragraph separator (U+2029)", like ['\n'];
     nul => '\0', "NUL";
     escape => '\u{1b}', "ESC";
     delete_control => '\u{7f}', "DEL";
@@ -138,6 +145,8 @@ characters! {
     fullwidth_slash => '\u{ff0f}', "a fullwidth solidus", like ['/'];
     combining_acute => '\u{301}', "a combining acute accent";
     four_byte_emoji => '\u{1f980}', "a four-byte emoji";
+    emoji_variation_selector => '\u{fe0f}', "an emoji variation selector (U+FE0F)", like ['\u{fe0e}'];
+    zero_width_joiner => '\u{200d}', "a zero-width joiner";
     replacement_character => '\u{fffd}', "U+FFFD";
 }
 

@@ -11,6 +11,9 @@ use crate::{CaseResult, Ctx, Failure};
 /// Keys the largest case writes, the smaller ones, and requests in flight at once.
 const MANY: usize = 1000;
 const SOME: usize = 400;
+/// Keys the eviction-pressure case writes: past bounds of 1024, 2048 and 4096 entries,
+/// the sizes a bounded cache is most often left at.
+const PRESSURE: usize = 4100;
 const IN_FLIGHT: usize = 8;
 
 fn value_of(i: usize) -> Vec<u8> {
@@ -170,20 +173,19 @@ pub async fn many_keys_written_in_parallel_are_all_there(ctx: Ctx) -> CaseResult
 
 /// Writes far past any small capacity: whatever a store evicts, every key reads back its own
 /// value or nothing, `exists` agrees with `get`, and the key written last is there. A store
-/// that declares no eviction must still hold every sampled key: a bound of 1024 or 1500
-/// left at its default is caught here, past the thousand-key case.
+/// that declares no eviction must still hold every sampled key: a bound of 1024, 2048 or
+/// 4096 left at its default is caught here, past the thousand-key case.
 pub async fn writes_past_capacity_read_back_their_value_or_nothing(ctx: Ctx) -> CaseResult {
-    // Twice the largest case, past capacities of 1024 (a common default) too.
-    let keys: Vec<String> = (0..2 * MANY)
+    let keys: Vec<String> = (0..PRESSURE)
         .map(|i| ctx.key(&format!("pressure/{i}")))
         .collect();
-    // Eight writes in flight (a remote store takes seconds for 2000 one at a time), then
+    // Eight writes in flight (a remote store takes seconds for thousands one at a time), then
     // the last key alone, so that "written last" means what it says.
     let last = keys.len() - 1;
     set_all(&ctx, &keys[..last]).await?;
     ctx.set(&keys[last], &value_of(last), None).await?;
     ctx.expect_present(
-        "the key written last, after 2000 writes",
+        "the key written last, after 4100 writes",
         &keys[last],
         &value_of(last),
     )
@@ -198,7 +200,7 @@ pub async fn writes_past_capacity_read_back_their_value_or_nothing(ctx: Ctx) -> 
                 .is_some_and(|value| value != value_of(i).as_slice())
             {
                 return Err(
-                    Failure::new("get of a key among 2000, under eviction pressure")
+                    Failure::new("get of a key among 4100, under eviction pressure")
                         .operation(Operation::Get)
                         .key(key)
                         .expected(format!(
@@ -210,14 +212,14 @@ pub async fn writes_past_capacity_read_back_their_value_or_nothing(ctx: Ctx) -> 
             }
             if got.is_none() && !ctx.caps.may_evict {
                 return Err(Failure::new(
-                    "get of a key among 2000, from a store that declares no eviction",
+                    "get of a key among 4100, from a store that declares no eviction",
                 )
                 .operation(Operation::Get)
                 .key(key)
                 .expected(Answer::Value(Some(value_of(i).into())))
                 .got(Answer::Value(None))
                 .note(format!(
-                    "key #{i} of 2000; a store that may drop entries must declare may_evict"
+                    "key #{i} of {PRESSURE}; a store that may drop entries must declare may_evict"
                 )));
             }
             ctx.expect_exists(
@@ -233,7 +235,7 @@ pub async fn writes_past_capacity_read_back_their_value_or_nothing(ctx: Ctx) -> 
         .await?;
     let present = present.into_iter().filter(|held| *held).count();
     if present == 0 {
-        return Err(Failure::new("keys still held after 2000 writes")
+        return Err(Failure::new("keys still held after 4100 writes")
             .expected("some of the sampled keys (a store holds at least its capacity)")
             .got(Answer::Count(0)));
     }

@@ -181,6 +181,50 @@ pub async fn plain_overwrite_clears_the_ttl(ctx: Ctx) -> CaseResult {
     .await
 }
 
+/// A delete takes the entry's ttl with it: the deleted entry's deadline never cuts short
+/// a later set of the same key (a per-key expiry timer that a delete forgets to cancel).
+pub async fn a_deleted_entrys_ttl_does_not_reach_the_next_set(ctx: Ctx) -> CaseResult {
+    let window = ctx.ttl_window();
+    let key = ctx.key("k");
+    ctx.set(&key, b"deleted", Some(window.ttl)).await?;
+    let acknowledged = Instant::now();
+    ctx.expect_delete("delete of an entry with a ttl", &key, true)
+        .await?;
+    ctx.set(&key, b"set-after-delete", None).await?;
+    ctx.sleep_until(acknowledged, window.absent_by).await;
+    ctx.expect_present(
+        "get/exists past the deleted entry's ttl, of a set without ttl made after the delete",
+        &key,
+        b"set-after-delete",
+    )
+    .await
+}
+
+/// A set applies its ttl even when it writes the value already stored ("skip unchanged
+/// writes" must not skip the ttl): the same value set without a ttl stays, and set with
+/// one expires.
+pub async fn rewriting_the_same_value_applies_its_ttl(ctx: Ctx) -> CaseResult {
+    let window = ctx.ttl_window();
+    let (losing, gaining) = (ctx.key("loses-its-ttl"), ctx.key("gains-a-ttl"));
+    ctx.set(&gaining, b"same", None).await?;
+    ctx.set(&losing, b"same", Some(window.ttl)).await?;
+    ctx.set(&losing, b"same", None).await?;
+    ctx.set(&gaining, b"same", Some(window.ttl)).await?;
+    let acknowledged = Instant::now();
+    ctx.sleep_until(acknowledged, window.absent_by).await;
+    ctx.expect_present(
+        "get/exists past the ttl, after the same value was set again without one",
+        &losing,
+        b"same",
+    )
+    .await?;
+    let check = format!(
+        "get/exists {:?} after a persistent entry was set again, same value, with ttl {:?}",
+        window.absent_by, window.ttl
+    );
+    ctx.expect_absent(&check, &gaining).await
+}
+
 /// A set with a ttl on a persistent entry makes it expire.
 pub async fn set_with_ttl_on_a_persistent_entry_makes_it_expire(ctx: Ctx) -> CaseResult {
     let window = ctx.ttl_window();
@@ -273,6 +317,39 @@ pub async fn zero_ttl_is_invalid_argument(ctx: Ctx) -> CaseResult {
 pub async fn ttl_above_maximum_is_invalid_argument(ctx: Ctx) -> CaseResult {
     let too_long = support(&ctx)?.max + Duration::from_secs(1);
     rejects_ttl(&ctx, too_long, "a ttl one second over the maximum").await
+}
+
+/// Ttls that wrap an integer a store may squeeze them into before its range check (i32
+/// and u32 seconds, u32 milliseconds, i64 seconds) or overflow a deadline (the largest
+/// `Duration`). Each is over any declared maximum, so each must fail the same way.
+const WRAPPING_TTLS: [(Duration, &str); 5] = [
+    (
+        Duration::from_millis((1 << 32) + 1),
+        "2^32 ms + 1 ms (u32 milliseconds wrap to 1 ms)",
+    ),
+    (
+        Duration::from_secs((1 << 31) + 1),
+        "2^31 s + 1 s (i32 seconds wrap negative)",
+    ),
+    (
+        Duration::from_secs((1 << 32) + 5),
+        "2^32 s + 5 s (u32 seconds wrap to 5 s)",
+    ),
+    (
+        Duration::from_secs((1 << 63) + 1),
+        "2^63 s + 1 s (i64 seconds wrap negative)",
+    ),
+    (Duration::MAX, "Duration::MAX (any deadline overflows)"),
+];
+
+/// Ttls far over the maximum fail with InvalidArgument too, whatever integer they
+/// would wrap: never a short ttl, never no ttl, never a panic.
+pub async fn ttls_that_wrap_an_integer_are_invalid_argument(ctx: Ctx) -> CaseResult {
+    let max = support(&ctx)?.max;
+    for (ttl, what) in WRAPPING_TTLS.iter().filter(|(ttl, _)| *ttl > max) {
+        rejects_ttl(&ctx, *ttl, &format!("a ttl of {what}")).await?;
+    }
+    Ok(())
 }
 
 /// A ttl of exactly the declared maximum is accepted.

@@ -139,12 +139,34 @@ pub async fn value_just_under_max_size_roundtrips(ctx: Ctx) -> CaseResult {
     .await
 }
 
-/// A highly compressible value (all zeros) survives a round trip.
+/// Highly compressible values survive a round trip: all zeros, a repeated pattern, and
+/// values made of whole 4 KiB blocks of zeros (a store that writes sparsely skips zero
+/// blocks, and without a truncate to the full length it loses the trailing ones).
 pub async fn compressible_value_roundtrips(ctx: Ctx) -> CaseResult {
     let len = ctx.value_len(200_003);
     roundtrip(&ctx, "get of 200,003 zero bytes", "zeros", &vec![0u8; len]).await?;
     let repeated: Vec<u8> = b"abc".iter().copied().cycle().take(len).collect();
-    roundtrip(&ctx, "get of a repeated 3-byte pattern", "abc", &repeated).await
+    roundtrip(&ctx, "get of a repeated 3-byte pattern", "abc", &repeated).await?;
+    const BLOCK: usize = 4096;
+    if ctx.value_len(3 * BLOCK) < 3 * BLOCK {
+        return Ok(());
+    }
+    roundtrip(
+        &ctx,
+        "get of two 4 KiB blocks of zeros",
+        "zero-blocks",
+        &[0u8; 2 * BLOCK],
+    )
+    .await?;
+    let mut data_then_zeros = pattern(BLOCK, 0x5a);
+    data_then_zeros.resize(3 * BLOCK, 0);
+    roundtrip(
+        &ctx,
+        "get of a 4 KiB block of data followed by two 4 KiB blocks of zeros",
+        "trailing-zero-blocks",
+        &data_then_zeros,
+    )
+    .await
 }
 
 /// An incompressible value (pseudo-random bytes) survives a round trip.
@@ -189,15 +211,18 @@ pub async fn text_like_values_are_not_interpreted(ctx: Ctx) -> CaseResult {
 
 /// Values that begin like a compressed or serialised format are stored bytes, never
 /// decoded: a layer that sniffs magic numbers (gzip, zlib, zstd, snappy, pickle, PHP's
-/// serialize, a flags byte) turns them into something else or into an error.
+/// serialize, a flags byte) turns them into something else or into an error. PHP's
+/// serialised `false` and `null` are here too: a client that unserialises reads them as a miss.
 pub async fn values_that_start_like_an_encoding_are_not_decoded(ctx: Ctx) -> CaseResult {
-    let values: [&[u8]; 8] = [
+    let values: [&[u8]; 10] = [
         b"\x1f\x8b\x08\x00not gzip",
         b"\x78\x9cnot zlib",
         b"\x28\xb5\x2f\xfdnot zstd",
         b"\xff\x06\x00\x00sNaPpYnot snappy",
         b"\x80\x04\x95not a pickle",
         b"s:5:\"hello\";",
+        b"b:0;",
+        b"N;",
         b"\x00flags byte",
         b"\x01flags byte",
     ];
@@ -244,14 +269,21 @@ macro_rules! lengths {
 lengths! {
     value_of_1_byte_roundtrips => 1;
     value_of_3_bytes_roundtrips => 3;
+    value_of_127_bytes_roundtrips => 127;
+    value_of_128_bytes_roundtrips => 128;
+    value_of_129_bytes_roundtrips => 129;
     value_of_255_bytes_roundtrips => 255;
+    value_of_256_bytes_roundtrips => 256;
     value_of_257_bytes_roundtrips => 257;
     value_of_1000_bytes_roundtrips => 1000;
     value_of_1023_bytes_roundtrips => 1023;
     value_of_1025_bytes_roundtrips => 1025;
+    value_of_4095_bytes_roundtrips => 4095;
+    value_of_4096_bytes_roundtrips => 4096;
     value_of_4097_bytes_roundtrips => 4097;
     value_of_8191_bytes_roundtrips => 8191;
     value_of_65535_bytes_roundtrips => 65535;
+    value_of_65536_bytes_roundtrips => 65536;
     value_of_65537_bytes_roundtrips => 65537;
     value_of_100003_bytes_roundtrips => 100003;
 }
