@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::failure::Operation;
+use crate::failure::{Answer, Operation};
 use crate::{CaseResult, Ctx, Failure};
 
 /// A reachable backend reports healthy.
@@ -85,11 +85,22 @@ pub async fn repeated_health_checks_stay_healthy_and_change_nothing(ctx: Ctx) ->
     let key = ctx.key("k");
     ctx.set(&key, b"v", None).await?;
     // A probe that writes a fixed key writes it in the user's key space: these names are
-    // whole keys, unprefixed, and their values carry the run's prefix so two runs sharing
-    // a store tell theirs apart.
-    let probe_value = |i: usize| format!("{}#probe-{i}", ctx.prefix());
-    for (i, name) in PROBE_LIKE_KEYS.iter().enumerate() {
-        ctx.set(name, probe_value(i).as_bytes(), None).await?;
+    // whole keys, unprefixed. Another run sharing the store may write them too, so any
+    // kit-written probe value counts as intact; where ttls exist the keys expire on their
+    // own, so no run deletes what another is still checking.
+    let probe_names: Vec<(usize, &str)> = PROBE_LIKE_KEYS
+        .iter()
+        .copied()
+        .enumerate()
+        .filter(|(_, name)| ctx.caps.check_key(name).is_ok())
+        .collect();
+    let probe_ttl = ctx
+        .caps
+        .ttl
+        .map(|support| Duration::from_secs(3600).min(support.max));
+    for (i, name) in &probe_names {
+        let value = format!("{}{PROBE_VALUE_MARK}{i}", ctx.prefix());
+        ctx.set(name, value.as_bytes(), probe_ttl).await?;
     }
     for round in 1..=3 {
         let report = ctx.backend.health_check().await;
@@ -102,17 +113,33 @@ pub async fn repeated_health_checks_stay_healthy_and_change_nothing(ctx: Ctx) ->
     }
     ctx.expect_present("a key after three health checks", &key, b"v")
         .await?;
-    for (i, name) in PROBE_LIKE_KEYS.iter().enumerate() {
-        ctx.expect_present(
-            "a key named like a health probe's, after three health checks",
-            name,
-            probe_value(i).as_bytes(),
-        )
-        .await?;
-        ctx.delete(name).await?;
+    for (i, name) in &probe_names {
+        let got = ctx.get(name).await?;
+        let written_by_a_run = got.as_deref().is_some_and(|value| {
+            value.starts_with(b"ck-")
+                && value.ends_with(format!("{PROBE_VALUE_MARK}{i}").as_bytes())
+        });
+        if !written_by_a_run {
+            return Err(Failure::new(
+                "a key named like a health probe's, after three health checks",
+            )
+            .operation(Operation::Get)
+            .key(name)
+            .expected(format!(
+                "the value the kit wrote before the checks, \"{}{PROBE_VALUE_MARK}{i}\" (or another run's)",
+                ctx.prefix()
+            ))
+            .got(Answer::Value(got)));
+        }
+        if probe_ttl.is_none() {
+            ctx.delete(name).await?;
+        }
     }
     Ok(())
 }
+
+/// Ends every probe-named key's value, before the key's index: `ck-…-#probe-3`.
+const PROBE_VALUE_MARK: &str = "#probe-";
 
 /// Keys a health probe that writes is likely to write (`SET healthcheck ok`).
 const PROBE_LIKE_KEYS: [&str; 7] = [

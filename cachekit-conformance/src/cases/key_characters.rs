@@ -130,6 +130,8 @@ characters! {
     carriage_return => '\r', "a carriage return", like ['\n'];
     vertical_tab => '\u{b}', "a vertical tab", like ['\n'];
     form_feed => '\u{c}', "a form feed", like ['\n'];
+    file_separator => '\u{1c}', "a file separator (U+001C)";
+    group_separator => '\u{1d}', "a group separator (U+001D)";
     record_separator => '\u{1e}', "a record separator (U+001E)";
     unit_separator => '\u{1f}', "a unit separator (U+001F)";
     next_line => '\u{85}', "a next-line control (U+0085)", like ['\n'];

@@ -260,7 +260,7 @@ fn listed_cases() -> Vec<Case> {
         case!(ttl::sub_precision_ttl_rounds_up, "a ttl below the precision rounds up, not down to nothing", needs: [ObservableTtlRounding], timing: WaitsForExpiry),
         case!(ttl::zero_ttl_is_invalid_argument, "a zero ttl fails with InvalidArgument, never means `no ttl`", needs: [Ttl]),
         case!(ttl::ttl_above_maximum_is_invalid_argument, "a ttl above the declared maximum fails with InvalidArgument", needs: [Ttl]),
-        case!(ttl::ttls_that_wrap_an_integer_are_invalid_argument, "a ttl that would wrap a 32- or 64-bit integer (or overflow a deadline) fails with InvalidArgument", needs: [Ttl]),
+        case!(ttl::ttls_that_wrap_an_integer_are_invalid_argument, "a ttl over the declared maximum that would wrap a 32- or 64-bit integer (or overflow a deadline) fails with InvalidArgument", needs: [Ttl]),
         case!(ttl::ttl_at_maximum_is_accepted, "a ttl of exactly the declared maximum is accepted", needs: [Ttl]),
         case!(ttl::fractional_ttl_is_not_rounded_down, "a ttl with a fractional second is not rounded down", needs: [Ttl], timing: WaitsForExpiry),
         case!(ttl::fractional_ttl_is_not_rounded_up_past_the_precision, "a ttl with a fractional second is not rounded up by more than the precision", needs: [Ttl], timing: WaitsForExpiry),
