@@ -356,6 +356,57 @@ enum Flaw {
     /// A conditional delete with the version cached at creation: after an overwrite it
     /// matches nothing and reports false.
     DeleteAfterOverwriteUsesStaleVersion,
+    // ---- probe two: flaws the kit had not seen ----
+    /// A SQL upsert that refreshes `expires_at` only for rows it finds live
+    /// (`UPDATE .. WHERE expires_at > now()`), else updates the value only: a plain set on an
+    /// expired-but-unswept entry keeps its passed deadline and the new value is born dead.
+    SetOnExpiredEntryKeepsItsDeadline,
+    /// `UPDATE .. WHERE key = ? AND expires_at > now()` matched 0 rows, then
+    /// `INSERT OR IGNORE` conflicted with the expired row: the set is acknowledged and lost.
+    SetOnExpiredEntryIsDropped,
+    /// Overwrites write the v2 record header; the `exists` fast path only parses the v1
+    /// header's deadline, so an overwritten entry never expires for `exists`.
+    ExistsIgnoresExpiryAfterOverwrite,
+    /// MVCC versions: a delete of an expired top version pops it and exposes the version
+    /// below it (a delete of a live one writes a tombstone).
+    DeleteOfExpiredEntryExposesOlderVersion,
+    /// A pipelined client that leaves an error reply unread: the next get reads it as nil.
+    ErrorReplyLeftUnread,
+    /// A two-step write (data file named by the key cut to the limit, then the index that
+    /// validates the key): an over-long key's value lands under its truncated key.
+    OverlongKeySetStoresUnderTruncatedKey,
+    /// A retry wrapper around delete only, mapping every error to Unavailable (retryable).
+    DeleteErrorsMappedToUnavailable,
+    /// A client that retries a set it thinks timed out: when two sets of one key come in the
+    /// same instant, the first one's retry lands just after the second.
+    RetriedSetLandsAfterTheNextOne,
+    /// Deletes also replicated through a slow async channel (cross-region LWW with a skewed
+    /// clock): the delete is applied again later, removing a value set after it.
+    DeleteReappliedLater,
+    /// `maxmemory 8mb` with allkeys-lru, never declared (`may_evict: false`).
+    UndeclaredByteBudgetOf8MiB,
+    /// A 4 MiB byte budget (an undersized `maxmemory`), never declared.
+    UndeclaredByteBudgetOf4MiB,
+    /// Content-deduplicated blobs rewritten in place when the size matches: overwriting one
+    /// key changes every key that was set with the same bytes.
+    DedupedValuesRewrittenInPlace,
+    /// `key.rstrip('\0')`: C-string keys lose trailing NULs only.
+    TrimsTrailingNulFromKeys,
+    /// MySQL `utf8` (utf8mb3) key column: characters outside the BMP become `?`.
+    AstralCharactersBecomeQuestionMarks,
+    /// The health report's details include the connection URL with its password.
+    HealthDetailsLeakPassword,
+    /// The health report names the node role that answered: every other call "flawed-replica".
+    BackendTypeVariesByNode,
+    /// `PX (ttl_ms - 1)` to compensate a round trip, and a client that omits PX when it is 0:
+    /// a ttl of exactly the declared precision (1 ms) makes the entry persistent.
+    TtlOfExactlyThePrecisionPersists,
+    /// Read-through "touch on hit" with a default ttl of ten minutes: a get of a persistent
+    /// entry gives it a ttl.
+    GetGivesPersistentEntriesADefaultTtl,
+    /// A circuit breaker counting client errors (InvalidKey, InvalidArgument, ValueTooLarge)
+    /// as failures: five in a row open it for 30 s and every operation is Unavailable.
+    CircuitBreakerCountsClientErrors,
 }
 
 #[derive(Debug, Clone)]
@@ -412,6 +463,8 @@ struct State {
     stale: HashSet<String>,
     /// Trie nodes whose value was deleted but whose terminal flag stayed.
     inner_terminal: HashSet<String>,
+    /// The version below each key's top version (MVCC flaw).
+    older: HashMap<String, Entry>,
 }
 
 /// What a set still has to do after yielding, for the flaws that split a write in two.
@@ -432,6 +485,11 @@ struct Flawed {
     health_calls: AtomicUsize,
     /// A declared consistency other than linearizable.
     declared: Option<Consistency>,
+    /// An error reply left unread on the connection.
+    unread_error: std::sync::atomic::AtomicBool,
+    /// Client errors in a row, and until when the breaker is open.
+    errors_in_a_row: AtomicUsize,
+    breaker_open_until: Mutex<Option<Instant>>,
 }
 
 fn fnv(text: &str) -> u64 {
@@ -498,6 +556,9 @@ impl Flawed {
             near: Mutex::new(HashMap::new()),
             health_calls: AtomicUsize::new(0),
             declared: None,
+            unread_error: std::sync::atomic::AtomicBool::new(false),
+            errors_in_a_row: AtomicUsize::new(0),
+            breaker_open_until: Mutex::new(None),
         }
     }
 
@@ -647,6 +708,11 @@ impl Flawed {
                 .to_owned(),
             StripsEmojiVariationSelectors => key.replace(['\u{fe0e}', '\u{fe0f}'], ""),
             FoldsAsciiCaseOnly => key.to_ascii_lowercase(),
+            TrimsTrailingNulFromKeys => key.trim_end_matches('\0').to_owned(),
+            AstralCharactersBecomeQuestionMarks => key
+                .chars()
+                .map(|c| if u32::from(c) > 0xffff { '?' } else { c })
+                .collect(),
             NumericKeyAffinity => match key.parse::<f64>() {
                 Ok(number) if number.is_finite() && number.fract() == 0.0 => {
                     format!("{number:.0}")
@@ -773,6 +839,11 @@ impl Flawed {
         let invalid = || Err(BackendError::new(ErrorKind::InvalidArgument, "bad ttl"));
         match (self.flaw, ttl) {
             (ZeroTtlMeansNoTtl, Some(ttl)) if ttl.is_zero() => Ok(None),
+            (TtlOfExactlyThePrecisionPersists, Some(ttl))
+                if !ttl.is_zero() && ttl <= Duration::from_millis(1) =>
+            {
+                Ok(None)
+            }
             (AcceptsZeroTtlAsExpired, Some(ttl)) if ttl.is_zero() => Ok(Some(ttl)),
             (RoundsTtlDown, Some(ttl)) => Ok(Some(Duration::from_secs(ttl.as_secs()))),
             (RejectsTheMaximumTtl, Some(ttl)) if ttl >= PROTOCOL_MAX_TTL => invalid(),
@@ -1027,6 +1098,35 @@ impl Flawed {
             if self.flaw == KeepsOldTtlOnOverwrite && expires_at.is_none() {
                 expires_at = previous.expires_at;
             }
+            if self.flaw == SetOnExpiredEntryKeepsItsDeadline
+                && expires_at.is_none()
+                && !previous.is_live(now)
+            {
+                expires_at = previous.expires_at;
+            }
+            if self.flaw == SetOnExpiredEntryIsDropped && !previous.is_live(now) {
+                return Pending::Done;
+            }
+            if self.flaw == DeleteOfExpiredEntryExposesOlderVersion {
+                state.older.insert(key.clone(), previous.clone());
+            }
+            if self.flaw == RetriedSetLandsAfterTheNextOne
+                && previous.written_at == now
+                && previous.value != value
+            {
+                state.later.push((
+                    now + Duration::from_millis(1),
+                    Later::Put(key.clone(), previous.clone()),
+                ));
+            }
+            if self.flaw == DedupedValuesRewrittenInPlace && previous.value.len() == value.len() {
+                let shared = previous.value.clone();
+                for (other, entry) in state.entries.iter_mut() {
+                    if *other != key && entry.value == shared {
+                        entry.value = value.clone();
+                    }
+                }
+            }
             if self.flaw == TtlOnlyOnInsert && previous.is_live(now) {
                 expires_at = previous.expires_at;
             }
@@ -1095,6 +1195,36 @@ impl Flawed {
             && state.entries.len() == 768
         {
             state.entries.retain(|stored, _| fnv(stored) % 16 != 0);
+        }
+        let budget = match self.flaw {
+            UndeclaredByteBudgetOf8MiB => Some(8 << 20),
+            UndeclaredByteBudgetOf4MiB => Some(4 << 20),
+            _ => None,
+        };
+        if let Some(budget) = budget {
+            loop {
+                let others: usize = state
+                    .entries
+                    .iter()
+                    .filter(|(stored, _)| **stored != key)
+                    .map(|(_, entry)| entry.value.len())
+                    .sum();
+                if others + value.len() <= budget {
+                    break;
+                }
+                let victim = state
+                    .entries
+                    .iter()
+                    .filter(|(stored, _)| **stored != key)
+                    .min_by_key(|(stored, entry)| (entry.written_at, *stored))
+                    .map(|(stored, _)| stored.clone());
+                match victim {
+                    Some(victim) => {
+                        state.entries.remove(&victim);
+                    }
+                    None => break,
+                }
+            }
         }
         state.ever_stored.insert(key.clone());
         state.index.insert(key.clone());
@@ -1192,7 +1322,18 @@ impl Flawed {
             state.read_cache.remove(&key);
             state.stale.remove(&key);
         }
+        if self.flaw == DeleteOfExpiredEntryExposesOlderVersion {
+            let older = state.older.remove(&key);
+            if let (Some(top), Some(older)) = (&removed, older) {
+                if !top.is_live(now) {
+                    state.entries.insert(key.clone(), older);
+                }
+            }
+        }
         match (self.flaw, &removed) {
+            (DeleteReappliedLater, Some(_)) => {
+                state.later.push((now + LATER, Later::Remove(key.clone())));
+            }
             (DeletedEntryResurrects, Some(entry)) => {
                 state
                     .later
@@ -1252,6 +1393,15 @@ impl Flawed {
         let got = self
             .live(&mut state, &key, refresh)
             .map(|entry| entry.value);
+        if self.flaw == Flaw::GetGivesPersistentEntriesADefaultTtl && got.is_some() {
+            if let Some(entry) = state.entries.get_mut(&key) {
+                if entry.ttl.is_none() {
+                    let ttl = Duration::from_secs(600);
+                    entry.ttl = Some(ttl);
+                    entry.expires_at = Some(Instant::now() + ttl);
+                }
+            }
+        }
         if self.flaw == Flaw::UndeclaredCapacityOf1024 && got.is_some() {
             if let Some(entry) = state.entries.get_mut(&key) {
                 entry.written_at = Instant::now();
@@ -1313,6 +1463,13 @@ impl Flawed {
         Ok(match self.flaw {
             ExistsAlwaysTrue => true,
             ExistsIgnoresExpiry => state.entries.contains_key(&key),
+            ExistsIgnoresExpiryAfterOverwrite => {
+                let now = Instant::now();
+                state
+                    .entries
+                    .get(&key)
+                    .is_some_and(|entry| entry.writes > 1 || entry.is_live(now))
+            }
             ExistsFromStaleIndex => state.index.contains(&key),
             ExistsRefreshesTtl => self.live(&mut state, &key, true).is_some(),
             ExistsFalseForEmptyValue => self
@@ -1332,9 +1489,112 @@ impl Flawed {
     }
 }
 
+impl Flawed {
+    /// Whether the breaker flaw's breaker is open now.
+    fn breaker_open(&self) -> bool {
+        self.flaw == Flaw::CircuitBreakerCountsClientErrors
+            && self
+                .breaker_open_until
+                .lock()
+                .is_some_and(|until| Instant::now() < until)
+    }
+
+    /// Bookkeeping of the error-path flaws after any operation.
+    fn after<T>(&self, result: Result<T>) -> Result<T> {
+        match &result {
+            Err(err) => {
+                if self.flaw == Flaw::ErrorReplyLeftUnread {
+                    self.unread_error.store(true, Ordering::Relaxed);
+                }
+                if self.flaw == Flaw::CircuitBreakerCountsClientErrors
+                    && matches!(
+                        err.kind(),
+                        ErrorKind::InvalidKey
+                            | ErrorKind::InvalidArgument
+                            | ErrorKind::ValueTooLarge
+                    )
+                    && self.errors_in_a_row.fetch_add(1, Ordering::Relaxed) + 1 >= 5
+                {
+                    self.errors_in_a_row.store(0, Ordering::Relaxed);
+                    *self.breaker_open_until.lock() =
+                        Some(Instant::now() + Duration::from_secs(30));
+                }
+            }
+            Ok(_) => self.errors_in_a_row.store(0, Ordering::Relaxed),
+        }
+        result
+    }
+
+    fn breaker_error<T>(&self) -> Result<T> {
+        Err(BackendError::unavailable("circuit breaker open"))
+    }
+}
+
 #[async_trait]
 impl Backend for Flawed {
     async fn get(&self, key: &str) -> Result<Option<Bytes>> {
+        if self.breaker_open() {
+            return self.breaker_error();
+        }
+        if self.flaw == Flaw::ErrorReplyLeftUnread
+            && self.unread_error.swap(false, Ordering::Relaxed)
+        {
+            return Ok(None);
+        }
+        let result = self.get_raw(key).await;
+        self.after(result)
+    }
+
+    async fn set(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> Result<()> {
+        if self.breaker_open() {
+            return self.breaker_error();
+        }
+        if self.flaw == Flaw::OverlongKeySetStoresUnderTruncatedKey && key.len() > MAX_KEY_BYTES {
+            let mut cut = key.to_owned();
+            cut_at_char_boundary(&mut cut, MAX_KEY_BYTES);
+            let now = Instant::now();
+            let entry = self.entry(value.clone(), None, None, now);
+            self.state.lock().entries.insert(cut, entry);
+        }
+        let result = self.set_raw(key, value, ttl).await;
+        self.after(result)
+    }
+
+    async fn delete(&self, key: &str) -> Result<bool> {
+        if self.breaker_open() {
+            return self.breaker_error();
+        }
+        let mut result = self.delete_raw(key).await;
+        if self.flaw == Flaw::DeleteErrorsMappedToUnavailable {
+            if let Err(err) = &result {
+                result = Err(BackendError::unavailable(format!(
+                    "delete failed: {}",
+                    err.message()
+                )));
+            }
+        }
+        self.after(result)
+    }
+
+    async fn exists(&self, key: &str) -> Result<bool> {
+        if self.breaker_open() {
+            return self.breaker_error();
+        }
+        let result = self.exists_raw(key).await;
+        self.after(result)
+    }
+
+    async fn health_check(&self) -> HealthReport {
+        self.health_raw().await
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        self.capabilities_raw()
+    }
+}
+
+impl Flawed {
+    async fn get_raw(&self, key: &str) -> Result<Option<Bytes>> {
         if self.fails_open(key) {
             return Ok(None);
         }
@@ -1352,7 +1612,7 @@ impl Backend for Flawed {
         self.swallow(got)
     }
 
-    async fn set(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> Result<()> {
+    async fn set_raw(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> Result<()> {
         if self.flaw == Flaw::PlainObjectAsMap && key == "__proto__" {
             return Ok(());
         }
@@ -1376,7 +1636,7 @@ impl Backend for Flawed {
         self.swallow(result)
     }
 
-    async fn delete(&self, key: &str) -> Result<bool> {
+    async fn delete_raw(&self, key: &str) -> Result<bool> {
         if self.fails_open(key) {
             return Ok(false);
         }
@@ -1384,7 +1644,7 @@ impl Backend for Flawed {
         self.swallow(result)
     }
 
-    async fn exists(&self, key: &str) -> Result<bool> {
+    async fn exists_raw(&self, key: &str) -> Result<bool> {
         if self.fails_open(key) {
             return Ok(false);
         }
@@ -1395,11 +1655,12 @@ impl Backend for Flawed {
         self.swallow(result)
     }
 
-    async fn health_check(&self) -> HealthReport {
+    async fn health_raw(&self) -> HealthReport {
         use Flaw::*;
         let call = self.health_calls.fetch_add(1, Ordering::Relaxed);
         let name = match self.flaw {
             MislabelsHealthReport => "custom",
+            BackendTypeVariesByNode if call % 2 == 1 => "flawed-replica",
             _ => "flawed",
         };
         let entries = self.state.lock().entries.len();
@@ -1426,6 +1687,14 @@ impl Backend for Flawed {
             if flapping || self.flaw == AlwaysUnhealthy {
                 return Err(BackendError::new(ErrorKind::Unavailable, "connection busy"));
             }
+            if self.flaw == HealthDetailsLeakPassword {
+                return Ok([(
+                    "url".to_owned(),
+                    "redis://default:hunter2@cache.internal:6379/0".to_owned(),
+                )]
+                .into_iter()
+                .collect());
+            }
             Ok(HashMap::new().into_iter().collect())
         })
         .await;
@@ -1435,7 +1704,7 @@ impl Backend for Flawed {
         report
     }
 
-    fn capabilities(&self) -> Capabilities {
+    fn capabilities_raw(&self) -> Capabilities {
         let precision = match self.flaw {
             Flaw::RoundsTtlDown => Duration::from_secs(1),
             _ => Duration::from_millis(1),
@@ -1938,7 +2207,7 @@ fn expectations() -> Vec<(Flaw, &'static [&'static str])> {
         (
             LateDeleteOfMissingKey,
             &[
-                "deferred::delete_of_missing_key_does_not_hit_a_later_set",
+                "deferred::a_delete_does_not_hit_a_later_set",
                 "histories::concurrent_operations_are_linearizable",
             ],
         ),
@@ -2166,6 +2435,82 @@ fn expectations() -> Vec<(Flaw, &'static [&'static str])> {
         (
             DeleteAfterOverwriteUsesStaleVersion,
             &["delete_exists::delete_of_existing_key_returns_true"],
+        ),
+        (
+            SetOnExpiredEntryKeepsItsDeadline,
+            &["ttl::a_set_after_expiry_stores_a_fresh_entry"],
+        ),
+        (
+            SetOnExpiredEntryIsDropped,
+            &["ttl::a_set_after_expiry_stores_a_fresh_entry"],
+        ),
+        (
+            ExistsIgnoresExpiryAfterOverwrite,
+            &["ttl::later_set_shortens_the_ttl"],
+        ),
+        (
+            DeleteOfExpiredEntryExposesOlderVersion,
+            &["ttl::an_expired_entry_uncovers_no_older_value"],
+        ),
+        (
+            ErrorReplyLeftUnread,
+            &[
+                "keys::many_rejected_keys_leave_the_store_usable",
+                "keys::key_over_max_length_is_invalid_key",
+            ],
+        ),
+        (
+            OverlongKeySetStoresUnderTruncatedKey,
+            &["keys::key_over_max_length_is_invalid_key"],
+        ),
+        (
+            DeleteErrorsMappedToUnavailable,
+            &["keys::empty_key_is_invalid_key"],
+        ),
+        (
+            RetriedSetLandsAfterTheNextOne,
+            &["deferred::overwritten_value_stays_overwritten"],
+        ),
+        (
+            DeleteReappliedLater,
+            &["deferred::a_delete_does_not_hit_a_later_set"],
+        ),
+        (
+            UndeclaredByteBudgetOf8MiB,
+            &["scale::large_values_adding_up_to_12_mib_are_all_kept"],
+        ),
+        (
+            UndeclaredByteBudgetOf4MiB,
+            &["scale::large_values_adding_up_to_12_mib_are_all_kept"],
+        ),
+        (
+            DedupedValuesRewrittenInPlace,
+            &["crud::keys_with_equal_values_stay_independent"],
+        ),
+        (TrimsTrailingNulFromKeys, &["key_characters::nul"]),
+        (
+            AstralCharactersBecomeQuestionMarks,
+            &["keys::unicode_keys_roundtrip"],
+        ),
+        (
+            HealthDetailsLeakPassword,
+            &["health::health_details_carry_no_credentials"],
+        ),
+        (
+            BackendTypeVariesByNode,
+            &["health::repeated_health_checks_stay_healthy_and_change_nothing"],
+        ),
+        (
+            TtlOfExactlyThePrecisionPersists,
+            &["ttl::sub_precision_ttl_rounds_up"],
+        ),
+        (
+            GetGivesPersistentEntriesADefaultTtl,
+            &["deferred::stored_value_stays_as_stored"],
+        ),
+        (
+            CircuitBreakerCountsClientErrors,
+            &["keys::many_rejected_keys_leave_the_store_usable"],
         ),
     ]
 }

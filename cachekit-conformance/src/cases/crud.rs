@@ -63,6 +63,30 @@ pub async fn get_of_a_missing_key_creates_nothing(ctx: Ctx) -> CaseResult {
         .await
 }
 
+/// Two keys holding equal bytes stay two values.
+pub async fn keys_with_equal_values_stay_independent(ctx: Ctx) -> CaseResult {
+    // A store that deduplicates equal values into one blob must copy it before changing
+    // it: an overwrite of one key, even with a value of the same length, leaves the other.
+    let (first, second) = (ctx.key("first"), ctx.key("second"));
+    ctx.set(&first, b"shared bytes", None).await?;
+    ctx.set(&second, b"shared bytes", None).await?;
+    ctx.set(&first, b"other bytes!", None).await?;
+    ctx.expect_get(
+        "get of a key whose equal-valued neighbour was overwritten",
+        &second,
+        Some(b"shared bytes"),
+    )
+    .await?;
+    ctx.expect_delete("delete of one of two keys with equal values", &second, true)
+        .await?;
+    ctx.expect_get(
+        "get of a key whose equal-valued neighbour was deleted",
+        &first,
+        Some(b"other bytes!"),
+    )
+    .await
+}
+
 /// Writing one key never changes another.
 pub async fn keys_hold_independent_values(ctx: Ctx) -> CaseResult {
     let keys: Vec<String> = (0..5).map(|i| ctx.key(&format!("k{i}"))).collect();

@@ -101,18 +101,29 @@ pub async fn rejected_write_never_lands(ctx: Ctx) -> CaseResult {
     .await
 }
 
-/// A delete of a missing key does not remove a value written after it.
-pub async fn delete_of_missing_key_does_not_hit_a_later_set(ctx: Ctx) -> CaseResult {
-    let key = ctx.key("k");
-    ctx.expect_delete("delete of a key never set", &key, false)
+/// A delete, of a missing key or of a stored one, never lands late on a value written
+/// after it (a delete queued or retried behind the set that follows it).
+pub async fn a_delete_does_not_hit_a_later_set(ctx: Ctx) -> CaseResult {
+    let (missing, existing) = (ctx.key("missing"), ctx.key("existing"));
+    ctx.expect_delete("delete of a key never set", &missing, false)
         .await?;
-    ctx.set(&key, b"later", None).await?;
+    ctx.set(&missing, b"later", None).await?;
+    ctx.set(&existing, b"earlier", None).await?;
+    ctx.expect_delete("delete of a key that was set", &existing, true)
+        .await?;
+    ctx.set(&existing, b"later", None).await?;
     twice_after_pauses(&ctx, |when| {
-        let (ctx, key) = (ctx.clone(), key.clone());
+        let (ctx, missing, existing) = (ctx.clone(), missing.clone(), existing.clone());
         async move {
             ctx.expect_present(
                 &format!("a key set after a delete of nothing, {when}"),
-                &key,
+                &missing,
+                b"later",
+            )
+            .await?;
+            ctx.expect_present(
+                &format!("a key set again after its delete, {when}"),
+                &existing,
                 b"later",
             )
             .await

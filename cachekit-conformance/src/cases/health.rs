@@ -32,6 +32,45 @@ pub async fn health_check_names_the_backend_type(ctx: Ctx) -> CaseResult {
         .got(format!("{:?}", report.backend_type)))
 }
 
+/// A health report's details carry no credentials: no URL with a password in it, and no
+/// detail named like a secret that shows one.
+pub async fn health_details_carry_no_credentials(ctx: Ctx) -> CaseResult {
+    let report = ctx.backend.health_check().await;
+    for (name, value) in &report.details {
+        let secret_name = ["password", "passwd", "secret", "credential"]
+            .iter()
+            .any(|word| name.to_ascii_lowercase().contains(word));
+        let redacted = value.is_empty()
+            || value.contains('*')
+            || value.to_ascii_lowercase().contains("redact");
+        if url_with_password(value) || (secret_name && !redacted) {
+            return Err(Failure::new("details of the health report")
+                .operation(Operation::HealthCheck)
+                .expected("no credentials: passwords and tokens redacted")
+                .got(format!("detail {name:?} = {}", shown_redacted(value))));
+        }
+    }
+    Ok(())
+}
+
+/// Whether `text` holds `scheme://user:password@` with a non-empty password.
+fn url_with_password(text: &str) -> bool {
+    text.match_indices("://").any(|(at, _)| {
+        let rest = &text[at + 3..];
+        let authority = rest.split(['/', '?', '#', ' ']).next().unwrap_or_default();
+        authority.rsplit_once('@').is_some_and(|(user_info, _)| {
+            user_info
+                .split_once(':')
+                .is_some_and(|(_, password)| !password.is_empty() && !password.contains('*'))
+        })
+    })
+}
+
+/// A leaked secret is not repeated in the failure: only its length shows.
+fn shown_redacted(value: &str) -> String {
+    format!("<{} characters, not shown>", value.chars().count())
+}
+
 /// The health report carries a measured latency.
 pub async fn health_check_measures_latency(ctx: Ctx) -> CaseResult {
     let started = tokio::time::Instant::now();
@@ -104,6 +143,14 @@ pub async fn repeated_health_checks_stay_healthy_and_change_nothing(ctx: Ctx) ->
     }
     for round in 1..=3 {
         let report = ctx.backend.health_check().await;
+        if report.backend_type != ctx.caps.backend_type {
+            return Err(Failure::new(format!(
+                "backend_type of health check #{round} of 3 in a row"
+            ))
+            .operation(Operation::HealthCheck)
+            .expected(format!("{:?}, on every call", ctx.caps.backend_type))
+            .got(format!("{:?}", report.backend_type)));
+        }
         if !report.healthy {
             return Err(Failure::new(format!("health check #{round} of 3 in a row"))
                 .operation(Operation::HealthCheck)

@@ -32,6 +32,8 @@ pub async fn unicode_keys_roundtrip(ctx: Ctx) -> CaseResult {
         "é",
         "日本語",
         "🦀🔑",
+        "🔑🦀",
+        "??",
         "Ελληνικά",
         "\u{200b}zero-width",
         "עברית",
@@ -285,6 +287,32 @@ pub async fn key_over_max_length_is_invalid_key(ctx: Ctx) -> CaseResult {
     ctx.expect_absent("the truncated form of an over-long key", &key[..cut])
         .await
 }
+
+/// Rejections in a row are the caller's mistakes, not the store's failures: a circuit
+/// breaker that counts them opens and refuses good requests.
+pub async fn many_rejected_keys_leave_the_store_usable(ctx: Ctx) -> CaseResult {
+    for attempt in 1..=REJECTIONS_IN_A_ROW {
+        let set = ctx.backend.set("", Bytes::from_static(b"v"), None).await;
+        expect_error(
+            &format!("set of the empty key, rejection #{attempt} of {REJECTIONS_IN_A_ROW}"),
+            Operation::Set,
+            "",
+            set,
+            ErrorKind::InvalidKey,
+        )?;
+    }
+    let key = ctx.key("after-many-rejections");
+    ctx.set(&key, b"still works", None).await?;
+    ctx.expect_present(
+        &format!("a normal key after {REJECTIONS_IN_A_ROW} rejected sets in a row"),
+        &key,
+        b"still works",
+    )
+    .await
+}
+
+/// More rejections in a row than a breaker's usual threshold (5, 10) needs to open.
+const REJECTIONS_IN_A_ROW: usize = 12;
 
 async fn expect_invalid_key_everywhere(ctx: &Ctx, what: &str, key: &str) -> CaseResult {
     let backend = &ctx.backend;

@@ -108,6 +108,10 @@ fn listed_cases() -> Vec<Case> {
             "a get of a missing key creates nothing exists or delete could see"
         ),
         case!(
+            crud::keys_with_equal_values_stay_independent,
+            "two keys holding equal bytes stay independent: overwriting or deleting one leaves the other"
+        ),
+        case!(
             crud::keys_hold_independent_values,
             "writing one key never changes another"
         ),
@@ -201,6 +205,7 @@ fn listed_cases() -> Vec<Case> {
             "a key's first characters are kept, whatever they are"
         ),
         case!(keys::dot_segment_keys_roundtrip, "`.` and `..` are plain keys", needs: [DotKeysAccepted]),
+        case!(keys::many_rejected_keys_leave_the_store_usable, "a dozen rejected keys in a row leave the store usable (they are the caller's errors, not the store's)"),
         case!(keys::declared_unrepresentable_keys_are_rejected_cleanly, "keys declared unrepresentable fail with InvalidKey and break nothing", needs: [RejectedKeys]),
         case!(
             keys::empty_key_is_invalid_key,
@@ -253,6 +258,8 @@ fn listed_cases() -> Vec<Case> {
         case!(ttl::plain_overwrite_clears_the_ttl, "a set without ttl makes an entry persistent", needs: [Ttl], timing: WaitsForExpiry),
         case!(ttl::a_deleted_entrys_ttl_does_not_reach_the_next_set, "a deleted entry's ttl never cuts short a later set of the same key", needs: [Ttl], timing: WaitsForExpiry),
         case!(ttl::rewriting_the_same_value_applies_its_ttl, "a set applies its ttl (or its lack of one) even when the value is unchanged", needs: [Ttl], timing: WaitsForExpiry),
+        case!(ttl::a_set_after_expiry_stores_a_fresh_entry, "a set on an expired entry stores a fresh one: not dropped, and without the old deadline", needs: [Ttl], timing: WaitsForExpiry),
+        case!(ttl::an_expired_entry_uncovers_no_older_value, "an expired entry uncovers no older value of its key, before or after a delete", needs: [Ttl], timing: WaitsForExpiry),
         case!(ttl::set_with_ttl_on_a_persistent_entry_makes_it_expire, "a set with a ttl on a persistent entry makes it expire", needs: [Ttl], timing: WaitsForExpiry),
         case!(ttl::each_key_keeps_its_own_ttl, "each key keeps its own ttl, whatever its neighbours were set with", needs: [Ttl], timing: WaitsForExpiry),
         case!(ttl::later_set_extends_the_ttl, "a later set with a longer ttl extends the entry", needs: [Ttl], timing: WaitsForExpiry),
@@ -275,7 +282,7 @@ fn listed_cases() -> Vec<Case> {
         case!(deferred::overwritten_value_stays_overwritten, "an overwritten value does not come back later", timing: WaitsForExpiry),
         case!(deferred::stored_value_stays_as_stored, "a stored value does not change or vanish while nobody writes it", needs: [NoEviction], timing: WaitsForExpiry),
         case!(deferred::rejected_write_never_lands, "a write that failed does not land later", timing: WaitsForExpiry),
-        case!(deferred::delete_of_missing_key_does_not_hit_a_later_set, "a delete of a missing key does not remove a value set after it", timing: WaitsForExpiry),
+        case!(deferred::a_delete_does_not_hit_a_later_set, "a delete, of a missing key or of a stored one, does not remove a value set after it", timing: WaitsForExpiry),
         case!(deferred::delete_does_not_spread_later, "deleting one key does not later remove another", needs: [NoEviction], timing: WaitsForExpiry),
         case!(
             consistency::operations_agree_after_every_write_and_delete,
@@ -287,6 +294,7 @@ fn listed_cases() -> Vec<Case> {
         ),
         case!(consistency::operations_agree_across_expiry, "get, exists and delete agree before and after expiry", needs: [Ttl], timing: WaitsForExpiry),
         case!(scale::a_thousand_keys_keep_their_own_values, "a thousand keys each keep their own value", needs: [NoEviction], timing: Parallel),
+        case!(scale::large_values_adding_up_to_12_mib_are_all_kept, "large values adding up to 12 MiB are all kept where no eviction is declared", needs: [NoEviction], timing: Parallel),
         case!(scale::deleting_half_of_many_keys_leaves_the_rest, "deleting half of 400 keys leaves the other half", needs: [NoEviction], timing: Parallel),
         case!(scale::keys_differing_in_one_position_are_distinct, "keys that differ in a single position are different keys", needs: [NoEviction]),
         case!(scale::keys_sharing_a_long_prefix_are_distinct, "keys that share a long prefix and differ only at the end are different keys", needs: [NoEviction]),
@@ -322,6 +330,7 @@ fn listed_cases() -> Vec<Case> {
             health::health_check_measures_latency,
             "the health report carries a measured latency"
         ),
+        case!(health::health_details_carry_no_credentials, "health details carry no credentials: no password in a URL or a secret-named detail"),
         case!(health::health_check_answers_within_the_bound, "a health check of a reachable backend holding 300 entries answers within 5 s", timing: WaitsForExpiry),
         case!(
             health::repeated_health_checks_stay_healthy_and_change_nothing,

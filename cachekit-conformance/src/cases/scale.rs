@@ -55,6 +55,43 @@ async fn expect_all_present(ctx: &Ctx, check: &str, keys: &[String]) -> CaseResu
     Err(failure)
 }
 
+/// Bytes the large-values case holds at once: past byte budgets of 4 and 8 MiB, the
+/// `maxmemory` a small cache is often given.
+const LARGE_VALUES_TOTAL: usize = 12 * 1024 * 1024;
+/// The most values that case writes, for stores whose values are small.
+const LARGE_VALUES_MOST: usize = 48;
+
+/// Large values adding up to megabytes are all kept by a store that declares no eviction:
+/// a byte budget evicts long before an entry count would.
+pub async fn large_values_adding_up_to_12_mib_are_all_kept(ctx: Ctx) -> CaseResult {
+    let len = ctx.value_len(1024 * 1024);
+    let count = LARGE_VALUES_TOTAL
+        .div_ceil(len.max(1))
+        .min(LARGE_VALUES_MOST);
+    let keys: Vec<String> = (0..count).map(|i| ctx.key(&format!("large/{i}"))).collect();
+    let value = |i: usize| crate::cases::values::pattern(len, i as u8);
+    let ctx = &ctx;
+    stream::iter(keys.iter().enumerate())
+        .map(|(i, key)| async move { ctx.set(key, &value(i), None).await })
+        .buffer_unordered(IN_FLIGHT / 2)
+        .try_collect::<()>()
+        .await?;
+    for (i, key) in keys.iter().enumerate() {
+        let got = ctx.get(key).await?;
+        if got.as_deref() != Some(value(i).as_slice()) {
+            return Err(Failure::new(format!(
+                "get of each of {count} values of {len} bytes, from a store that declares no eviction"
+            ))
+            .operation(Operation::Get)
+            .key(key)
+            .expected(format!("its own {len}-byte value"))
+            .got(Answer::Value(got))
+            .note(format!("value #{i}, written in the first {} bytes", (i + 1) * len)));
+        }
+    }
+    Ok(())
+}
+
 /// A thousand keys each keep their own value.
 pub async fn a_thousand_keys_keep_their_own_values(ctx: Ctx) -> CaseResult {
     let keys: Vec<String> = (0..MANY).map(|i| ctx.key(&format!("many/{i}"))).collect();

@@ -225,6 +225,41 @@ pub async fn rewriting_the_same_value_applies_its_ttl(ctx: Ctx) -> CaseResult {
     ctx.expect_absent(&check, &gaining).await
 }
 
+/// A set on an expired entry, not yet swept, stores a fresh entry: not dropped as if the
+/// key were taken, and without the expired entry's deadline (an upsert that refreshes
+/// only rows it finds live).
+pub async fn a_set_after_expiry_stores_a_fresh_entry(ctx: Ctx) -> CaseResult {
+    let window = ctx.ttl_window();
+    let key = ctx.key("k");
+    ctx.set(&key, b"expired", Some(window.ttl)).await?;
+    let acknowledged = Instant::now();
+    ctx.sleep_until(acknowledged, window.absent_by).await;
+    ctx.set(&key, b"fresh", None).await?;
+    ctx.expect_present(
+        "get/exists after a set without ttl on an expired entry",
+        &key,
+        b"fresh",
+    )
+    .await
+}
+
+/// An expired entry is gone for good: neither its expiry nor a delete after it uncovers an
+/// older value of the key (a multi-version store that pops the top version).
+pub async fn an_expired_entry_uncovers_no_older_value(ctx: Ctx) -> CaseResult {
+    let window = ctx.ttl_window();
+    let key = ctx.key("k");
+    ctx.set(&key, b"older, persistent", None).await?;
+    ctx.set(&key, b"newer, expiring", Some(window.ttl)).await?;
+    let acknowledged = Instant::now();
+    ctx.sleep_until(acknowledged, window.absent_by).await;
+    ctx.expect_absent("get/exists after the newer entry expired", &key)
+        .await?;
+    ctx.expect_delete("delete of the expired entry", &key, false)
+        .await?;
+    ctx.expect_absent("get/exists after a delete of the expired entry", &key)
+        .await
+}
+
 /// A set with a ttl on a persistent entry makes it expire.
 pub async fn set_with_ttl_on_a_persistent_entry_makes_it_expire(ctx: Ctx) -> CaseResult {
     let window = ctx.ttl_window();
