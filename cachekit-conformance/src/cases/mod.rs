@@ -468,7 +468,7 @@ mod tests {
         assert_eq!(ids.len(), cases.len());
         // family_of falls back to Crud, so a typo in a module name would hide here.
         let crud = cases.iter().filter(|c| c.family == Family::Crud).count();
-        assert_eq!(crud, 7);
+        assert_eq!(crud, 8);
         for family in Family::ALL {
             if (family == Family::Faults && !cfg!(feature = "http-faults"))
                 || family == Family::Extra
