@@ -1585,11 +1585,69 @@ impl Backend for Flawed {
     }
 
     async fn health_check(&self) -> HealthReport {
-        self.health_raw().await
+        use Flaw::*;
+        let call = self.health_calls.fetch_add(1, Ordering::Relaxed);
+        let name = match self.flaw {
+            MislabelsHealthReport => "custom",
+            BackendTypeVariesByNode if call % 2 == 1 => "flawed-replica",
+            _ => "flawed",
+        };
+        let entries = self.state.lock().entries.len();
+        let mut report = HealthReport::probe(name, Duration::from_secs(60), async {
+            if self.flaw == HealthCheckScansEntries {
+                tokio::time::sleep(Duration::from_millis(20) * entries as u32).await;
+            }
+            if self.flaw == HealthCheckClearsTheStore {
+                self.state.lock().entries.clear();
+            }
+            if self.flaw == HealthCheckSlowOnColdConnection && call == 0 {
+                tokio::time::sleep(Duration::from_secs(6)).await;
+            }
+            if self.flaw == HealthProbeWritesAUserKey {
+                let now = Instant::now();
+                let ttl = Duration::from_secs(60);
+                let probe = self.entry(Bytes::from_static(b"ok"), Some(ttl), Some(now + ttl), now);
+                self.state
+                    .lock()
+                    .entries
+                    .insert("healthcheck".to_owned(), probe);
+            }
+            let flapping = self.flaw == HealthCheckFlaps && call % 2 == 1;
+            if flapping || self.flaw == AlwaysUnhealthy {
+                return Err(BackendError::new(ErrorKind::Unavailable, "connection busy"));
+            }
+            if self.flaw == HealthDetailsLeakPassword {
+                return Ok([(
+                    "url".to_owned(),
+                    "redis://default:hunter2@cache.internal:6379/0".to_owned(),
+                )]
+                .into_iter()
+                .collect());
+            }
+            Ok(HashMap::new().into_iter().collect())
+        })
+        .await;
+        if self.flaw == HealthLatencyHardCoded {
+            report.latency = Duration::ZERO;
+        }
+        report
     }
 
     fn capabilities(&self) -> Capabilities {
-        self.capabilities_raw()
+        let precision = match self.flaw {
+            Flaw::RoundsTtlDown => Duration::from_secs(1),
+            _ => Duration::from_millis(1),
+        };
+        Capabilities::new("flawed")
+            .with_ttl(TtlSupport {
+                precision,
+                max: PROTOCOL_MAX_TTL,
+            })
+            .with_max_key_bytes(MAX_KEY_BYTES)
+            .with_max_value_bytes(MAX_VALUE_BYTES)
+            .with_clock(Clock::Tokio)
+            .with_shared_across_instances(self.flaw == Flaw::NearCacheWithoutInvalidation)
+            .with_consistency(self.declared.unwrap_or_default())
     }
 }
 
@@ -1653,72 +1711,6 @@ impl Flawed {
             return Ok(true);
         }
         self.swallow(result)
-    }
-
-    async fn health_raw(&self) -> HealthReport {
-        use Flaw::*;
-        let call = self.health_calls.fetch_add(1, Ordering::Relaxed);
-        let name = match self.flaw {
-            MislabelsHealthReport => "custom",
-            BackendTypeVariesByNode if call % 2 == 1 => "flawed-replica",
-            _ => "flawed",
-        };
-        let entries = self.state.lock().entries.len();
-        let mut report = HealthReport::probe(name, Duration::from_secs(60), async {
-            if self.flaw == HealthCheckScansEntries {
-                tokio::time::sleep(Duration::from_millis(20) * entries as u32).await;
-            }
-            if self.flaw == HealthCheckClearsTheStore {
-                self.state.lock().entries.clear();
-            }
-            if self.flaw == HealthCheckSlowOnColdConnection && call == 0 {
-                tokio::time::sleep(Duration::from_secs(6)).await;
-            }
-            if self.flaw == HealthProbeWritesAUserKey {
-                let now = Instant::now();
-                let ttl = Duration::from_secs(60);
-                let probe = self.entry(Bytes::from_static(b"ok"), Some(ttl), Some(now + ttl), now);
-                self.state
-                    .lock()
-                    .entries
-                    .insert("healthcheck".to_owned(), probe);
-            }
-            let flapping = self.flaw == HealthCheckFlaps && call % 2 == 1;
-            if flapping || self.flaw == AlwaysUnhealthy {
-                return Err(BackendError::new(ErrorKind::Unavailable, "connection busy"));
-            }
-            if self.flaw == HealthDetailsLeakPassword {
-                return Ok([(
-                    "url".to_owned(),
-                    "redis://default:hunter2@cache.internal:6379/0".to_owned(),
-                )]
-                .into_iter()
-                .collect());
-            }
-            Ok(HashMap::new().into_iter().collect())
-        })
-        .await;
-        if self.flaw == HealthLatencyHardCoded {
-            report.latency = Duration::ZERO;
-        }
-        report
-    }
-
-    fn capabilities_raw(&self) -> Capabilities {
-        let precision = match self.flaw {
-            Flaw::RoundsTtlDown => Duration::from_secs(1),
-            _ => Duration::from_millis(1),
-        };
-        Capabilities::new("flawed")
-            .with_ttl(TtlSupport {
-                precision,
-                max: PROTOCOL_MAX_TTL,
-            })
-            .with_max_key_bytes(MAX_KEY_BYTES)
-            .with_max_value_bytes(MAX_VALUE_BYTES)
-            .with_clock(Clock::Tokio)
-            .with_shared_across_instances(self.flaw == Flaw::NearCacheWithoutInvalidation)
-            .with_consistency(self.declared.unwrap_or_default())
     }
 }
 
