@@ -396,6 +396,14 @@ enum Flaw {
     AstralCharactersBecomeQuestionMarks,
     /// The health report's details include the connection URL with its password.
     HealthDetailsLeakPassword,
+    /// The health report dumps the client's settings, API token included (`auth_token`).
+    HealthDetailsLeakToken,
+    /// The health report repeats the last request's `Authorization` header under a neutral
+    /// name.
+    HealthDetailsLeakAuthorizationHeader,
+    /// The health report shows the presigned URL it probed (S3 as a cache): the signature
+    /// sits in the query.
+    HealthDetailsLeakPresignedUrl,
     /// The health report names the node role that answered: every other call "flawed-replica".
     BackendTypeVariesByNode,
     /// `PX (ttl_ms - 1)` to compensate a round trip, and a client that omits PX when it is 0:
@@ -407,6 +415,90 @@ enum Flaw {
     /// A circuit breaker counting client errors (InvalidKey, InvalidArgument, ValueTooLarge)
     /// as failures: five in a row open it for 30 s and every operation is Unavailable.
     CircuitBreakerCountsClientErrors,
+    // ---- probe three: flaws from an outside evaluation ----
+    /// A hand-rolled key "sanitiser" for a line protocol: `key.replace("\n", "\\n")` and
+    /// friends for control characters, without escaping the backslash first: the key with
+    /// a real line feed and the key spelled with a backslash and an `n` are one key.
+    EscapesControlCharsWithoutEscapingBackslash,
+    /// Rails/memcached-style key escaping of space, control characters and `%` as `%XX`,
+    /// with the length limit applied to the escaped key: a key within the declared maximum
+    /// that holds spaces or control characters is refused.
+    KeyLimitAppliedAfterEscaping,
+    /// A Java client writing keys with `DataOutputStream.writeUTF` (modified UTF-8: NUL takes
+    /// 2 bytes, a character outside the BMP 6) and checking the limit on that length.
+    KeyLimitCountedInModifiedUtf8,
+    /// A SQL Server key column collated `Latin1_General_CS_AS_WS`: case-, accent- and
+    /// width-sensitive, but kana-insensitive: hiragana and katakana spellings are one key.
+    KanaInsensitiveKeyCollation,
+    /// Entries keyed by Java's 32-bit `String.hashCode()` without keeping the key (Volley's
+    /// early disk cache, hand-rolled `Map<Integer, V>` caches): `Aa` and `BB` are one key.
+    KeysAsJavaHashCode,
+    /// A Redis Cluster client whose DEL path hashes the whole key while GET/SET honour
+    /// `{hash tags}`: the delete lands on the wrong node, its MOVED reply is read as "0 keys".
+    HashTagDeleteNotRouted,
+    /// Dalli/pymemcache: values are compressed before the size check, so a compressible
+    /// value far over the declared maximum is accepted and stored.
+    ValueLimitCheckedAfterCompression,
+    /// Inline/overflow split of a SQL cache: the writer puts values of `len >= 1024` in the
+    /// overflow table, the reader looks inline unless `len > 1024`: exactly 1 KiB reads as empty.
+    InlineThresholdMismatchAt1024,
+    /// DynamoDB chunking at 400 KiB per item: the reader expects `len / CHUNK + 1` chunks,
+    /// so a value of an exact multiple of 409,600 bytes misses its last chunk and reads as a miss.
+    ChunkCountOffByOneAtExactMultiple,
+    /// Values over 1 MiB split into `<key>:chunk:<n>` entries in the user's own key space
+    /// (the usual memcached large-value workaround): those names are readable and writable
+    /// as ordinary keys, and writing one corrupts the large value.
+    LargeValueChunksShareTheKeySpace,
+    /// Content-addressed storage of values over 1 KiB (`key -> sha`, `sha -> blob`) whose
+    /// delete removes the blob without a reference count: another key holding the same
+    /// bytes then reads as a miss while `exists` still says true.
+    ContentAddressedDeleteFreesSharedBlob,
+    /// A memcached text-protocol reader that strips the `\r\n` terminator twice: a value
+    /// that itself ends in CRLF loses it.
+    StripsOneTrailingCrlf,
+    /// Values that decode as UTF-8 kept in a MySQL `utf8` (utf8mb3) TEXT column in non-strict
+    /// mode (other values in a BLOB): text is cut at its first 4-byte character.
+    TextValuesCutAtAstralCharacter,
+    /// Deadlines kept on a `u32` millisecond tick since start (`GetTickCount`-style): after
+    /// 49.7 days the tick wraps and expired entries come back to life.
+    TickCountWrapsAt49Days,
+    /// Cassandra zombies: a replica missed the delete, the tombstone is purged after
+    /// `gc_grace_seconds` (10 days) and the deleted value comes back.
+    TombstonePurgedAfterGcGraceResurrects,
+    /// A hierarchical timing wheel whose 64-second level expires a whole bucket when it
+    /// begins, without cascading: ttls of 64 s to 64 min end up to 64 s early.
+    TimingWheelMiddleLevelFiresEarly,
+    /// `PX Math.round(ttl * 1000)`: ttls rounded to the nearest millisecond, so a ttl with a
+    /// sub-millisecond fraction under one half is cut short.
+    RoundsTtlToNearestMillisecond,
+    /// A background expiry sweeper that collects expired keys and deletes them by key in a
+    /// later batch, without re-checking: a set made in between is deleted.
+    ExpirySweepDeletesByKeyLater,
+    /// Expiry timers from a fixed pool of 1024 slots: when it is full, a new entry's timer
+    /// is silently dropped and the entry never expires.
+    TimerPoolOf1024DropsTtls,
+    /// A pooled connection killed by an idle timeout (NAT, load balancer) after 30 s: the next
+    /// request is applied but its reply lost, and the client replays it on a new connection.
+    /// A replayed DEL answers 0, so that delete reports false.
+    DeleteReplayedAfterIdleReconnect,
+    /// `set` with a ttl goes through a separate `SETEX` path that skips the client's key and
+    /// value validation: over-long keys and too-large values with a ttl are stored.
+    TtlPathSkipsValidation,
+    /// A Postgres-backed store whose health details include the libpq conninfo string,
+    /// `password=` and all.
+    HealthDetailsLeakLibpqDsn,
+    /// A REST Redis (Upstash-style) store whose health details carry its bearer token
+    /// under the name `token`.
+    HealthDetailsLeakTokenDetail,
+    /// A health check that runs the expiry sweeper, which reaps ahead: entries that will
+    /// expire before the next sweep (60 s) are deleted now.
+    HealthCheckRunsEagerSweep,
+    /// Declares shared instances while each instance keeps its own entries (a random
+    /// per-instance key prefix by default, or a silent in-process fallback).
+    DeclaresSharedButInstancesArePrivate,
+    /// A namespacing client that does not prefix a key that already starts with its
+    /// namespace (`flawed:`), to avoid double prefixes: `flawed:x` and `x` are one key.
+    NamespaceNotDoubled,
 }
 
 #[derive(Debug, Clone)]
@@ -465,6 +557,12 @@ struct State {
     inner_terminal: HashSet<String>,
     /// The version below each key's top version (MVCC flaw).
     older: HashMap<String, Entry>,
+    /// Keys whose shared blob a delete of another key removed (content-addressed flaw).
+    lost_blobs: HashSet<String>,
+    /// Deleted values a purged tombstone lets come back, and when.
+    zombies: Vec<(Instant, String, Entry)>,
+    /// Expired keys the sweeper has queued for a later delete.
+    swept: HashSet<String>,
 }
 
 /// What a set still has to do after yielding, for the flaws that split a write in two.
@@ -490,6 +588,8 @@ struct Flawed {
     /// Client errors in a row, and until when the breaker is open.
     errors_in_a_row: AtomicUsize,
     breaker_open_until: Mutex<Option<Instant>>,
+    /// When this instance's pooled connection was last used.
+    last_used: Mutex<Option<Instant>>,
 }
 
 fn fnv(text: &str) -> u64 {
@@ -523,6 +623,46 @@ fn collapse_runs(value: &[u8], longest: usize) -> Vec<u8> {
         }
     }
     out
+}
+
+/// A key's length once space, control characters and `%` are escaped as `%XX`.
+fn escaped_len(key: &str) -> usize {
+    key.len()
+        + 2 * key
+            .chars()
+            .filter(|c| *c == ' ' || *c == '%' || c.is_ascii_control())
+            .count()
+}
+
+/// A key's length in Java's modified UTF-8 (`DataOutputStream.writeUTF`).
+fn modified_utf8_len(key: &str) -> usize {
+    key.chars()
+        .map(|c| match c {
+            '\0' => 2,
+            c if u32::from(c) > 0xffff => 6,
+            c => c.len_utf8(),
+        })
+        .sum()
+}
+
+/// Java's `String.hashCode()`: over UTF-16 units, wrapping 32-bit.
+fn java_hash_code(key: &str) -> i32 {
+    key.encode_utf16().fold(0i32, |hash, unit| {
+        hash.wrapping_mul(31).wrapping_add(i32::from(unit))
+    })
+}
+
+/// Whether `key` holds a non-empty Redis Cluster hash tag (`{...}`).
+fn has_hash_tag(key: &str) -> bool {
+    key.find('{')
+        .is_some_and(|open| key[open + 1..].find('}').is_some_and(|close| close > 0))
+}
+
+/// A compressor's output size, roughly: runs cost two bytes, and data that does not
+/// shrink is stored as it is.
+fn compressed_len(value: &[u8]) -> usize {
+    let runs = collapse_runs(value, 1).len();
+    (runs * 2).min(value.len())
 }
 
 /// What a strict percent-decoder (Java's `URLDecoder`) refuses: a `%` not followed by
@@ -559,6 +699,7 @@ impl Flawed {
             unread_error: std::sync::atomic::AtomicBool::new(false),
             errors_in_a_row: AtomicUsize::new(0),
             breaker_open_until: Mutex::new(None),
+            last_used: Mutex::new(None),
         }
     }
 
@@ -634,7 +775,28 @@ impl Flawed {
                 }
                 Later::Remove(key) => {
                     state.entries.remove(&key);
+                    state.swept.remove(&key);
                 }
+            }
+        }
+        if self.flaw == Flaw::TombstonePurgedAfterGcGraceResurrects {
+            let (risen, buried): (Vec<_>, Vec<_>) =
+                state.zombies.drain(..).partition(|(at, _, _)| *at <= now);
+            state.zombies = buried;
+            for (_, key, entry) in risen {
+                state.entries.entry(key).or_insert(entry);
+            }
+        }
+        if self.flaw == Flaw::ExpirySweepDeletesByKeyLater {
+            let expired: Vec<String> = state
+                .entries
+                .iter()
+                .filter(|(key, entry)| !entry.is_live(now) && !state.swept.contains(*key))
+                .map(|(key, _)| key.clone())
+                .collect();
+            for key in expired {
+                state.swept.insert(key.clone());
+                state.later.push((now + LATER, Later::Remove(key)));
             }
         }
         if self.flaw == Flaw::TimerSurvivesDelete {
@@ -713,6 +875,13 @@ impl Flawed {
                 .chars()
                 .map(|c| if u32::from(c) > 0xffff { '?' } else { c })
                 .collect(),
+            KanaInsensitiveKeyCollation => key
+                .chars()
+                .map(|c| match c {
+                    '\u{3041}'..='\u{3096}' => char::from_u32(u32::from(c) + 0x60).unwrap_or(c),
+                    c => c,
+                })
+                .collect(),
             NumericKeyAffinity => match key.parse::<f64>() {
                 Ok(number) if number.is_finite() && number.fract() == 0.0 => {
                     format!("{number:.0}")
@@ -735,6 +904,22 @@ impl Flawed {
             RejectsKeyAtTheMaximum if key.len() >= MAX_KEY_BYTES => {
                 return Err(BackendError::new(ErrorKind::InvalidKey, "key too long"));
             }
+            KeyLimitAppliedAfterEscaping
+                if !key.is_empty() && escaped_len(&key) > MAX_KEY_BYTES =>
+            {
+                return Err(BackendError::invalid_key(format!(
+                    "key is {} bytes once escaped, the limit is {MAX_KEY_BYTES}",
+                    escaped_len(&key)
+                )));
+            }
+            KeyLimitCountedInModifiedUtf8
+                if !key.is_empty() && modified_utf8_len(&key) > MAX_KEY_BYTES =>
+            {
+                return Err(BackendError::invalid_key(format!(
+                    "UTFDataFormatException: key is {} bytes, the limit is {MAX_KEY_BYTES}",
+                    modified_utf8_len(&key)
+                )));
+            }
             InvalidKeyReportedAsOther => {
                 if let Err(err) = self.capabilities().check_key(&key) {
                     return Err(BackendError::new(ErrorKind::Other, err.to_string()));
@@ -745,6 +930,20 @@ impl Flawed {
         match self.flaw {
             KeysHashedToTwelveBits => Ok(format!("h{:03x}", fnv(&key) & 0xfff)),
             LongKeysHashedExceptOnDelete if key.len() > 100 => Ok(format!("#{:016x}", fnv(&key))),
+            EscapesControlCharsWithoutEscapingBackslash => Ok(key
+                .chars()
+                .map(|c| match c {
+                    '\n' => "\\n".to_owned(),
+                    '\r' => "\\r".to_owned(),
+                    '\t' => "\\t".to_owned(),
+                    '\0' => "\\0".to_owned(),
+                    c if c.is_ascii_control() => format!("\\x{:02x}", u32::from(c)),
+                    c => c.to_string(),
+                })
+                .collect()),
+            KeysAsJavaHashCode => Ok(format!("j{}", java_hash_code(&key))),
+            NamespaceNotDoubled if key.starts_with("flawed:") => Ok(key),
+            NamespaceNotDoubled => Ok(format!("flawed:{key}")),
             ComparesOnlyFirst200Bytes => {
                 cut_at_char_boundary(&mut key, 200);
                 Ok(key)
@@ -798,6 +997,14 @@ impl Flawed {
                 value[1..].iter().copied().take(len).collect()
             }
             ExtendedLengthOffByOneAt65536 if value.len() == 65_536 => Vec::new(),
+            StripsOneTrailingCrlf if value.ends_with(b"\r\n") => value[..value.len() - 2].to_vec(),
+            TextValuesCutAtAstralCharacter => match std::str::from_utf8(&value) {
+                Ok(text) => match text.char_indices().find(|(_, c)| u32::from(*c) > 0xffff) {
+                    Some((at, _)) => value[..at].to_vec(),
+                    None => return value,
+                },
+                Err(_) => return value,
+            },
             SparseWriteLosesTrailingZeroBlocks => {
                 let mut end = value.len();
                 while end >= 4096
@@ -829,6 +1036,7 @@ impl Flawed {
                 too_large(())
             }
             AcceptsOneByteOverTheMaximum if value.len() <= MAX_VALUE_BYTES + 1 => Ok(()),
+            ValueLimitCheckedAfterCompression if compressed_len(value) <= MAX_VALUE_BYTES => Ok(()),
             _ if value.len() > MAX_VALUE_BYTES => too_large(()),
             _ => Ok(()),
         }
@@ -846,6 +1054,16 @@ impl Flawed {
             }
             (AcceptsZeroTtlAsExpired, Some(ttl)) if ttl.is_zero() => Ok(Some(ttl)),
             (RoundsTtlDown, Some(ttl)) => Ok(Some(Duration::from_secs(ttl.as_secs()))),
+            (RoundsTtlToNearestMillisecond, Some(ttl)) => {
+                self.capabilities().check_ttl(Some(ttl))?;
+                let millis = (ttl.as_secs_f64() * 1000.0).round() as u64;
+                if millis == 0 {
+                    return Err(BackendError::invalid_argument(
+                        "ERR invalid expire time in 'set' command",
+                    ));
+                }
+                Ok(Some(Duration::from_millis(millis)))
+            }
             (RejectsTheMaximumTtl, Some(ttl)) if ttl >= PROTOCOL_MAX_TTL => invalid(),
             (ClampsTtlAboveTheMaximum, Some(ttl)) if ttl > PROTOCOL_MAX_TTL => {
                 Ok(Some(PROTOCOL_MAX_TTL))
@@ -896,6 +1114,14 @@ impl Flawed {
             }
             _ => ttl,
         };
+        if self.flaw == TimingWheelMiddleLevelFiresEarly
+            && ttl >= Duration::from_secs(64)
+            && ttl < Duration::from_secs(64 * 60)
+        {
+            // The bucket fires when it begins: the deadline floored to 64 s.
+            let at = (now - self.created + ttl).as_secs();
+            return Some(self.created + Duration::from_secs(at / 64 * 64));
+        }
         if self.flaw == WholeSecondDeadlineInclusive {
             // Alive while `now_secs <= deadline_secs`: dies when the next second starts.
             let deadline_secs = (now - self.created + ttl).as_secs();
@@ -931,7 +1157,13 @@ impl Flawed {
             now
         };
         let ignore_expiry = self.flaw == Flaw::IgnoresTtl;
-        if !(ignore_expiry || entry.is_live(judged_at)) {
+        let live = if self.flaw == Flaw::TickCountWrapsAt49Days {
+            let tick = |at: Instant| (at - self.created).as_millis() as u64 as u32;
+            entry.expires_at.is_none_or(|at| tick(now) < tick(at))
+        } else {
+            entry.is_live(judged_at)
+        };
+        if !(ignore_expiry || live) {
             return None;
         }
         if refresh {
@@ -966,6 +1198,17 @@ impl Flawed {
 
     async fn set_inner(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> Result<()> {
         use Flaw::*;
+        if self.flaw == TtlPathSkipsValidation && ttl.is_some() {
+            // SETEX straight to the server: only the ttl is looked at.
+            let ttl = self.check_ttl(ttl)?;
+            let now = Instant::now();
+            let expires_at = self.deadline(ttl, now);
+            let entry = self.entry(value, ttl, expires_at, now);
+            let mut state = self.state.lock();
+            self.catch_up(&mut state);
+            state.entries.insert(key.to_owned(), entry);
+            return Ok(());
+        }
         let key = self.key(key)?;
         let now = Instant::now();
         if self.flaw == KeysAreFilePaths {
@@ -1157,6 +1400,19 @@ impl Flawed {
             }
             _ => value,
         };
+        state.lost_blobs.remove(&key);
+        if self.flaw == TimerPoolOf1024DropsTtls && expires_at.is_some() {
+            let timers = state
+                .entries
+                .iter()
+                .filter(|(stored, entry)| {
+                    **stored != key && entry.expires_at.is_some() && entry.is_live(now)
+                })
+                .count();
+            if timers >= 1024 {
+                expires_at = None;
+            }
+        }
         let mut entry = self.entry(value.clone(), ttl, expires_at, now);
         entry.writes = previous.as_ref().map_or(1, |p| p.writes + 1);
         if self.flaw == OverwriteRevertsLater {
@@ -1330,6 +1586,22 @@ impl Flawed {
                 }
             }
         }
+        if let (ContentAddressedDeleteFreesSharedBlob, Some(gone)) = (self.flaw, &removed) {
+            if gone.value.len() > 1024 {
+                let sharing: Vec<String> = state
+                    .entries
+                    .iter()
+                    .filter(|(_, entry)| entry.value == gone.value)
+                    .map(|(stored, _)| stored.clone())
+                    .collect();
+                state.lost_blobs.extend(sharing);
+            }
+        }
+        if let (TombstonePurgedAfterGcGraceResurrects, Some(entry)) = (self.flaw, &live) {
+            state
+                .zombies
+                .push((now + DAY * 10, key.clone(), entry.clone()));
+        }
         match (self.flaw, &removed) {
             (DeleteReappliedLater, Some(_)) => {
                 state.later.push((now + LATER, Later::Remove(key.clone())));
@@ -1385,6 +1657,9 @@ impl Flawed {
             let seen = self.live(&mut state, &key, false);
             self.remember(&key, seen.clone());
             return Ok(seen.map(|entry| entry.value));
+        }
+        if state.lost_blobs.contains(&key) {
+            return Ok(None);
         }
         let refresh = self.flaw == Flaw::SlidingExpirationOnGet;
         if self.flaw == Flaw::CachesMisses && state.misses.contains(&key) {
@@ -1528,7 +1803,49 @@ impl Flawed {
     fn breaker_error<T>(&self) -> Result<T> {
         Err(BackendError::unavailable("circuit breaker open"))
     }
+
+    /// Whether this request goes out on a connection that idled for 30 s or more (the idle
+    /// reconnect flaw); every request marks the connection used.
+    fn after_idle(&self) -> bool {
+        let now = Instant::now();
+        let mut last = self.last_used.lock();
+        let idle = last.is_some_and(|at| now - at >= Duration::from_secs(30));
+        *last = Some(now);
+        self.flaw == Flaw::DeleteReplayedAfterIdleReconnect && idle
+    }
+
+    /// The chunk flaw: values over 1 MiB are also written as 512 KiB chunk entries in
+    /// the key space, and read back from them.
+    fn write_chunks(&self, key: &str, len: usize) {
+        let mut state = self.state.lock();
+        let Some(main) = state.entries.get(key).cloned() else {
+            return;
+        };
+        for (i, chunk) in main.value.chunks(CHUNK).enumerate() {
+            let mut entry = main.clone();
+            entry.value = main.value.slice_ref(chunk);
+            state.entries.insert(format!("{key}:chunk:{i}"), entry);
+        }
+        debug_assert_eq!(main.value.len(), len);
+    }
+
+    fn read_chunks(&self, key: &str, len: usize) -> Option<Bytes> {
+        let state = self.state.lock();
+        let now = Instant::now();
+        let mut value = Vec::with_capacity(len);
+        for i in 0..len.div_ceil(CHUNK) {
+            let chunk = state.entries.get(&format!("{key}:chunk:{i}"))?;
+            if !chunk.is_live(now) {
+                return None;
+            }
+            value.extend_from_slice(&chunk.value);
+        }
+        Some(Bytes::from(value))
+    }
 }
+
+/// The chunk size of the chunk flaw.
+const CHUNK: usize = 512 * 1024;
 
 #[async_trait]
 impl Backend for Flawed {
@@ -1541,7 +1858,21 @@ impl Backend for Flawed {
         {
             return Ok(None);
         }
-        let result = self.get_raw(key).await;
+        self.after_idle();
+        let mut result = self.get_raw(key).await;
+        if let Ok(Some(value)) = &result {
+            let len = value.len();
+            result = match self.flaw {
+                Flaw::InlineThresholdMismatchAt1024 if len == 1024 => Ok(Some(Bytes::new())),
+                Flaw::ChunkCountOffByOneAtExactMultiple if len > 0 && len % 409_600 == 0 => {
+                    Ok(None)
+                }
+                Flaw::LargeValueChunksShareTheKeySpace if len > 1024 * 1024 => {
+                    Ok(self.read_chunks(key, len))
+                }
+                _ => result,
+            };
+        }
         self.after(result)
     }
 
@@ -1556,7 +1887,19 @@ impl Backend for Flawed {
             let entry = self.entry(value.clone(), None, None, now);
             self.state.lock().entries.insert(cut, entry);
         }
+        let idle = self.after_idle();
+        let len = value.len();
+        if idle {
+            // Applied once on the dead connection, and replayed on the new one.
+            let _ = self.set_raw(key, value.clone(), ttl).await;
+        }
         let result = self.set_raw(key, value, ttl).await;
+        if self.flaw == Flaw::LargeValueChunksShareTheKeySpace
+            && result.is_ok()
+            && len > 1024 * 1024
+        {
+            self.write_chunks(key, len);
+        }
         self.after(result)
     }
 
@@ -1564,7 +1907,24 @@ impl Backend for Flawed {
         if self.breaker_open() {
             return self.breaker_error();
         }
+        if self.after_idle() {
+            // The DEL was applied, its reply lost; the replay finds nothing to delete.
+            let _ = self.delete_raw(key).await;
+        }
+        if self.flaw == Flaw::HashTagDeleteNotRouted
+            && has_hash_tag(key)
+            && self.capabilities().check_key(key).is_ok()
+        {
+            return Ok(false);
+        }
         let mut result = self.delete_raw(key).await;
+        if self.flaw == Flaw::LargeValueChunksShareTheKeySpace && result.is_ok() {
+            let prefix = format!("{key}:chunk:");
+            self.state
+                .lock()
+                .entries
+                .retain(|stored, _| !stored.starts_with(&prefix));
+        }
         if self.flaw == Flaw::DeleteErrorsMappedToUnavailable {
             if let Err(err) = &result {
                 result = Err(BackendError::unavailable(format!(
@@ -1580,6 +1940,7 @@ impl Backend for Flawed {
         if self.breaker_open() {
             return self.breaker_error();
         }
+        self.after_idle();
         let result = self.exists_raw(key).await;
         self.after(result)
     }
@@ -1596,6 +1957,36 @@ impl Backend for Flawed {
         let mut report = HealthReport::probe(name, Duration::from_secs(60), async {
             if self.flaw == HealthCheckScansEntries {
                 tokio::time::sleep(Duration::from_millis(20) * entries as u32).await;
+            }
+            if self.flaw == HealthCheckRunsEagerSweep {
+                let horizon = Instant::now() + Duration::from_secs(60);
+                self.state
+                    .lock()
+                    .entries
+                    .retain(|_, entry| entry.expires_at.is_none_or(|at| at > horizon));
+            }
+            if self.flaw == HealthDetailsLeakLibpqDsn {
+                return Ok([(
+                    "conninfo".to_owned(),
+                    "host=db.internal port=5432 dbname=cache user=cachekit password=hunter2"
+                        .to_owned(),
+                )]
+                .into_iter()
+                .collect());
+            }
+            if self.flaw == HealthDetailsLeakTokenDetail {
+                return Ok([
+                    (
+                        "rest_url".to_owned(),
+                        "https://eu1-flawed.example.io".to_owned(),
+                    ),
+                    (
+                        "token".to_owned(),
+                        "AXbXASQgNjk2ZjE0ZGMtYzFmNy00MmQ0LWI2".to_owned(),
+                    ),
+                ]
+                .into_iter()
+                .collect());
             }
             if self.flaw == HealthCheckClearsTheStore {
                 self.state.lock().entries.clear();
@@ -1616,13 +2007,22 @@ impl Backend for Flawed {
             if flapping || self.flaw == AlwaysUnhealthy {
                 return Err(BackendError::new(ErrorKind::Unavailable, "connection busy"));
             }
-            if self.flaw == HealthDetailsLeakPassword {
-                return Ok([(
-                    "url".to_owned(),
-                    "redis://default:hunter2@cache.internal:6379/0".to_owned(),
-                )]
-                .into_iter()
-                .collect());
+            let leaked = match self.flaw {
+                HealthDetailsLeakPassword => {
+                    Some(("url", "redis://default:hunter2@cache.internal:6379/0"))
+                }
+                HealthDetailsLeakToken => Some(("auth_token", "sk_live_51HxQ9")),
+                HealthDetailsLeakAuthorizationHeader => {
+                    Some(("last_request", "Bearer eyJhbGciOiJIUzI1NiJ9.e30.sig"))
+                }
+                HealthDetailsLeakPresignedUrl => Some((
+                    "probe_url",
+                    "https://cache.s3.amazonaws.com/health?X-Amz-Expires=60&X-Amz-Signature=9f2c",
+                )),
+                _ => None,
+            };
+            if let Some((name, value)) = leaked {
+                return Ok([(name.to_owned(), value.to_owned())].into_iter().collect());
             }
             Ok(HashMap::new().into_iter().collect())
         })
@@ -1646,7 +2046,10 @@ impl Backend for Flawed {
             .with_max_key_bytes(MAX_KEY_BYTES)
             .with_max_value_bytes(MAX_VALUE_BYTES)
             .with_clock(Clock::Tokio)
-            .with_shared_across_instances(self.flaw == Flaw::NearCacheWithoutInvalidation)
+            .with_shared_across_instances(matches!(
+                self.flaw,
+                Flaw::NearCacheWithoutInvalidation | Flaw::DeclaresSharedButInstancesArePrivate
+            ))
             .with_consistency(self.declared.unwrap_or_default())
     }
 }
@@ -2487,6 +2890,122 @@ fn expectations() -> Vec<(Flaw, &'static [&'static str])> {
         (
             HealthDetailsLeakPassword,
             &["health::health_details_carry_no_credentials"],
+        ),
+        (
+            HealthDetailsLeakToken,
+            &["health::health_details_carry_no_credentials"],
+        ),
+        (
+            HealthDetailsLeakAuthorizationHeader,
+            &["health::health_details_carry_no_credentials"],
+        ),
+        (
+            HealthDetailsLeakPresignedUrl,
+            &["health::health_details_carry_no_credentials"],
+        ),
+        (
+            EscapesControlCharsWithoutEscapingBackslash,
+            &["key_characters::line_feed"],
+        ),
+        (
+            KeyLimitAppliedAfterEscaping,
+            &["keys::key_at_max_length_roundtrips"],
+        ),
+        (
+            KeyLimitCountedInModifiedUtf8,
+            &["keys::key_at_max_length_roundtrips"],
+        ),
+        (
+            KanaInsensitiveKeyCollation,
+            &["keys::case_variants_are_distinct"],
+        ),
+        (
+            KeysAsJavaHashCode,
+            &["keys::keys_with_colliding_hashes_are_distinct"],
+        ),
+        (
+            HashTagDeleteNotRouted,
+            &["keys::url_special_keys_roundtrip"],
+        ),
+        (NamespaceNotDoubled, &["keys::key_prefix_is_not_a_match"]),
+        (
+            ValueLimitCheckedAfterCompression,
+            &["values::value_over_max_size_is_value_too_large"],
+        ),
+        (
+            InlineThresholdMismatchAt1024,
+            &["values::value_of_1024_bytes_roundtrips"],
+        ),
+        (
+            ChunkCountOffByOneAtExactMultiple,
+            &["values::value_of_409600_bytes_roundtrips"],
+        ),
+        (
+            LargeValueChunksShareTheKeySpace,
+            &["values::a_large_value_occupies_only_its_own_key"],
+        ),
+        (
+            ContentAddressedDeleteFreesSharedBlob,
+            &["crud::keys_with_equal_values_stay_independent"],
+        ),
+        (
+            StripsOneTrailingCrlf,
+            &["values::text_like_values_are_not_interpreted"],
+        ),
+        (
+            TextValuesCutAtAstralCharacter,
+            &["values::text_like_values_are_not_interpreted"],
+        ),
+        (
+            TickCountWrapsAt49Days,
+            &["ttl::an_expired_entry_stays_expired_for_a_hundred_days"],
+        ),
+        (
+            TombstonePurgedAfterGcGraceResurrects,
+            &["deferred::deleted_entry_stays_deleted_for_a_month"],
+        ),
+        (
+            TimingWheelMiddleLevelFiresEarly,
+            &["ttl::ttls_of_minutes_and_hours_set_at_an_odd_moment_are_not_cut_short"],
+        ),
+        (
+            RoundsTtlToNearestMillisecond,
+            &["ttl::sub_precision_ttl_rounds_up"],
+        ),
+        (
+            ExpirySweepDeletesByKeyLater,
+            &["ttl::a_set_after_expiry_stores_a_fresh_entry"],
+        ),
+        (
+            TimerPoolOf1024DropsTtls,
+            &["scale::eleven_hundred_entries_with_a_ttl_all_expire"],
+        ),
+        (
+            DeleteReplayedAfterIdleReconnect,
+            &["delete_exists::a_delete_after_an_idle_hour_answers_truly"],
+        ),
+        (
+            TtlPathSkipsValidation,
+            &[
+                "keys::empty_key_is_invalid_key",
+                "values::value_over_max_size_is_value_too_large",
+            ],
+        ),
+        (
+            HealthDetailsLeakLibpqDsn,
+            &["health::health_details_carry_no_credentials"],
+        ),
+        (
+            HealthDetailsLeakTokenDetail,
+            &["health::health_details_carry_no_credentials"],
+        ),
+        (
+            HealthCheckRunsEagerSweep,
+            &["health::repeated_health_checks_stay_healthy_and_change_nothing"],
+        ),
+        (
+            DeclaresSharedButInstancesArePrivate,
+            &["histories::concurrent_operations_are_linearizable"],
         ),
         (
             BackendTypeVariesByNode,

@@ -84,7 +84,31 @@ pub async fn keys_with_equal_values_stay_independent(ctx: Ctx) -> CaseResult {
         &first,
         Some(b"other bytes!"),
     )
-    .await
+    .await?;
+    // Deleting one of two keys that still share their bytes must not free them: small and
+    // large (deduplication often starts at a size threshold).
+    for len in [12, ctx.value_len(4096)] {
+        let value = crate::cases::values::pattern(len, 0x5c);
+        let (kept, dropped) = (
+            ctx.key(&format!("kept-{len}")),
+            ctx.key(&format!("dropped-{len}")),
+        );
+        ctx.set(&kept, &value, None).await?;
+        ctx.set(&dropped, &value, None).await?;
+        ctx.expect_delete(
+            "delete of one of two keys with equal values",
+            &dropped,
+            true,
+        )
+        .await?;
+        ctx.expect_get(
+            &format!("get of a key whose {len}-byte value another key, now deleted, shared"),
+            &kept,
+            Some(value.as_slice()),
+        )
+        .await?;
+    }
+    Ok(())
 }
 
 /// Writing one key never changes another.

@@ -5,6 +5,8 @@
 //! refreshed late all answer correctly once, right away; these cases look again after a
 //! pause ([`Ctx::pause`]), and once more after a second one.
 
+use std::time::Duration;
+
 use cachekit_core::Bytes;
 
 use crate::{CaseResult, Ctx};
@@ -34,6 +36,23 @@ pub async fn deleted_entry_stays_deleted(ctx: Ctx) -> CaseResult {
         }
     })
     .await
+}
+
+/// A deleted entry is still gone eleven and thirty-one days later (virtual time): a
+/// tombstone purged after a grace period (Cassandra's ten days) lets a replica that
+/// missed the delete bring the value back.
+pub async fn deleted_entry_stays_deleted_for_a_month(ctx: Ctx) -> CaseResult {
+    let key = ctx.key("k");
+    ctx.set(&key, b"v", None).await?;
+    ctx.expect_delete("delete of a stored key", &key, true)
+        .await?;
+    let deleted = tokio::time::Instant::now();
+    for days in [11, 31] {
+        tokio::time::sleep_until(deleted + Duration::from_secs(days * 24 * 3600)).await;
+        ctx.expect_absent(&format!("a deleted key, {days} days later"), &key)
+            .await?;
+    }
+    Ok(())
 }
 
 /// An overwritten value does not come back.

@@ -31,6 +31,21 @@ pub async fn delete_of_existing_key_returns_true(ctx: Ctx) -> CaseResult {
         .await
 }
 
+/// After an hour with no calls, a delete of a stored key still answers true, and the
+/// next one false (virtual time): a pooled connection dropped while idle, and a client
+/// that replays the delete on a new one, reports the replay's "nothing there".
+pub async fn a_delete_after_an_idle_hour_answers_truly(ctx: Ctx) -> CaseResult {
+    let key = ctx.key("k");
+    ctx.set(&key, b"v", None).await?;
+    let hour = std::time::Duration::from_secs(3600);
+    tokio::time::sleep(hour).await;
+    ctx.expect_delete("delete of a stored key after an idle hour", &key, true)
+        .await?;
+    tokio::time::sleep(hour).await;
+    ctx.expect_delete("delete of a deleted key after an idle hour", &key, false)
+        .await
+}
+
 /// delete returns false when no entry existed.
 pub async fn delete_of_missing_key_returns_false(ctx: Ctx) -> CaseResult {
     let key = ctx.key("never-set");

@@ -32,25 +32,60 @@ pub async fn health_check_names_the_backend_type(ctx: Ctx) -> CaseResult {
         .got(format!("{:?}", report.backend_type)))
 }
 
-/// A health report's details carry no credentials: no URL with a password in it, and no
-/// detail named like a secret that shows one.
+/// A health report's details carry no credentials: no URL with a password or a secret
+/// query parameter in it, no `Authorization`-style header value, and no detail named like
+/// a secret that shows one.
 pub async fn health_details_carry_no_credentials(ctx: Ctx) -> CaseResult {
     let report = ctx.backend.health_check().await;
     for (name, value) in &report.details {
-        let secret_name = ["password", "passwd", "secret", "credential"]
-            .iter()
-            .any(|word| name.to_ascii_lowercase().contains(word));
-        let redacted = value.is_empty()
-            || value.contains('*')
-            || value.to_ascii_lowercase().contains("redact");
-        if url_with_password(value) || (secret_name && !redacted) {
+        if shows_a_credential(name, value) {
             return Err(Failure::new("details of the health report")
                 .operation(Operation::HealthCheck)
-                .expected("no credentials: passwords and tokens redacted")
+                .expected("no credentials: passwords, tokens and keys redacted")
                 .got(format!("detail {name:?} = {}", shown_redacted(value))));
         }
     }
     Ok(())
+}
+
+/// Whether the detail `name = value` shows a credential.
+fn shows_a_credential(name: &str, value: &str) -> bool {
+    url_with_password(value)
+        || secret_assignment(value)
+        || authorization_value(value)
+        || (secret_named(name) && !shows_no_secret(value))
+}
+
+/// Words that name a secret in a detail's name or a URL's query parameter (`auth_token`,
+/// `redis_password`, `X-Amz-Signature`, `client_secret`...).
+const SECRET_WORDS: [&str; 10] = [
+    "password",
+    "passwd",
+    "secret",
+    "credential",
+    "token",
+    "apikey",
+    "api_key",
+    "access_key",
+    "private_key",
+    "signature",
+];
+
+fn secret_named(name: &str) -> bool {
+    let name = name.to_ascii_lowercase().replace('-', "_");
+    SECRET_WORDS.iter().any(|word| name.contains(word)) || name == "authorization"
+}
+
+/// A value that shows nothing of a secret: empty, masked, or only saying whether one is set.
+fn shows_no_secret(value: &str) -> bool {
+    let lower = value.trim().to_ascii_lowercase();
+    lower.is_empty()
+        || lower.contains('*')
+        || lower.contains("redact")
+        || matches!(
+            lower.as_str(),
+            "true" | "false" | "yes" | "no" | "set" | "unset" | "none" | "configured"
+        )
 }
 
 /// Whether `text` holds `scheme://user:password@` with a non-empty password.
@@ -64,6 +99,30 @@ fn url_with_password(text: &str) -> bool {
                 .is_some_and(|(_, password)| !password.is_empty() && !password.contains('*'))
         })
     })
+}
+
+/// Whether `text` assigns a secret-named setting a value anywhere: a URL's query
+/// (`?access_token=…`, a presigned `X-Amz-Signature=…`), a libpq conninfo
+/// (`host=db password=…`), an ADO.NET connection string (`Server=…;Pwd=…`).
+fn secret_assignment(text: &str) -> bool {
+    text.split(|c: char| c.is_whitespace() || matches!(c, ';' | '&' | '?' | ',' | '#'))
+        .any(|pair| {
+            pair.split_once('=').is_some_and(|(name, value)| {
+                (secret_named(name) || name.eq_ignore_ascii_case("pwd"))
+                    && !shows_no_secret(value.trim_matches(['\'', '"']))
+            })
+        })
+}
+
+/// Whether `text` is an HTTP `Authorization` value with its credentials in it.
+fn authorization_value(text: &str) -> bool {
+    let mut words = text.split_whitespace();
+    let scheme = words.next().unwrap_or_default().to_ascii_lowercase();
+    // `Basic realm="…"` is a challenge, not credentials.
+    matches!(scheme.as_str(), "bearer" | "basic")
+        && words.next().is_some_and(|credentials| {
+            !credentials.starts_with("realm=") && !shows_no_secret(credentials)
+        })
 }
 
 /// A leaked secret is not repeated in the failure: only its length shows.
@@ -123,6 +182,16 @@ pub async fn health_check_answers_within_the_bound(ctx: Ctx) -> CaseResult {
 pub async fn repeated_health_checks_stay_healthy_and_change_nothing(ctx: Ctx) -> CaseResult {
     let key = ctx.key("k");
     ctx.set(&key, b"v", None).await?;
+    // An entry that expires in a minute: a check that also sweeps "soon to expire"
+    // entries takes it early.
+    let expiring = ctx.key("expiring");
+    let expiring_ttl = ctx
+        .caps
+        .ttl
+        .map(|support| support.round_up(Duration::from_secs(60).min(support.max)));
+    if let Some(ttl) = expiring_ttl {
+        ctx.set(&expiring, b"for a minute", Some(ttl)).await?;
+    }
     // A probe that writes a fixed key writes it in the user's key space: these names are
     // whole keys, unprefixed. Another run sharing the store may write them too, so any
     // kit-written probe value counts as intact; where ttls exist the keys expire on their
@@ -160,6 +229,14 @@ pub async fn repeated_health_checks_stay_healthy_and_change_nothing(ctx: Ctx) ->
     }
     ctx.expect_present("a key after three health checks", &key, b"v")
         .await?;
+    if expiring_ttl.is_some() {
+        ctx.expect_present(
+            "a key with a minute-long ttl after three health checks",
+            &expiring,
+            b"for a minute",
+        )
+        .await?;
+    }
     for (i, name) in &probe_names {
         let got = ctx.get(name).await?;
         let written_by_a_run = got.as_deref().is_some_and(|value| {
@@ -198,3 +275,38 @@ const PROBE_LIKE_KEYS: [&str; 7] = [
     "_health_check_",
     "cachekit:health",
 ];
+
+#[cfg(test)]
+mod tests {
+    use rstest::rstest;
+
+    use super::shows_a_credential;
+
+    #[rstest]
+    #[case::url_password("url", "redis://default:hunter2@cache:6379/0", true)]
+    #[case::url_masked_password("url", "redis://default:****@cache:6379/0", false)]
+    #[case::url_user_only("url", "redis://default@cache:6379/0", false)]
+    #[case::plain_url("url", "http://127.0.0.1:8080/health", false)]
+    #[case::redacted_query("url", "http://cache/health?<redacted>", false)]
+    #[case::harmless_query("url", "http://cache/health?verbose=1", false)]
+    #[case::token_in_query("endpoint", "https://cache/health?access_token=abc", true)]
+    #[case::presigned_signature("probe", "https://b.s3/x?X-Amz-Signature=9f2c", true)]
+    #[case::password_in_query("dsn", "rediss://cache:6380/0?password=p4ss", true)]
+    #[case::bearer_header("last_request", "Bearer eyJhbGciOi", true)]
+    #[case::basic_header("header", "Basic dXNlcjpwYXNz", true)]
+    #[case::basic_challenge("auth", "Basic realm=\"cache\"", false)]
+    #[case::redacted_bearer("header", "Bearer <redacted>", false)]
+    #[case::token_named("auth_token", "sk_live_51HxQ9", true)]
+    #[case::api_key_named("X-Api-Key", "abc123", true)]
+    #[case::secret_named_masked("client_secret", "********", false)]
+    #[case::token_flag("token_configured", "true", false)]
+    #[case::password_unset("password", "", false)]
+    #[case::libpq_conninfo("conninfo", "host=db user=cachekit password=hunter2", true)]
+    #[case::ado_connection_string("db", "Server=db;User Id=ck;Pwd=hunter2;", true)]
+    #[case::harmless_settings("conninfo", "host=db user=cachekit sslmode=require", false)]
+    #[case::status("status", "200", false)]
+    #[case::byte_budget("max_bytes", "1048576", false)]
+    fn credentials_in_health_details(#[case] name: &str, #[case] value: &str, #[case] shows: bool) {
+        assert_eq!(shows_a_credential(name, value), shows, "{name} = {value}");
+    }
+}

@@ -163,6 +163,39 @@ pub async fn percent_encoded_utf8_is_decoded_exactly(ctx: ApiCtx) -> CaseResult 
         .await
 }
 
+/// An escaped `%`, `?` or `#` is a character of the key, decoded exactly once: `%2541` is
+/// the key `%41`, never `A`, and `%3F`/`%23` never start a query or a fragment (a proxy or
+/// framework that decodes twice, or decodes the whole target before splitting it, makes
+/// them other keys).
+pub async fn escaped_delimiters_stay_in_the_key(ctx: ApiCtx) -> CaseResult {
+    let base = ctx.key("e");
+    // (the key as sent, the key a second decoding or an early split would make of it)
+    let spellings = [
+        (format!("{base}%2541"), format!("{base}A")),
+        (format!("{base}%3Fx%3Dy"), base.clone()),
+        (format!("{base}%23x"), base.clone()),
+    ];
+    for (i, (escaped, misread)) in spellings.iter().enumerate() {
+        let value = format!("escaped #{i}");
+        let put = ctx.put(escaped, "", value.as_bytes()).await?;
+        expect_status(
+            &format!("PUT of the key {escaped}"),
+            escaped,
+            "PUT",
+            &put,
+            &[200, 201, 204],
+        )?;
+        ctx.expect_value("GET of the same escapes", escaped, value.as_bytes())
+            .await?;
+        ctx.expect_missing(
+            &format!("GET of {misread}, which {escaped} must not become"),
+            misread,
+        )
+        .await?;
+    }
+    Ok(())
+}
+
 /// `ttl` accepts whole seconds only; anything else is 400 and stores nothing.
 pub async fn ttl_is_parsed_strictly(ctx: ApiCtx) -> CaseResult {
     let bad = [

@@ -5,7 +5,8 @@
 //! (`c` percent-encoded), the four Unicode normal forms of `a{c}b`, and `a{p}b` for each
 //! character `p` some layer is known to turn `c` into (`+` into a space, `\` into `/`) must
 //! all be different keys: a store that drops, doubles, collapses, replaces, normalises or
-//! decodes `c` makes two of them one.
+//! decodes `c` makes two of them one. For a control character, the backslash escapes a
+//! sanitiser writes for it (`a\nb` with a real backslash, `a\x1bb`) are other keys too.
 
 use unicode_normalization::UnicodeNormalization;
 
@@ -37,9 +38,40 @@ fn spellings(c: char, partners: &[char]) -> Vec<String> {
         with_c.nfkd().collect(),
     ];
     names.extend(partners.iter().map(|p| format!("a{p}b")));
+    // How a layer that escapes control characters writes `c`: a key already holding
+    // those characters literally must stay another key.
+    names.extend(
+        escape_spellings(c)
+            .into_iter()
+            .map(|escape| format!("a{escape}b")),
+    );
     let mut seen = std::collections::HashSet::new();
     names.retain(|name| seen.insert(name.clone()));
     names
+}
+
+/// The backslash escapes a line protocol or a hand-written sanitiser writes for a
+/// control character `c` (`\n`, `\0`, `\x1b`, `\u001b`).
+fn escape_spellings(c: char) -> Vec<String> {
+    if !c.is_control() {
+        return Vec::new();
+    }
+    let code = u32::from(c);
+    let mut escapes = vec![format!("\\u{code:04x}"), c.escape_default().to_string()];
+    if code < 0x100 {
+        escapes.push(format!("\\x{code:02x}"));
+    }
+    let short = match c {
+        '\0' => Some("\\0"),
+        '\u{7}' => Some("\\a"),
+        '\u{8}' => Some("\\b"),
+        '\u{b}' => Some("\\v"),
+        '\u{c}' => Some("\\f"),
+        '\u{1b}' => Some("\\e"),
+        _ => None,
+    };
+    escapes.extend(short.map(str::to_owned));
+    escapes
 }
 
 async fn character_is_plain(ctx: Ctx, c: char, partners: &[char]) -> CaseResult {

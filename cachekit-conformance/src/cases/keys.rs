@@ -72,8 +72,35 @@ pub async fn path_like_keys_roundtrip(ctx: Ctx) -> CaseResult {
 /// Keys with URL-special characters are plain keys.
 pub async fn url_special_keys_roundtrip(ctx: Ctx) -> CaseResult {
     let names = [
-        "?", "a?b=c", "#", "a#frag", "%", "%20", "%zz", "&", "+", "a+b", "=", ";", "\\", "*", "~",
-        "'", "\"", "<>", "{}", "|", "^", "`", "[]", ":", "@",
+        "?",
+        "a?b=c",
+        "#",
+        "a#frag",
+        "%",
+        "%20",
+        "%zz",
+        "&",
+        "+",
+        "a+b",
+        "=",
+        ";",
+        "\\",
+        "*",
+        "~",
+        "'",
+        "\"",
+        "<>",
+        "{}",
+        "|",
+        "^",
+        "`",
+        "[]",
+        ":",
+        "@",
+        // Redis Cluster hash tags: a client routes these by the part in braces.
+        "user:{42}:name",
+        "{tag}",
+        "a{b}c{d}",
     ];
     prefixed_keys_roundtrip(
         ctx,
@@ -89,9 +116,12 @@ pub async fn slash_and_encoded_slash_are_distinct(ctx: Ctx) -> CaseResult {
     prefixed_keys_roundtrip(ctx, "slash and percent-encoded slash stay distinct", &names).await
 }
 
-/// Keys differing only in case are different keys.
+/// Keys differing only in case, or in what a case-insensitive collation also folds
+/// (hiragana and katakana), are different keys.
 pub async fn case_variants_are_distinct(ctx: Ctx) -> CaseResult {
-    let names = ["key", "KEY", "Key", "straße", "STRASSE"];
+    let names = [
+        "key", "KEY", "Key", "straße", "STRASSE", "\u{3042}", "\u{30a2}", "\u{304b}", "\u{30ab}",
+    ];
     prefixed_keys_roundtrip(ctx, "case variants stay distinct", &names).await
 }
 
@@ -138,7 +168,33 @@ pub async fn key_prefix_is_not_a_match(ctx: Ctx) -> CaseResult {
         ctx.expect_absent("a prefix or extension of a stored key", &other)
             .await?;
     }
+    // A namespacing layer that skips its namespace when a key already starts with it
+    // makes `{namespace}:{key}` another name for `key`.
+    let namespaces = [
+        ctx.caps.backend_type.clone(),
+        "cache".to_owned(),
+        "cachekit".to_owned(),
+    ];
+    for namespace in namespaces {
+        ctx.expect_absent(
+            "a stored key with a namespace written in front of it",
+            &format!("{namespace}:{key}"),
+        )
+        .await?;
+    }
     Ok(())
+}
+
+/// Keys whose 32-bit hashes are equal are still different keys: a store that keys entries
+/// by a hash alone makes them one. Each pair keeps its collision under the case's prefix
+/// (both hashes carry equal-length collisions through a common prefix).
+pub async fn keys_with_colliding_hashes_are_distinct(ctx: Ctx) -> CaseResult {
+    let names = [
+        // Java's String.hashCode.
+        "Aa", "BB", "AaAa", "BBBB", "AaBB", "BBAa", // CRC-32.
+        "plumless", "buckeroo",
+    ];
+    prefixed_keys_roundtrip(ctx, "keys with equal 32-bit hashes stay distinct", &names).await
 }
 
 /// `.` and `..` are plain keys.
@@ -249,16 +305,39 @@ pub async fn empty_key_is_invalid_key(ctx: Ctx) -> CaseResult {
     expect_invalid_key_everywhere(&ctx, "the empty key", "").await
 }
 
-/// A key of exactly the declared maximum length works.
+/// A key of exactly the declared maximum length works, whatever it is made of: the limit
+/// is on the key's UTF-8 bytes, not on an escaped, encoded or re-encoded form of it.
 pub async fn key_at_max_length_roundtrips(ctx: Ctx) -> CaseResult {
     let max = declared_max_key(&ctx)?;
-    let key = key_of_exact_length(&ctx, max)?;
-    ctx.set(&key, b"longest", None).await?;
-    ctx.expect_present("a key of exactly the maximum length", &key, b"longest")
-        .await?;
-    ctx.expect_delete("a key of exactly the maximum length", &key, true)
-        .await
+    let mut keys = vec![key_of_exact_length(&ctx, max)?];
+    for filler in MAXIMUM_KEY_FILLERS {
+        keys.push(key_of_exact_length_from(&ctx, max, filler)?);
+    }
+    for (i, key) in keys.iter().enumerate() {
+        let check = format!(
+            "a key of exactly the maximum length, made of {}",
+            MAXIMUM_KEY_MATERIALS[i]
+        );
+        let value = format!("longest #{i}");
+        ctx.set(key, value.as_bytes(), None).await?;
+        ctx.expect_present(&check, key, value.as_bytes()).await?;
+        ctx.expect_delete(&check, key, true).await?;
+    }
+    Ok(())
 }
+
+/// What the maximum-length keys are padded with, besides `é`: characters an escaping layer
+/// lengthens (a space, a tab, `%`, a control), four-byte characters (six bytes in Java's
+/// modified UTF-8), and NUL (two bytes there).
+const MAXIMUM_KEY_FILLERS: [&[char]; 3] =
+    [&[' ', '\t', '%', '\u{1}'], &['\u{1F980}'], &['\0', 'n']];
+/// How each maximum-length key is described, `é` first.
+const MAXIMUM_KEY_MATERIALS: [&str; 4] = [
+    "two-byte characters",
+    "characters an escaping layer lengthens",
+    "four-byte characters",
+    "NULs",
+];
 
 /// A key and a value both at their declared maxima work together: the limits are separate.
 pub async fn key_and_value_at_their_maxima_work_together(ctx: Ctx) -> CaseResult {
@@ -324,6 +403,17 @@ async fn expect_invalid_key_everywhere(ctx: &Ctx, what: &str, key: &str) -> Case
         set,
         ErrorKind::InvalidKey,
     )?;
+    // A set with a ttl often takes another path (SETEX, a separate statement).
+    if let Some(ttl) = ctx.valid_ttl() {
+        let set = backend.set(key, Bytes::from_static(b"v"), Some(ttl)).await;
+        expect_error(
+            &format!("set of {what} with a ttl"),
+            Operation::Set,
+            key,
+            set,
+            ErrorKind::InvalidKey,
+        )?;
+    }
     expect_error(
         &format!("get of {what}"),
         Operation::Get,
@@ -358,16 +448,27 @@ fn declared_max_key(ctx: &Ctx) -> Result<usize, Failure> {
 /// The case's prefix padded to exactly `len` bytes, mostly with two-byte `é`, so a backend
 /// that counts characters instead of bytes is caught as well.
 fn key_of_exact_length(ctx: &Ctx, len: usize) -> Result<String, Failure> {
+    key_of_exact_length_from(ctx, len, &['é'])
+}
+
+/// The case's prefix padded to exactly `len` bytes with `filler`'s characters in turn, and
+/// `x` where the next one no longer fits.
+fn key_of_exact_length_from(ctx: &Ctx, len: usize, filler: &[char]) -> Result<String, Failure> {
     let prefix = ctx.prefix();
-    let Some(room) = len.checked_sub(prefix.len()) else {
+    if len < prefix.len() {
         return Err(Failure::new("build a key of the declared maximum length")
             .expected(format!("a maximum of at least {} bytes", prefix.len()))
             .got(format!("a declared maximum of {len} bytes")));
-    };
+    }
     let mut key = String::with_capacity(len);
     key.push_str(prefix);
-    key.extend(std::iter::repeat_n('é', room / 2));
-    if room % 2 == 1 {
+    for c in filler.iter().cycle() {
+        if key.len() + c.len_utf8() > len {
+            break;
+        }
+        key.push(*c);
+    }
+    while key.len() < len {
         key.push('x');
     }
     Ok(key)

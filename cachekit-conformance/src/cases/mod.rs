@@ -127,6 +127,7 @@ fn listed_cases() -> Vec<Case> {
             delete_exists::delete_of_existing_key_returns_true,
             "delete returns true when a live entry existed"
         ),
+        case!(delete_exists::a_delete_after_an_idle_hour_answers_truly, "after an hour with no calls, delete still answers whether a live entry existed", needs: [VirtualClock], timing: WaitsForExpiry),
         case!(
             delete_exists::delete_of_missing_key_returns_false,
             "delete returns false when no entry existed"
@@ -174,7 +175,7 @@ fn listed_cases() -> Vec<Case> {
         ),
         case!(
             keys::case_variants_are_distinct,
-            "keys differing only in case are different keys"
+            "keys differing only in case, or in what a collation folds (hiragana and katakana), are different keys"
         ),
         case!(
             keys::unicode_normalisation_forms_are_distinct,
@@ -190,7 +191,11 @@ fn listed_cases() -> Vec<Case> {
         ),
         case!(
             keys::key_prefix_is_not_a_match,
-            "a key only matches itself, not its prefixes or extensions"
+            "a key only matches itself, not its prefixes, extensions or namespaced forms"
+        ),
+        case!(
+            keys::keys_with_colliding_hashes_are_distinct,
+            "keys whose 32-bit hashes collide (Java's hashCode, CRC-32) are different keys"
         ),
         case!(
             keys::numeric_spellings_are_distinct_keys,
@@ -211,7 +216,7 @@ fn listed_cases() -> Vec<Case> {
             keys::empty_key_is_invalid_key,
             "the empty key fails with InvalidKey"
         ),
-        case!(keys::key_at_max_length_roundtrips, "a key of exactly the declared maximum length works", needs: [MaxKeyBytes]),
+        case!(keys::key_at_max_length_roundtrips, "a key of exactly the declared maximum length works, whether made of two-byte, four-byte, escapable or NUL characters", needs: [MaxKeyBytes]),
         case!(keys::key_and_value_at_their_maxima_work_together, "a key and a value both at their declared maxima work together", needs: [MaxKeyBytes, MaxValueBytes]),
         case!(keys::key_over_max_length_is_invalid_key, "a key over the declared maximum fails with InvalidKey and is not truncated", needs: [MaxKeyBytes]),
         case!(
@@ -232,13 +237,14 @@ fn listed_cases() -> Vec<Case> {
         ),
         case!(values::one_mib_value_roundtrips, "a 1 MiB value survives a round trip", needs: [ValuesOfAtLeast(MIB)]),
         case!(values::value_at_max_size_roundtrips, "a value of exactly the declared maximum size works", needs: [MaxValueBytes]),
-        case!(values::value_over_max_size_is_value_too_large, "a value over the declared maximum fails with ValueTooLarge and stores nothing", needs: [MaxValueBytes]),
+        case!(values::value_over_max_size_is_value_too_large, "a value over the declared maximum, compressible or not, with or without a ttl, fails with ValueTooLarge and stores nothing", needs: [MaxValueBytes]),
         case!(values::value_just_under_max_size_roundtrips, "a value one byte under the declared maximum works", needs: [MaxValueBytes]),
+        case!(values::a_large_value_occupies_only_its_own_key, "a large value lives under its own key only: no chunk-named keys beside it, and writes to such names leave it whole"),
         case!(values::compressible_value_roundtrips, "highly compressible values (all zeros, a repeated pattern, whole 4 KiB blocks of zeros) read back exactly"),
         case!(values::incompressible_value_roundtrips, "an incompressible value reads back exactly"),
         case!(
             values::text_like_values_are_not_interpreted,
-            "values that look like JSON, numbers or padded text stay bytes"
+            "values that look like JSON, numbers, padded text, CRLF-terminated lines or UTF-8 with four-byte characters stay bytes"
         ),
         case!(
             values::values_that_start_like_an_encoding_are_not_decoded,
@@ -258,7 +264,7 @@ fn listed_cases() -> Vec<Case> {
         case!(ttl::plain_overwrite_clears_the_ttl, "a set without ttl makes an entry persistent", needs: [Ttl], timing: WaitsForExpiry),
         case!(ttl::a_deleted_entrys_ttl_does_not_reach_the_next_set, "a deleted entry's ttl never cuts short a later set of the same key", needs: [Ttl], timing: WaitsForExpiry),
         case!(ttl::rewriting_the_same_value_applies_its_ttl, "a set applies its ttl (or its lack of one) even when the value is unchanged", needs: [Ttl], timing: WaitsForExpiry),
-        case!(ttl::a_set_after_expiry_stores_a_fresh_entry, "a set on an expired entry stores a fresh one: not dropped, and without the old deadline", needs: [Ttl], timing: WaitsForExpiry),
+        case!(ttl::a_set_after_expiry_stores_a_fresh_entry, "a set on an expired entry stores a fresh one: not dropped, without the old deadline, and still there after a pause", needs: [Ttl], timing: WaitsForExpiry),
         case!(ttl::an_expired_entry_uncovers_no_older_value, "an expired entry uncovers no older value of its key, before or after a delete", needs: [Ttl], timing: WaitsForExpiry),
         case!(ttl::set_with_ttl_on_a_persistent_entry_makes_it_expire, "a set with a ttl on a persistent entry makes it expire", needs: [Ttl], timing: WaitsForExpiry),
         case!(ttl::each_key_keeps_its_own_ttl, "each key keeps its own ttl, whatever its neighbours were set with", needs: [Ttl], timing: WaitsForExpiry),
@@ -275,10 +281,13 @@ fn listed_cases() -> Vec<Case> {
         case!(ttl::reads_do_not_extend_the_ttl, "reading an entry never extends its ttl", needs: [Ttl], timing: WaitsForExpiry),
         case!(ttl::rejected_set_leaves_the_ttl_alone, "a rejected set leaves the entry's ttl as it was", needs: [Ttl], timing: WaitsForExpiry),
         case!(ttl::entry_without_ttl_survives_thirty_days, "an entry without ttl is still there thirty days later", needs: [VirtualClock], timing: WaitsForExpiry),
+        case!(ttl::an_expired_entry_stays_expired_for_a_hundred_days, "an expired entry is still gone past 2^31 and 2^32 ms (24.9 and 49.7 days) and at 100 days, and an entry without ttl still there", needs: [Ttl, VirtualClock], timing: WaitsForExpiry),
+        case!(ttl::ttls_of_minutes_and_hours_set_at_an_odd_moment_are_not_cut_short, "ttls of 100 s, 10 min and 1 h set off any whole minute hold until just before they end, and then end", needs: [Ttl, VirtualClock], timing: WaitsForExpiry),
         case!(ttl::one_day_ttl_lasts_exactly_a_day, "a one-day ttl holds for the whole day and ends with it", needs: [VirtualClock], timing: WaitsForExpiry),
         case!(ttl::maximum_ttl_lasts_until_its_end, "the maximum ttl holds until its last moment and then ends", needs: [VirtualClock], timing: WaitsForExpiry),
         case!(ttl::maximum_ttl_with_a_fraction_is_not_truncated, "a ttl just under the maximum keeps its fractional second", needs: [VirtualClock], timing: WaitsForExpiry),
         case!(deferred::deleted_entry_stays_deleted, "a deleted entry does not come back later", timing: WaitsForExpiry),
+        case!(deferred::deleted_entry_stays_deleted_for_a_month, "a deleted entry is still gone 11 and 31 days later", needs: [VirtualClock], timing: WaitsForExpiry),
         case!(deferred::overwritten_value_stays_overwritten, "an overwritten value does not come back later", timing: WaitsForExpiry),
         case!(deferred::stored_value_stays_as_stored, "a stored value does not change or vanish while nobody writes it", needs: [NoEviction], timing: WaitsForExpiry),
         case!(deferred::rejected_write_never_lands, "a write that failed does not land later", timing: WaitsForExpiry),
@@ -293,6 +302,7 @@ fn listed_cases() -> Vec<Case> {
             "get, exists and delete agree about empty values after every step"
         ),
         case!(consistency::operations_agree_across_expiry, "get, exists and delete agree before and after expiry", needs: [Ttl], timing: WaitsForExpiry),
+        case!(scale::eleven_hundred_entries_with_a_ttl_all_expire, "1100 entries with a ttl all expire", needs: [Ttl], timing: WaitsForExpiry),
         case!(scale::a_thousand_keys_keep_their_own_values, "a thousand keys each keep their own value", needs: [NoEviction], timing: Parallel),
         case!(scale::large_values_adding_up_to_12_mib_are_all_kept, "large values adding up to 12 MiB are all kept where no eviction is declared", needs: [NoEviction], timing: Parallel),
         case!(scale::deleting_half_of_many_keys_leaves_the_rest, "deleting half of 400 keys leaves the other half", needs: [NoEviction], timing: Parallel),
@@ -330,11 +340,11 @@ fn listed_cases() -> Vec<Case> {
             health::health_check_measures_latency,
             "the health report carries a measured latency"
         ),
-        case!(health::health_details_carry_no_credentials, "health details carry no credentials: no password in a URL or a secret-named detail"),
+        case!(health::health_details_carry_no_credentials, "health details carry no credentials: no password or secret parameter in a URL, no Authorization value, no secret-named detail"),
         case!(health::health_check_answers_within_the_bound, "a health check of a reachable backend holding 300 entries answers within 5 s", timing: WaitsForExpiry),
         case!(
             health::repeated_health_checks_stay_healthy_and_change_nothing,
-            "repeated health checks stay healthy and change no data"
+            "repeated health checks stay healthy and change no data, entries that expire within a minute included"
         ),
         case!(model::random_operation_sequences_match_a_hashmap_model, "any sequence of operations behaves like a HashMap", needs: [NoEviction], timing: Parallel),
     ]
@@ -397,6 +407,7 @@ fn http_api_cases() -> Vec<Case> {
         case!(http_api::dot_segments_are_never_resolved, "dot segments in the path are never resolved into another key"),
         case!(http_api::plus_in_a_key_is_a_plus, "`+` in a key is a plus, never a space"),
         case!(http_api::percent_encoded_utf8_is_decoded_exactly, "percent-encoded UTF-8 is decoded exactly, never normalised"),
+        case!(http_api::escaped_delimiters_stay_in_the_key, "an escaped `%`, `?` or `#` is part of the key, decoded exactly once"),
         case!(http_api::ttl_is_parsed_strictly, "`ttl` is whole seconds in 1..=30 days; anything else is 400 and stores nothing", needs: [Ttl]),
         case!(http_api::ttl_in_whole_seconds_expires, "a PUT with `ttl=1` is present at once and gone 2.5 s later", needs: [Ttl], timing: WaitsForExpiry),
         case!(http_api::a_body_cut_short_stores_nothing, "a PUT body shorter than its Content-Length stores nothing"),

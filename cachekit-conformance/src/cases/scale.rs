@@ -76,20 +76,89 @@ pub async fn large_values_adding_up_to_12_mib_are_all_kept(ctx: Ctx) -> CaseResu
         .buffer_unordered(IN_FLIGHT / 2)
         .try_collect::<()>()
         .await?;
+    // Every value is read back, so the failure says how many were lost, not only the first;
+    // only the first wrong answer is kept whole (a wrong answer may be a megabyte).
+    let mut first_wrong: Option<(usize, Option<cachekit_core::Bytes>)> = None;
+    let mut also_wrong = Vec::new();
     for (i, key) in keys.iter().enumerate() {
         let got = ctx.get(key).await?;
-        if got.as_deref() != Some(value(i).as_slice()) {
-            return Err(Failure::new(format!(
-                "get of each of {count} values of {len} bytes, from a store that declares no eviction"
-            ))
-            .operation(Operation::Get)
-            .key(key)
-            .expected(format!("its own {len}-byte value"))
-            .got(Answer::Value(got))
-            .note(format!("value #{i}, written in the first {} bytes", (i + 1) * len)));
+        if got.as_deref() == Some(value(i).as_slice()) {
+            continue;
+        }
+        if first_wrong.is_none() {
+            first_wrong = Some((i, got));
+        } else {
+            also_wrong.push((i, got.map(|bytes| bytes.len())));
         }
     }
-    Ok(())
+    let Some((first, got)) = first_wrong else {
+        return Ok(());
+    };
+    let mut failure = Failure::new(format!(
+        "get of each of {count} values of {len} bytes, from a store that declares no eviction"
+    ))
+    .operation(Operation::Get)
+    .key(&keys[first])
+    .expected(format!("its own {len}-byte value"))
+    .got(Answer::Value(got))
+    .note(format!(
+        "value #{first}, written in the first {} bytes; {} of {count} values were wrong",
+        (first + 1) * len,
+        also_wrong.len() + 1
+    ));
+    for (i, got_len) in also_wrong.iter().take(4) {
+        let shown = match got_len {
+            Some(got_len) => format!("a {got_len}-byte value that is not its own"),
+            None => "a miss".to_owned(),
+        };
+        failure = failure.note(format!("also value #{i}: get -> {shown}"));
+    }
+    Err(failure)
+}
+
+/// How many entries with a ttl the expiry case holds at once: past fixed pools of 1024
+/// expiry timers or heap slots.
+const EXPIRING: usize = 1100;
+
+/// 1100 entries with a ttl all expire: a fixed pool of expiry timers that drops the
+/// ones over its size keeps those entries for ever.
+pub async fn eleven_hundred_entries_with_a_ttl_all_expire(ctx: Ctx) -> CaseResult {
+    let window = ctx.ttl_window();
+    let keys: Vec<String> = (0..EXPIRING)
+        .map(|i| ctx.key(&format!("expiring/{i}")))
+        .collect();
+    let ctx = &ctx;
+    let started = tokio::time::Instant::now();
+    stream::iter(keys.iter())
+        .map(|key| async move { ctx.set(key, b"short-lived", Some(window.ttl)).await })
+        .buffer_unordered(IN_FLIGHT)
+        .try_collect::<()>()
+        .await?;
+    // Each entry's ttl counts from its own set; the last set ended just now.
+    let written_in = started.elapsed();
+    ctx.sleep_until(tokio::time::Instant::now(), window.absent_by)
+        .await;
+    let present: Vec<usize> = stream::iter(keys.iter().enumerate())
+        .map(|(i, key)| async move { ctx.exists(key).await.map(|found| (i, found)) })
+        .buffer_unordered(IN_FLIGHT)
+        .try_filter_map(|(i, found)| std::future::ready(Ok(found.then_some(i))))
+        .try_collect()
+        .await?;
+    let Some(&first) = present.iter().min() else {
+        return Ok(());
+    };
+    Err(Failure::new(format!(
+        "exists of each of {EXPIRING} entries set with ttl {:?}, {:?} after the last set",
+        window.ttl, window.absent_by
+    ))
+    .operation(Operation::Exists)
+    .key(&keys[first])
+    .expected(Answer::Bool(false))
+    .got(Answer::Bool(true))
+    .note(format!(
+        "{} of {EXPIRING} entries had not expired (the sets took {written_in:?})",
+        present.len()
+    )))
 }
 
 /// A thousand keys each keep their own value.

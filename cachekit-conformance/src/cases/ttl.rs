@@ -240,6 +240,14 @@ pub async fn a_set_after_expiry_stores_a_fresh_entry(ctx: Ctx) -> CaseResult {
         &key,
         b"fresh",
     )
+    .await?;
+    // A sweeper that listed the expired key before the set deletes it by name later.
+    ctx.pause().await;
+    ctx.expect_present(
+        "get/exists a pause after a set without ttl on an expired entry",
+        &key,
+        b"fresh",
+    )
     .await
 }
 
@@ -325,7 +333,8 @@ pub async fn later_set_shortens_the_ttl(ctx: Ctx) -> CaseResult {
 /// A ttl below the precision rounds up, not down to nothing.
 pub async fn sub_precision_ttl_rounds_up(ctx: Ctx) -> CaseResult {
     let precision = support(&ctx)?.precision;
-    let tiny = (precision / 2).max(Duration::from_nanos(1));
+    // Under half the precision, so rounding to the nearest step takes it to zero.
+    let tiny = (precision * 2 / 5).max(Duration::from_nanos(1));
     let window = ctx.ttl_window();
     let check = format!("get/exists right after a set with ttl {tiny:?} (precision {precision:?})");
     // Rounded up, the entry may not expire before `precision` has passed.
@@ -567,6 +576,54 @@ pub async fn entry_without_ttl_survives_thirty_days(ctx: Ctx) -> CaseResult {
     tokio::time::sleep(Duration::from_secs(30 * 24 * 3600)).await;
     ctx.expect_present("get/exists thirty days after a set without ttl", &key, b"v")
         .await
+}
+
+/// An expired entry stays expired however long after (virtual time): just past 2^31 and
+/// 2^32 milliseconds (24.9 and 49.7 days), and at 100 days; an entry without ttl stays. A
+/// deadline kept in a 32-bit millisecond tick wraps there, and for as long as the ttl was
+/// the expired entry is back.
+pub async fn an_expired_entry_stays_expired_for_a_hundred_days(ctx: Ctx) -> CaseResult {
+    let ttl = Duration::from_secs(3600).min(support(&ctx)?.max);
+    let (expiring, persistent) = (ctx.key("expiring"), ctx.key("persistent"));
+    let start = Instant::now();
+    ctx.set(&expiring, b"short-lived", Some(ttl)).await?;
+    ctx.set(&persistent, b"kept", None).await?;
+    // A minute past each wrap: inside the ttl, had the clock started again from zero.
+    let past_wrap = |bits: u32| Duration::from_millis(1 << bits) + (ttl / 60);
+    for after in [
+        past_wrap(31),
+        past_wrap(32),
+        Duration::from_secs(100 * 24 * 3600),
+    ] {
+        ctx.sleep_until(start, after).await;
+        ctx.expect_absent(
+            &format!("get/exists {after:?} after a set with ttl {ttl:?}"),
+            &expiring,
+        )
+        .await?;
+        ctx.expect_present(
+            &format!("get/exists {after:?} after a set without ttl"),
+            &persistent,
+            b"kept",
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// Ttls of minutes and an hour, set at an odd second, hold until just before they end
+/// (virtual time): a timing wheel that fires a whole coarse bucket at its start ends
+/// them up to a bucket early.
+pub async fn ttls_of_minutes_and_hours_set_at_an_odd_moment_are_not_cut_short(
+    ctx: Ctx,
+) -> CaseResult {
+    let max = support(&ctx)?.max;
+    for ttl in [100, 600, 3600].map(Duration::from_secs) {
+        // Off any bucket boundary a store may align to.
+        tokio::time::sleep(Duration::from_millis(63_500)).await;
+        long_ttl_boundary(&ctx, ttl.min(max)).await?;
+    }
+    Ok(())
 }
 
 /// A one-day ttl holds for the whole day and ends with it (virtual time).

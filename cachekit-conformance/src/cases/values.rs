@@ -96,6 +96,19 @@ pub async fn value_over_max_size_is_value_too_large(ctx: Ctx) -> CaseResult {
     )?;
     ctx.expect_absent("a key whose only set was too large", &fresh)
         .await?;
+    // A set with a ttl often takes another path (SETEX, a separate statement).
+    if let Some(ttl) = ctx.valid_ttl() {
+        let set = ctx.backend.set(&fresh, too_large.clone(), Some(ttl)).await;
+        expect_error(
+            "set with a ttl of a value one byte over the maximum",
+            Operation::Set,
+            &fresh,
+            set,
+            ErrorKind::ValueTooLarge,
+        )?;
+        ctx.expect_absent("a key whose only sets were too large", &fresh)
+            .await?;
+    }
 
     let existing = ctx.key("existing");
     ctx.set(&existing, b"old", None).await?;
@@ -111,6 +124,53 @@ pub async fn value_over_max_size_is_value_too_large(ctx: Ctx) -> CaseResult {
         "a key after a rejected, too-large overwrite",
         &existing,
         b"old",
+    )
+    .await?;
+
+    // Zeros compress to almost nothing: a limit checked after compression lets them in.
+    let compressible = ctx.key("compressible");
+    let set = ctx
+        .backend
+        .set(&compressible, Bytes::from(vec![0u8; max + 1]), None)
+        .await;
+    expect_error(
+        "set of a value of zeros one byte over the maximum",
+        Operation::Set,
+        &compressible,
+        set,
+        ErrorKind::ValueTooLarge,
+    )?;
+    ctx.expect_absent("a key whose only set was too large", &compressible)
+        .await
+}
+
+/// A large value lives under its own key only: a store that splits it into chunks kept
+/// as ordinary keys (`{key}:chunk:1`, `{key}:1`) shows them to callers, and a caller's
+/// write to such a key corrupts the value.
+pub async fn a_large_value_occupies_only_its_own_key(ctx: Ctx) -> CaseResult {
+    let key = ctx.key("large");
+    let value = pattern(ctx.value_len(3 * 512 * 1024), 0x4c);
+    ctx.set(&key, &value, None).await?;
+    let neighbours: Vec<String> = ["chunk:0", "chunk:1", "0", "1"]
+        .iter()
+        .flat_map(|suffix| [format!("{key}:{suffix}"), format!("{key}#{suffix}")])
+        .chain(
+            ["_1", ".1", "/1"]
+                .iter()
+                .map(|suffix| format!("{key}{suffix}")),
+        )
+        .collect();
+    for neighbour in &neighbours {
+        ctx.expect_absent("a key named like a chunk of a large value", neighbour)
+            .await?;
+    }
+    for neighbour in &neighbours {
+        ctx.set(neighbour, b"a caller's own value", None).await?;
+    }
+    ctx.expect_get(
+        "get of a large value after writes to keys named like its chunks",
+        &key,
+        Some(value.as_slice()),
     )
     .await
 }
@@ -198,7 +258,7 @@ pub async fn incompressible_value_roundtrips(ctx: Ctx) -> CaseResult {
 
 /// Values whose text looks like something else (JSON, numbers, whitespace) stay bytes.
 pub async fn text_like_values_are_not_interpreted(ctx: Ctx) -> CaseResult {
-    let values: [&[u8]; 8] = [
+    let values: [&[u8]; 11] = [
         b" padded ",
         b"{\"json\": true}",
         b"null",
@@ -207,6 +267,11 @@ pub async fn text_like_values_are_not_interpreted(ctx: Ctx) -> CaseResult {
         b"\xef\xbb\xbfbom",
         b"line\n",
         b"\t",
+        // A text protocol's own terminator, at the end and alone.
+        b"line\r\n",
+        b"\r\n",
+        // Valid UTF-8 with a 4-byte character: a 3-byte-UTF-8 text column cuts it there.
+        "ok \u{1F980} crab".as_bytes(),
     ];
     for (i, value) in values.iter().enumerate() {
         roundtrip(
@@ -286,15 +351,20 @@ lengths! {
     value_of_255_bytes_roundtrips => 255;
     value_of_256_bytes_roundtrips => 256;
     value_of_257_bytes_roundtrips => 257;
+    value_of_512_bytes_roundtrips => 512;
     value_of_1000_bytes_roundtrips => 1000;
     value_of_1023_bytes_roundtrips => 1023;
+    value_of_1024_bytes_roundtrips => 1024;
     value_of_1025_bytes_roundtrips => 1025;
+    value_of_2048_bytes_roundtrips => 2048;
     value_of_4095_bytes_roundtrips => 4095;
     value_of_4096_bytes_roundtrips => 4096;
     value_of_4097_bytes_roundtrips => 4097;
     value_of_8191_bytes_roundtrips => 8191;
+    value_of_8192_bytes_roundtrips => 8192;
     value_of_65535_bytes_roundtrips => 65535;
     value_of_65536_bytes_roundtrips => 65536;
     value_of_65537_bytes_roundtrips => 65537;
     value_of_100003_bytes_roundtrips => 100003;
+    value_of_409600_bytes_roundtrips => 409600;
 }

@@ -125,6 +125,15 @@ impl Ctx {
         }
     }
 
+    /// A ttl every backend that declares ttl support accepts (an hour, or its maximum if
+    /// that is shorter), for cases that must also try a set with a ttl; `None` without ttl
+    /// support.
+    pub fn valid_ttl(&self) -> Option<Duration> {
+        self.caps
+            .ttl
+            .map(|ttl| ttl.round_up(Duration::from_secs(3600).min(ttl.max)))
+    }
+
     /// `len`, or the declared maximum value size if that is smaller: a case that needs a
     /// sizeable value, but not one of exactly this size, still runs on a small store.
     pub fn value_len(&self, len: usize) -> usize {
