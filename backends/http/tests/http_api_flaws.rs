@@ -1,0 +1,681 @@
+//! The raw HTTP API family's own test: our server behind a layer that breaks one rule of
+//! the wire contract at a time must be failed by the `http_api` cases that own that rule,
+//! and the same server behind a layer that changes nothing must pass every one of them.
+//!
+//! Each flaw imitates what a real server, framework or proxy in front of a store has done
+//! (named in its doc comment). The layer sits outside the server's router, where a reverse
+//! proxy or a hand-written front end would: the store and the server behind it are ours,
+//! so every failure is the flaw's.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderValue, Method, StatusCode, Uri};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::ServiceExt;
+use cachekit_backend_memory::MemoryBackend;
+use cachekit_conformance::{run_suite, Report, RunOptions, Suite};
+use cachekit_core::Capabilities;
+use cachekit_server::ServerConfig;
+use futures::StreamExt;
+use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use rstest::rstest;
+use tower::Layer;
+use unicode_normalization::UnicodeNormalization;
+
+const TOKEN: &str = "wire-flaw-token";
+/// How many flawed servers are checked at once.
+const FLAWS_AT_ONCE: usize = 4;
+/// The server's body limit, declared to the suite: small, so the over-limit case is quick.
+const MAX_BODY_BYTES: usize = 64 * 1024;
+/// The longest ttl the API allows, in seconds (30 days).
+const API_MAX_TTL_SECONDS: u64 = 30 * 24 * 3600;
+/// Everything but the unreserved characters is escaped when a flaw rebuilds a key segment.
+const KEY_SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum WireFlaw {
+    /// Nothing changed: the layer only passes requests and answers through.
+    Faithful,
+    // ---- status codes ----
+    /// A missing key answered `200` with an empty body (a handler that writes
+    /// `store.get(key).unwrap_or_default()`).
+    MissingKeyAnswers200,
+    /// DELETE always `204`, whether or not there was an entry (idempotent-DELETE folklore).
+    DeleteAlwaysAnswers204,
+    /// No HEAD route: `405` (frameworks that do not derive HEAD from GET).
+    NoHeadRoute,
+    /// An oversized body answered `400` instead of `413` (a generic "bad request" for any
+    /// body error).
+    OversizeAnswers400,
+    // ---- the key segment ----
+    /// A wildcard route, `/cache/{*key}`: `/cache/a/b` is the key `a/b`.
+    LiteralSlashJoinsTheKey,
+    /// A proxy that decodes `%2F` before routing (Apache's `AllowEncodedSlashes NoDecode`
+    /// left off, nginx `proxy_pass` with a URI part).
+    DecodesEncodedSlash,
+    /// A hand-written decoder that only knows upper-case hex: `%2f` is taken literally.
+    UppercaseEscapesOnly,
+    /// A proxy that normalises the path (`merge_slashes`, RFC 3986 dot-segment removal),
+    /// `%2E%2E` included.
+    ResolvesDotSegments,
+    /// Form decoding applied to the path: `+` becomes a space.
+    PlusDecodedAsSpace,
+    /// Keys normalised to NFC on the way in (a framework that normalises all text input).
+    NormalizesKeysToNfc,
+    /// Two layers that each percent-decode: `%2541` becomes `A`.
+    DecodesPercentTwice,
+    /// The whole target decoded before it is split: `%3F` starts a query, `%23` a fragment.
+    DecodesDelimitersBeforeSplitting,
+    /// A static-file-style front end that serves `/cache/` as the directory's index.
+    EmptyKeyIsAnIndex,
+    // ---- ttl ----
+    /// `ttl` read as a float and rounded up; anything unreadable ignored, not refused.
+    LenientTtl,
+    /// A ttl over 30 days clamped to 30 days instead of refused.
+    ClampsTtlOverTheMaximum,
+    /// The `ttl` parameter dropped by a proxy that strips unknown query parameters.
+    IgnoresTtl,
+    // ---- bodies ----
+    /// The value written with `println!`/`fmt.Fprintln`: a newline after every body.
+    AppendsNewlineToValues,
+    /// The body read as text (Express `bodyParser.text()`): invalid UTF-8 becomes U+FFFD.
+    ReadsBodiesAsText,
+    /// Whatever arrived before the client stopped is stored, short or not.
+    StoresBodiesCutShort,
+    /// A front end that demands `Content-Length` (`411`) and refuses chunked bodies.
+    RefusesChunkedBodies,
+    /// An empty PUT treated as a delete ("nothing to store").
+    EmptyBodyDeletes,
+    /// A body over the limit cut to the limit and stored (a proxy's body buffer).
+    TruncatesOversizeBodies,
+    // ---- methods ----
+    /// POST and PATCH routed to the PUT handler (`app.all('/cache/:key', ...)`).
+    PostStoresLikePut,
+    // ---- health ----
+    /// `/health` answers `OK` as text, not JSON.
+    HealthAnswersPlainText,
+    /// `latency_ms` filled from whole seconds times 1000 (`ceil(secs) * 1000`).
+    HealthLatencyInWholeSeconds,
+    // ---- the token ----
+    /// Any token that starts with the real one (`startsWith`).
+    TokenComparedByPrefix,
+    /// Any non-empty prefix of the real token (`strncmp(given, expected, strlen(given))`).
+    TruncatedTokenAccepted,
+    /// Tokens compared without case (`equalsIgnoreCase`).
+    TokenComparedIgnoringCase,
+    /// Auth applied to GET and PUT only: a DELETE needs no token.
+    DeleteNeedsNoToken,
+    /// Auth on the GET route only, HEAD answered by a route without it.
+    HeadNeedsNoToken,
+    /// Only `Bearer` with a capital B is recognised (RFC 9110 makes the scheme
+    /// case-insensitive).
+    BearerSchemeCaseSensitive,
+}
+
+use WireFlaw::*;
+
+/// Each flaw with the cases that must fail it: the cases owning the rule it breaks.
+fn expectations() -> Vec<(WireFlaw, &'static [&'static str])> {
+    vec![
+        (
+            MissingKeyAnswers200,
+            &["http_api::get_of_a_missing_key_is_404"],
+        ),
+        (
+            DeleteAlwaysAnswers204,
+            &["http_api::delete_answers_whether_the_entry_existed"],
+        ),
+        (NoHeadRoute, &["http_api::head_answers_without_a_body"]),
+        (
+            OversizeAnswers400,
+            &["http_api::a_value_over_the_declared_maximum_is_413"],
+        ),
+        (
+            LiteralSlashJoinsTheKey,
+            &["http_api::a_literal_slash_never_reaches_a_key"],
+        ),
+        (
+            DecodesEncodedSlash,
+            &["http_api::encoded_slash_is_part_of_one_key"],
+        ),
+        (
+            UppercaseEscapesOnly,
+            &["http_api::encoded_slash_is_part_of_one_key"],
+        ),
+        (
+            ResolvesDotSegments,
+            &["http_api::dot_segments_are_never_resolved"],
+        ),
+        (PlusDecodedAsSpace, &["http_api::plus_in_a_key_is_a_plus"]),
+        (
+            NormalizesKeysToNfc,
+            &["http_api::percent_encoded_utf8_is_decoded_exactly"],
+        ),
+        (
+            DecodesPercentTwice,
+            &["http_api::escaped_delimiters_stay_in_the_key"],
+        ),
+        (
+            DecodesDelimitersBeforeSplitting,
+            &["http_api::escaped_delimiters_stay_in_the_key"],
+        ),
+        (EmptyKeyIsAnIndex, &["http_api::the_empty_key_is_refused"]),
+        (LenientTtl, &["http_api::ttl_is_parsed_strictly"]),
+        (
+            ClampsTtlOverTheMaximum,
+            &["http_api::ttl_is_parsed_strictly"],
+        ),
+        (IgnoresTtl, &["http_api::ttl_in_whole_seconds_expires"]),
+        (
+            AppendsNewlineToValues,
+            &["http_api::put_then_get_returns_the_body_exactly"],
+        ),
+        (
+            ReadsBodiesAsText,
+            &["http_api::put_then_get_returns_the_body_exactly"],
+        ),
+        (
+            StoresBodiesCutShort,
+            &["http_api::a_body_cut_short_stores_nothing"],
+        ),
+        (
+            RefusesChunkedBodies,
+            &["http_api::a_chunked_body_is_stored_whole"],
+        ),
+        (
+            EmptyBodyDeletes,
+            &["http_api::an_empty_body_stores_an_empty_value"],
+        ),
+        (
+            TruncatesOversizeBodies,
+            &["http_api::a_value_over_the_declared_maximum_is_413"],
+        ),
+        (
+            PostStoresLikePut,
+            &["http_api::methods_outside_the_api_change_nothing"],
+        ),
+        (
+            HealthAnswersPlainText,
+            &["http_api::health_answers_json_with_healthy"],
+        ),
+        (
+            HealthLatencyInWholeSeconds,
+            &["http_api::health_latency_fits_in_the_round_trip"],
+        ),
+        (
+            TokenComparedByPrefix,
+            &["http_api::wrong_tokens_are_all_refused"],
+        ),
+        (
+            TruncatedTokenAccepted,
+            &["http_api::wrong_tokens_are_all_refused"],
+        ),
+        (
+            TokenComparedIgnoringCase,
+            &["http_api::wrong_tokens_are_all_refused"],
+        ),
+        (
+            DeleteNeedsNoToken,
+            &["http_api::every_method_needs_the_token"],
+        ),
+        (
+            HeadNeedsNoToken,
+            &["http_api::every_method_needs_the_token"],
+        ),
+        (
+            BearerSchemeCaseSensitive,
+            &["http_api::every_method_needs_the_token"],
+        ),
+    ]
+}
+
+/// `target` split into its path and its query (with the `?`, or empty).
+fn split_target(uri: &Uri) -> (String, String) {
+    let path = uri.path().to_owned();
+    let query = uri.query().map(|q| format!("?{q}")).unwrap_or_default();
+    (path, query)
+}
+
+/// The request sent on to `target` instead, or a 400 if that is no URI at all (as a
+/// front end that built a broken target would answer).
+fn retarget(mut request: Request, target: &str) -> Result<Request, EarlyAnswer> {
+    match target.parse::<Uri>() {
+        Ok(uri) => {
+            *request.uri_mut() = uri;
+            Ok(request)
+        }
+        Err(_) => Err((StatusCode::BAD_REQUEST, "")),
+    }
+}
+
+/// The key segment of `/cache/{key}` when the path has exactly one.
+fn key_segment(path: &str) -> Option<&str> {
+    path.strip_prefix("/cache/")
+        .filter(|key| !key.is_empty() && !key.contains('/'))
+}
+
+/// `path` with upper-case-only escapes: an escape written in lower-case hex is taken as
+/// the literal characters `%`, `x`, `y`.
+fn uppercase_escapes_only(path: &str) -> String {
+    let bytes = path.as_bytes();
+    let mut out = String::with_capacity(path.len());
+    for (i, c) in path.char_indices() {
+        let lowercase_escape = c == '%'
+            && bytes.get(i + 1..i + 3).is_some_and(|hex| {
+                hex.iter().all(u8::is_ascii_hexdigit) && hex.iter().any(u8::is_ascii_lowercase)
+            });
+        if lowercase_escape {
+            out.push_str("%25");
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// `path` with `.` and `..` segments removed (RFC 3986 §5.2.4), `%2E` read as a dot.
+fn without_dot_segments(path: &str) -> String {
+    let path = path.replace("%2E", ".").replace("%2e", ".");
+    let mut kept: Vec<&str> = Vec::new();
+    for segment in path.split('/') {
+        match segment {
+            "." => {}
+            ".." => {
+                if kept.len() > 1 {
+                    kept.pop();
+                }
+            }
+            other => kept.push(other),
+        }
+    }
+    kept.join("/")
+}
+
+/// The key segment decoded, changed by `change`, and escaped again.
+fn rewrite_key(path: &str, change: impl Fn(String) -> String) -> Option<String> {
+    let key = percent_decode_str(key_segment(path)?)
+        .decode_utf8()
+        .ok()?
+        .into_owned();
+    Some(format!(
+        "/cache/{}",
+        utf8_percent_encode(&change(key), KEY_SEGMENT)
+    ))
+}
+
+/// The key segment decoded once and sent on with its remaining escapes intact, for the
+/// server to decode again.
+fn decoded_once(path: &str) -> Option<String> {
+    let once = percent_decode_str(key_segment(path)?)
+        .decode_utf8()
+        .ok()?
+        .into_owned();
+    let mut out = String::from("/cache/");
+    for c in once.chars() {
+        if c == '%' || c.is_ascii_alphanumeric() || "-_.~".contains(c) {
+            out.push(c);
+        } else {
+            out.push_str(&utf8_percent_encode(&c.to_string(), KEY_SEGMENT).to_string());
+        }
+    }
+    Some(out)
+}
+
+/// The query with `ttl` changed by `change` (`None` drops it).
+fn rewrite_ttl(query: &str, change: impl Fn(&str) -> Option<String>) -> String {
+    let kept: Vec<String> = query
+        .trim_start_matches('?')
+        .split('&')
+        .filter(|pair| !pair.is_empty())
+        .filter_map(|pair| match pair.strip_prefix("ttl=") {
+            Some(value) => change(value).map(|value| format!("ttl={value}")),
+            None => Some(pair.to_owned()),
+        })
+        .collect();
+    if kept.is_empty() {
+        String::new()
+    } else {
+        format!("?{}", kept.join("&"))
+    }
+}
+
+/// The token a request presents, if it uses the bearer scheme in any case.
+fn presented_token(request: &Request) -> Option<String> {
+    let value = request
+        .headers()
+        .get(header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim().to_owned())
+}
+
+fn authorize(request: &mut Request) {
+    let bearer = HeaderValue::from_str(&format!("Bearer {TOKEN}"))
+        .expect("the test token is a valid header value");
+    request.headers_mut().insert(header::AUTHORIZATION, bearer);
+}
+
+/// The body's bytes up to the first error: what a front end that ignores a cut-short
+/// body would have.
+async fn bytes_until_error(body: Body) -> Vec<u8> {
+    let mut stream = body.into_data_stream();
+    let mut bytes = Vec::new();
+    while let Some(Ok(chunk)) = stream.next().await {
+        bytes.extend_from_slice(&chunk);
+    }
+    bytes
+}
+
+/// `request` with `body` in place of its own, its `Content-Length` made to match.
+fn with_body(request: Request, body: Vec<u8>) -> Request {
+    let (mut parts, _) = request.into_parts();
+    parts.headers.remove(header::TRANSFER_ENCODING);
+    parts
+        .headers
+        .insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+    Request::from_parts(parts, Body::from(body))
+}
+
+/// `response` with `body` in place of its own.
+fn answer_with_body(response: Response, body: Vec<u8>) -> Response {
+    let (mut parts, _) = response.into_parts();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, Body::from(body))
+}
+
+async fn response_bytes(response: Response) -> (Response, Vec<u8>) {
+    let (parts, body) = response.into_parts();
+    let bytes = bytes_until_error(body).await;
+    (Response::from_parts(parts, Body::empty()), bytes)
+}
+
+/// The flawed front end: changes the request on its way in, or the answer on its way out.
+async fn front_end(State(flaw): State<WireFlaw>, request: Request, next: Next) -> Response {
+    match rewrite_request(flaw, request).await {
+        Ok(request) => rewrite_response(flaw, &request_facts(&request), next.run(request)).await,
+        Err(answer) => answer.into_response(),
+    }
+}
+
+/// What the answer's flaws need to know of the request.
+struct RequestFacts {
+    method: Method,
+    path: String,
+}
+
+fn request_facts(request: &Request) -> RequestFacts {
+    RequestFacts {
+        method: request.method().clone(),
+        path: request.uri().path().to_owned(),
+    }
+}
+
+/// An answer the front end gives without asking the server: a status and a text body.
+type EarlyAnswer = (StatusCode, &'static str);
+
+async fn rewrite_request(flaw: WireFlaw, mut request: Request) -> Result<Request, EarlyAnswer> {
+    let (path, query) = split_target(request.uri());
+    let method = request.method().clone();
+    let changed_path = match flaw {
+        LiteralSlashJoinsTheKey => path
+            .strip_prefix("/cache/")
+            .filter(|key| key.contains('/'))
+            .map(|key| format!("/cache/{}", key.replace('/', "%2F"))),
+        DecodesEncodedSlash => Some(path.replace("%2F", "/").replace("%2f", "/")),
+        UppercaseEscapesOnly => Some(uppercase_escapes_only(&path)),
+        ResolvesDotSegments => Some(without_dot_segments(&path)),
+        PlusDecodedAsSpace => Some(path.replace('+', "%20")),
+        NormalizesKeysToNfc => rewrite_key(&path, |key| key.nfc().collect()),
+        DecodesPercentTwice => decoded_once(&path),
+        DecodesDelimitersBeforeSplitting => Some(
+            path.replace("%3F", "?")
+                .replace("%3f", "?")
+                .replace("%23", "#"),
+        ),
+        EmptyKeyIsAnIndex if path == "/cache/" => Some("/cache/index".to_owned()),
+        _ => None,
+    };
+    if let Some(changed) = changed_path {
+        request = retarget(request, &format!("{changed}{query}"))?;
+    }
+    let changed_query = match flaw {
+        LenientTtl => Some(rewrite_ttl(&query, |value| {
+            let seconds = value
+                .parse::<f64>()
+                .ok()
+                .filter(|s| s.is_finite() && *s > 0.0)?;
+            Some((seconds.ceil() as u64).to_string())
+        })),
+        ClampsTtlOverTheMaximum => Some(rewrite_ttl(&query, |value| {
+            Some(match value.parse::<u64>() {
+                Ok(seconds) => seconds.min(API_MAX_TTL_SECONDS).to_string(),
+                Err(_) => value.to_owned(),
+            })
+        })),
+        IgnoresTtl => Some(rewrite_ttl(&query, |_| None)),
+        _ => None,
+    };
+    if let Some(query) = changed_query {
+        let path = request.uri().path().to_owned();
+        request = retarget(request, &format!("{path}{query}"))?;
+    }
+    match flaw {
+        NoHeadRoute if method == Method::HEAD => return Err((StatusCode::METHOD_NOT_ALLOWED, "")),
+        RefusesChunkedBodies if request.headers().contains_key(header::TRANSFER_ENCODING) => {
+            return Err((StatusCode::LENGTH_REQUIRED, ""))
+        }
+        PostStoresLikePut if matches!(method, Method::POST | Method::PATCH) => {
+            *request.method_mut() = Method::PUT;
+        }
+        EmptyBodyDeletes
+            if method == Method::PUT
+                && request.headers().get(header::CONTENT_LENGTH)
+                    == Some(&HeaderValue::from_static("0")) =>
+        {
+            *request.method_mut() = Method::DELETE;
+        }
+        HealthAnswersPlainText if request.uri().path() == "/health" => {
+            return Err((StatusCode::OK, "OK"))
+        }
+        ReadsBodiesAsText if method == Method::PUT => {
+            let (parts, body) = request.into_parts();
+            let text = String::from_utf8_lossy(&bytes_until_error(body).await).into_owned();
+            request = with_body(Request::from_parts(parts, Body::empty()), text.into_bytes());
+        }
+        StoresBodiesCutShort if method == Method::PUT => {
+            let (parts, body) = request.into_parts();
+            let bytes = bytes_until_error(body).await;
+            request = with_body(Request::from_parts(parts, Body::empty()), bytes);
+        }
+        TruncatesOversizeBodies if method == Method::PUT => {
+            let (parts, body) = request.into_parts();
+            let mut bytes = bytes_until_error(body).await;
+            bytes.truncate(MAX_BODY_BYTES);
+            request = with_body(Request::from_parts(parts, Body::empty()), bytes);
+        }
+        TokenComparedByPrefix
+            if presented_token(&request).is_some_and(|token| token.starts_with(TOKEN)) =>
+        {
+            authorize(&mut request);
+        }
+        TruncatedTokenAccepted
+            if presented_token(&request)
+                .is_some_and(|token| !token.is_empty() && TOKEN.starts_with(&token)) =>
+        {
+            authorize(&mut request);
+        }
+        TokenComparedIgnoringCase
+            if presented_token(&request).is_some_and(|token| token.eq_ignore_ascii_case(TOKEN)) =>
+        {
+            authorize(&mut request);
+        }
+        DeleteNeedsNoToken if method == Method::DELETE => authorize(&mut request),
+        HeadNeedsNoToken if method == Method::HEAD => authorize(&mut request),
+        BearerSchemeCaseSensitive => {
+            let capitalised = request
+                .headers()
+                .get(header::AUTHORIZATION)
+                .is_some_and(|value| value.as_bytes().starts_with(b"Bearer "));
+            if !capitalised {
+                request.headers_mut().remove(header::AUTHORIZATION);
+            }
+        }
+        _ => {}
+    }
+    Ok(request)
+}
+
+async fn rewrite_response(
+    flaw: WireFlaw,
+    request: &RequestFacts,
+    response: impl std::future::Future<Output = Response>,
+) -> Response {
+    let mut response = response.await;
+    let status = response.status();
+    match flaw {
+        MissingKeyAnswers200
+            if request.method == Method::GET && status == StatusCode::NOT_FOUND =>
+        {
+            StatusCode::OK.into_response()
+        }
+        DeleteAlwaysAnswers204
+            if request.method == Method::DELETE && status == StatusCode::NOT_FOUND =>
+        {
+            StatusCode::NO_CONTENT.into_response()
+        }
+        EmptyBodyDeletes if request.method == Method::DELETE => {
+            StatusCode::NO_CONTENT.into_response()
+        }
+        OversizeAnswers400 if status == StatusCode::PAYLOAD_TOO_LARGE => {
+            *response.status_mut() = StatusCode::BAD_REQUEST;
+            response
+        }
+        AppendsNewlineToValues if request.method == Method::GET && status == StatusCode::OK => {
+            let (response, mut body) = response_bytes(response).await;
+            body.push(b'\n');
+            answer_with_body(response, body)
+        }
+        HealthLatencyInWholeSeconds if request.path == "/health" => {
+            let (response, body) = response_bytes(response).await;
+            let Ok(mut json) = serde_json::from_slice::<serde_json::Value>(&body) else {
+                return answer_with_body(response, body);
+            };
+            if let Some(latency) = json.get_mut("latency_ms") {
+                let ms = latency.as_f64().unwrap_or_default();
+                *latency = serde_json::json!((ms / 1000.0).ceil() * 1000.0);
+            }
+            answer_with_body(response, json.to_string().into_bytes())
+        }
+        _ => response,
+    }
+}
+
+/// Our server, behind the front end with `flaw`, on its own runtime; the base URL.
+fn serve(flaw: WireFlaw) -> (tokio::runtime::Runtime, String) {
+    let runtime = tokio::runtime::Runtime::new().expect("a runtime");
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .expect("bind loopback");
+    let address = listener.local_addr().expect("address");
+    let config = ServerConfig {
+        token: Some(TOKEN.to_owned()),
+        max_body_bytes: MAX_BODY_BYTES,
+        ..ServerConfig::default()
+    };
+    let api = cachekit_server::router(Arc::new(MemoryBackend::new()), &config)
+        .expect("a valid configuration");
+    // Around the whole router, not inside it (`Router::layer`), so that a rewritten path
+    // or method is routed anew, as behind a proxy.
+    let app = middleware::from_fn_with_state(flaw, front_end).layer(api);
+    runtime.spawn(async move {
+        axum::serve(listener, ServiceExt::<Request>::into_make_service(app)).await
+    });
+    (runtime, format!("http://{address}"))
+}
+
+fn run(flaw: WireFlaw) -> Report {
+    let (_runtime, base_url) = serve(flaw);
+    let declared = Capabilities::new("http-api").with_max_value_bytes(MAX_BODY_BYTES);
+    let suite = Suite::http_api_declaring(
+        format!("{flaw:?}"),
+        &base_url,
+        Some(TOKEN.to_owned()),
+        declared,
+    );
+    run_suite(&suite, &RunOptions::default())
+}
+
+#[test]
+fn the_faithful_front_end_passes_every_api_case() {
+    let report = run(Faithful);
+    assert!(report.passed(), "{report}");
+    let (passed, _, _) = report.counts(None);
+    // Every case but the four connection-timeout ones, which need declared timeouts.
+    assert_eq!(passed, 24, "{report}");
+}
+
+#[test]
+fn every_wire_flaw_is_failed_by_the_cases_that_own_its_rule() {
+    let expectations = expectations();
+    assert!(
+        expectations.len() >= 30,
+        "{} wire flaws",
+        expectations.len()
+    );
+    // A few flaws run side by side: each has its own server and its own keys.
+    let mut outcomes = Vec::new();
+    for batch in expectations.chunks(FLAWS_AT_ONCE) {
+        std::thread::scope(|scope| {
+            let running: Vec<_> = batch
+                .iter()
+                .map(|&(flaw, owners)| {
+                    scope.spawn(move || {
+                        let report = run(flaw);
+                        let failed: Vec<String> = report.failures().map(|c| c.case.id()).collect();
+                        (flaw, owners, failed, report.to_string())
+                    })
+                })
+                .collect();
+            outcomes.extend(
+                running
+                    .into_iter()
+                    .map(|handle| handle.join().expect("a flaw's run panicked")),
+            );
+        });
+    }
+    let mut missed = Vec::new();
+    for (flaw, owners, failed, report) in &outcomes {
+        for owner in owners.iter() {
+            if !failed.iter().any(|id| id == owner) {
+                missed.push(format!("{flaw:?} passed {owner}\n{report}"));
+            }
+        }
+    }
+    assert!(missed.is_empty(), "{}", missed.join("\n"));
+}
+
+#[rstest]
+#[case::lowercase_escape_taken_literally(
+    uppercase_escapes_only("/cache/a%2fb%2Fc"),
+    "/cache/a%252fb%2Fc"
+)]
+#[case::parent_segment(without_dot_segments("/cache/x/../k"), "/cache/k")]
+#[case::escaped_parent_segment(without_dot_segments("/cache/x/%2E%2E/k"), "/cache/k")]
+#[case::current_segment(without_dot_segments("/cache/./k"), "/cache/k")]
+#[case::percent_decoded_once(decoded_once("/cache/e%2541").unwrap_or_default(), "/cache/e%41")]
+#[case::nfc(rewrite_key("/cache/e%CC%81", |key| key.nfc().collect()).unwrap_or_default(), "/cache/%C3%A9")]
+#[case::ttl_kept(rewrite_ttl("?ttl=1.5", |v| Some(v.to_owned())), "?ttl=1.5")]
+#[case::ttl_dropped(rewrite_ttl("?ttl=1&x=2", |_| None), "?x=2")]
+fn a_flaw_rewrites_targets_as_described(#[case] rewritten: String, #[case] expected: &str) {
+    assert_eq!(rewritten, expected);
+}
