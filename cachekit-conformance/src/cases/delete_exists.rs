@@ -1,5 +1,7 @@
 //! What delete and exists return.
 
+use std::time::Duration;
+
 use crate::{CaseResult, Ctx};
 
 /// exists of a key never set is false.
@@ -37,7 +39,7 @@ pub async fn delete_of_existing_key_returns_true(ctx: Ctx) -> CaseResult {
 pub async fn a_delete_after_an_idle_hour_answers_truly(ctx: Ctx) -> CaseResult {
     let key = ctx.key("k");
     ctx.set(&key, b"v", None).await?;
-    let hour = std::time::Duration::from_secs(3600);
+    let hour = Duration::from_secs(3600);
     tokio::time::sleep(hour).await;
     ctx.expect_delete("delete of a stored key after an idle hour", &key, true)
         .await?;

@@ -239,7 +239,7 @@ fn listed_cases() -> Vec<Case> {
         case!(values::value_at_max_size_roundtrips, "a value of exactly the declared maximum size works", needs: [MaxValueBytes]),
         case!(values::value_over_max_size_is_value_too_large, "a value over the declared maximum, compressible or not, with or without a ttl, fails with ValueTooLarge and stores nothing", needs: [MaxValueBytes]),
         case!(values::value_just_under_max_size_roundtrips, "a value one byte under the declared maximum works", needs: [MaxValueBytes]),
-        case!(values::a_large_value_occupies_only_its_own_key, "a large value lives under its own key only: no chunk-named keys beside it, and writes to such names leave it whole"),
+        case!(values::a_large_value_occupies_only_its_own_key, "a large value lives under its own key only: no chunk-named keys beside it, and writes to such names leave it whole", needs: [NoEviction]),
         case!(values::compressible_value_roundtrips, "highly compressible values (all zeros, a repeated pattern, whole 4 KiB blocks of zeros) read back exactly"),
         case!(values::incompressible_value_roundtrips, "an incompressible value reads back exactly"),
         case!(
@@ -282,7 +282,7 @@ fn listed_cases() -> Vec<Case> {
         case!(ttl::rejected_set_leaves_the_ttl_alone, "a rejected set leaves the entry's ttl as it was", needs: [Ttl], timing: WaitsForExpiry),
         case!(ttl::entry_without_ttl_survives_thirty_days, "an entry without ttl is still there thirty days later", needs: [VirtualClock], timing: WaitsForExpiry),
         case!(ttl::an_expired_entry_stays_expired_for_a_hundred_days, "an expired entry is still gone past 2^31 and 2^32 ms (24.9 and 49.7 days) and at 100 days, and an entry without ttl still there", needs: [Ttl, VirtualClock], timing: WaitsForExpiry),
-        case!(ttl::ttls_of_minutes_and_hours_set_at_an_odd_moment_are_not_cut_short, "ttls of 100 s, 10 min and 1 h set off any whole minute hold until just before they end, and then end", needs: [Ttl, VirtualClock], timing: WaitsForExpiry),
+        case!(ttl::ttls_of_minutes_and_hours_set_at_an_odd_moment_are_not_cut_short, "ttls of 100 s, 10 min and 1 h (or the maximum, if shorter) set off any whole minute hold until just before they end, and then end", needs: [Ttl, VirtualClock], timing: WaitsForExpiry),
         case!(ttl::one_day_ttl_lasts_exactly_a_day, "a one-day ttl holds for the whole day and ends with it", needs: [VirtualClock], timing: WaitsForExpiry),
         case!(ttl::maximum_ttl_lasts_until_its_end, "the maximum ttl holds until its last moment and then ends", needs: [VirtualClock], timing: WaitsForExpiry),
         case!(ttl::maximum_ttl_with_a_fraction_is_not_truncated, "a ttl just under the maximum keeps its fractional second", needs: [VirtualClock], timing: WaitsForExpiry),
@@ -302,7 +302,7 @@ fn listed_cases() -> Vec<Case> {
             "get, exists and delete agree about empty values after every step"
         ),
         case!(consistency::operations_agree_across_expiry, "get, exists and delete agree before and after expiry", needs: [Ttl], timing: WaitsForExpiry),
-        case!(scale::eleven_hundred_entries_with_a_ttl_all_expire, "1100 entries with a ttl all expire", needs: [Ttl], timing: WaitsForExpiry),
+        case!(scale::eleven_hundred_entries_with_a_ttl_all_expire, "1100 entries with a ttl all expire (and, on virtual time without eviction, are all there first)", needs: [Ttl], timing: WaitsForExpiry),
         case!(scale::a_thousand_keys_keep_their_own_values, "a thousand keys each keep their own value", needs: [NoEviction], timing: Parallel),
         case!(scale::large_values_adding_up_to_12_mib_are_all_kept, "large values adding up to 12 MiB are all kept where no eviction is declared", needs: [NoEviction], timing: Parallel),
         case!(scale::deleting_half_of_many_keys_leaves_the_rest, "deleting half of 400 keys leaves the other half", needs: [NoEviction], timing: Parallel),

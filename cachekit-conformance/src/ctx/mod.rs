@@ -129,9 +129,11 @@ impl Ctx {
     /// that is shorter), for cases that must also try a set with a ttl; `None` without ttl
     /// support.
     pub fn valid_ttl(&self) -> Option<Duration> {
+        // Not rounded up to the precision: that could pass a maximum that is no multiple
+        // of it; the store rounds.
         self.caps
             .ttl
-            .map(|ttl| ttl.round_up(Duration::from_secs(3600).min(ttl.max)))
+            .map(|ttl| Duration::from_secs(3600).min(ttl.max))
     }
 
     /// `len`, or the declared maximum value size if that is smaller: a case that needs a
