@@ -499,6 +499,61 @@ enum Flaw {
     /// A namespacing client that does not prefix a key that already starts with its
     /// namespace (`flawed:`), to avoid double prefixes: `flawed:x` and `x` are one key.
     NamespaceNotDoubled,
+    // ---- probe four: error handling, cancellation, concurrency, capabilities, instances ----
+    /// A key index kept beside the values (a Redis ZSET of key -> deadline, as tag-aware
+    /// caches keep): `exists` is `ZSCORE`, delete is `DEL` then a guarded `ZREM` (skipped if
+    /// a racing set re-created the key) without MULTI. A delete future dropped between the
+    /// two leaves the index entry: `exists` stays true while `get` is None, until the key is
+    /// written again.
+    DroppedDeleteLeavesIndexEntry,
+    /// A set with a ttl as `SET` then a guarded `PEXPIRE` (a Lua "expire if still mine"),
+    /// two round trips: a set future dropped between them leaves the entry persistent.
+    DroppedSetWithTtlNeverExpires,
+    /// The write is on the wire before the future is dropped (a multiplexed connection with
+    /// a deep pipeline): the server applies it 20 ms later, over the caller's next set.
+    DroppedSetLandsAfterTheNextSet,
+    /// The classic non-atomic `SET` then `EXPIRE` (no `SET .. PX`): a plain set by another
+    /// client between the two gets the first set's ttl and expires.
+    ExpireLandsOnConcurrentPlainSet,
+    /// `exists` answered from a key index that a set updates in a second step after the
+    /// value (`SET`, then `ZADD` of the index): a reader between them sees the value with
+    /// `get` and no entry with `exists`.
+    ExistsIndexUpdatedAfterValue,
+    /// A slab store that updates an item's length header, then (after a yield) its payload,
+    /// without a seqlock: a read between them of an overwrite with another length sees the
+    /// old bytes cut or zero-padded to the new length.
+    LengthHeaderBeforePayload,
+    /// A SQL store whose expiring entries also get a row in an `expiries` table with a
+    /// `VARCHAR(250)` key column (the values table allows the declared 256): a set with a
+    /// ttl of a key over 250 bytes fails with InvalidKey.
+    TtlPathKeyLimitLower,
+    /// Expiring entries go to a memcached tier with its default 1 MiB item size, persistent
+    /// ones to disk (2 MiB declared): a set with a ttl of a value over 1 MiB is refused.
+    TtlPathValueLimitLower,
+    /// `maxmemory 8mb` with `volatile-lru`: once the store holds over 8 MiB, entries with a
+    /// ttl are evicted oldest first (entries without one never), while `may_evict` is false.
+    EvictsTtlEntriesOverByteBudget,
+    /// DynamoDB before 2020 refused empty binary attributes: the ttl path writes the item
+    /// without its `value` attribute, and the reader takes a missing attribute for a miss
+    /// (exists, which only looks at the item, says true).
+    EmptyValueWithTtlReadsAsMiss,
+    /// Deadlines stored as the writer's monotonic clock (process uptime, `CLOCK_MONOTONIC`)
+    /// in a shared store: another instance, booted at another time, judges them against its
+    /// own uptime, so an entry lives longer or shorter depending on who reads it.
+    MonotonicDeadlinesAcrossInstances,
+    /// A per-instance Bloom filter of the keys this instance has written, consulted by
+    /// `exists` to skip the round trip: a key another instance wrote does not exist for it.
+    LocalBloomFilterGatesExists,
+    /// Cassandra last-write-wins with millisecond timestamps: two writes of one key in the
+    /// same millisecond tie, and on a tie the greater value wins, not the later write.
+    SameTimestampKeepsGreaterValue,
+    /// Values over 1 MiB are stored in chunks whose deletion runs past the client's per-call
+    /// deadline: the delete is reported as Timeout although it completes.
+    LargeDeleteReportsTimeoutButLands,
+    /// `SET` and then `PEXPIRE` (or `PERSIST`) pipelined without MULTI: when the server
+    /// refuses the `SET` for size, the second command still runs on the old entry, so a
+    /// refused overwrite changes the old entry's ttl.
+    TooLargeOverwriteStillAppliesItsTtl,
 }
 
 #[derive(Debug, Clone)]
@@ -563,6 +618,8 @@ struct State {
     zombies: Vec<(Instant, String, Entry)>,
     /// Expired keys the sweeper has queued for a later delete.
     swept: HashSet<String>,
+    /// The key index of the index flaws: key -> deadline.
+    key_index: HashMap<String, Option<Instant>>,
 }
 
 /// What a set still has to do after yielding, for the flaws that split a write in two.
@@ -590,6 +647,25 @@ struct Flawed {
     breaker_open_until: Mutex<Option<Instant>>,
     /// When this instance's pooled connection was last used.
     last_used: Mutex<Option<Instant>>,
+    /// How long before `created` this instance's process booted (monotonic-clock flaw).
+    boot_offset: Duration,
+    /// The keys this instance wrote (Bloom-filter flaw).
+    bloom: Mutex<HashSet<String>>,
+}
+
+/// A write already on the wire: if the caller drops the future before the answer, the
+/// server still applies it, late.
+struct LandsIfDropped {
+    state: Arc<Mutex<State>>,
+    effect: Option<(Instant, Later)>,
+}
+
+impl Drop for LandsIfDropped {
+    fn drop(&mut self) {
+        if let Some(effect) = self.effect.take() {
+            self.state.lock().later.push(effect);
+        }
+    }
 }
 
 fn fnv(text: &str) -> u64 {
@@ -700,6 +776,8 @@ impl Flawed {
             errors_in_a_row: AtomicUsize::new(0),
             breaker_open_until: Mutex::new(None),
             last_used: Mutex::new(None),
+            boot_offset: Duration::ZERO,
+            bloom: Mutex::new(HashSet::new()),
         }
     }
 
@@ -1153,6 +1231,8 @@ impl Flawed {
         }
         let judged_at = if self.flaw == Flaw::ExpiryChecksACoarseClock {
             self.created + Duration::from_secs((now - self.created).as_secs())
+        } else if self.flaw == Flaw::MonotonicDeadlinesAcrossInstances {
+            now + self.boot_offset
         } else {
             now
         };
@@ -1211,6 +1291,16 @@ impl Flawed {
         }
         let key = self.key(key)?;
         let now = Instant::now();
+        if self.flaw == TtlPathKeyLimitLower && ttl.is_some() && key.len() > 250 {
+            return Err(BackendError::invalid_key(
+                "Data too long for column 'cache_key' at row 1 (expiries)",
+            ));
+        }
+        if self.flaw == TtlPathValueLimitLower && ttl.is_some() && value.len() > 1024 * 1024 {
+            return Err(BackendError::value_too_large(
+                "SERVER_ERROR object too large for cache",
+            ));
+        }
         if self.flaw == KeysAreFilePaths {
             let state = self.state.lock();
             let file_in_the_way = state
@@ -1256,6 +1346,13 @@ impl Flawed {
                 TooLargeOverwriteDeletesTheOld => {
                     state.entries.remove(&key);
                 }
+                TooLargeOverwriteStillAppliesItsTtl => {
+                    // The pipelined EXPIRE/PERSIST after the refused SET still runs.
+                    if let Some(entry) = state.entries.get_mut(&key) {
+                        entry.expires_at = ttl.map(|ttl| now + ttl);
+                        entry.ttl = ttl;
+                    }
+                }
                 _ => {}
             }
             return Err(err);
@@ -1295,6 +1392,44 @@ impl Flawed {
                 .push((now + LATER, Later::Put(key, entry)));
             return Ok(());
         }
+        let expires_at = if self.flaw == MonotonicDeadlinesAcrossInstances {
+            expires_at.map(|at| at + self.boot_offset)
+        } else {
+            expires_at
+        };
+        if self.flaw == LocalBloomFilterGatesExists {
+            self.bloom.lock().insert(key.clone());
+        }
+        if self.flaw == DroppedSetLandsAfterTheNextSet {
+            let entry = self.entry(value.clone(), ttl, expires_at, now);
+            let mut on_the_wire = LandsIfDropped {
+                state: self.state.clone(),
+                effect: Some((
+                    now + Duration::from_millis(20),
+                    Later::Put(key.clone(), entry),
+                )),
+            };
+            tokio::task::yield_now().await;
+            on_the_wire.effect = None;
+        }
+        if matches!(
+            self.flaw,
+            DroppedSetWithTtlNeverExpires | ExpireLandsOnConcurrentPlainSet
+        ) && ttl.is_some()
+        {
+            // SET without ttl, then PEXPIRE in a second round trip.
+            let _ = self.write(key.clone(), value.clone(), None, None, now);
+            tokio::task::yield_now().await;
+            let mut state = self.state.lock();
+            if let Some(entry) = state.entries.get_mut(&key) {
+                if self.flaw == ExpireLandsOnConcurrentPlainSet || entry.value == value {
+                    entry.expires_at = expires_at;
+                    entry.ttl = ttl;
+                }
+            }
+            return Ok(());
+        }
+        let written_key = key.clone();
         match self.write(key, value, ttl, expires_at, now) {
             Pending::Done => {}
             Pending::SecondHalf(key, entry) => {
@@ -1306,6 +1441,16 @@ impl Flawed {
                 copy.insert(key, entry);
                 self.state.lock().entries = copy;
             }
+        }
+        match self.flaw {
+            DroppedDeleteLeavesIndexEntry => {
+                self.state.lock().key_index.insert(written_key, expires_at);
+            }
+            ExistsIndexUpdatedAfterValue => {
+                tokio::task::yield_now().await;
+                self.state.lock().key_index.insert(written_key, expires_at);
+            }
+            _ => {}
         }
         Ok(())
     }
@@ -1323,6 +1468,7 @@ impl Flawed {
         let mut state = self.state.lock();
         self.catch_up(&mut state);
         let previous = state.entries.get(&key).cloned();
+        let previous_value = previous.as_ref().map(|p| p.value.clone());
         if self.flaw == SetAfterDeleteIgnored && state.tombstones.contains(&key) {
             return Pending::Done;
         }
@@ -1332,6 +1478,12 @@ impl Flawed {
                 VersionCounterWraps => previous.writes >= 127,
                 SkipsIdenticalOverwriteKeepingTtl => {
                     previous.is_live(now) && previous.value == value
+                }
+                SameTimestampKeepsGreaterValue => {
+                    let millis = |at: Instant| (at - self.created).as_millis();
+                    previous.is_live(now)
+                        && millis(previous.written_at) == millis(now)
+                        && previous.value > value
                 }
                 _ => false,
             };
@@ -1482,6 +1634,32 @@ impl Flawed {
                 }
             }
         }
+        if self.flaw == EvictsTtlEntriesOverByteBudget {
+            loop {
+                let total: usize = state
+                    .entries
+                    .iter()
+                    .filter(|(stored, _)| **stored != key)
+                    .map(|(_, entry)| entry.value.len())
+                    .sum::<usize>()
+                    + value.len();
+                if total <= 8 << 20 {
+                    break;
+                }
+                let victim = state
+                    .entries
+                    .iter()
+                    .filter(|(stored, entry)| **stored != key && entry.expires_at.is_some())
+                    .min_by_key(|(stored, entry)| (entry.written_at, *stored))
+                    .map(|(stored, _)| stored.clone());
+                match victim {
+                    Some(victim) => {
+                        state.entries.remove(&victim);
+                    }
+                    None => break,
+                }
+            }
+        }
         state.ever_stored.insert(key.clone());
         state.index.insert(key.clone());
         match self.flaw {
@@ -1492,6 +1670,18 @@ impl Flawed {
                 Pending::SecondHalf(key, entry)
             }
             LostUpdatesUnderConcurrency => Pending::StaleCopy(state.entries.clone(), key, entry),
+            LengthHeaderBeforePayload
+                if previous_value
+                    .as_ref()
+                    .is_some_and(|old| old.len() != value.len()) =>
+            {
+                let mut torn = entry.clone();
+                let mut bytes = previous_value.map(|old| old.to_vec()).unwrap_or_default();
+                bytes.resize(value.len(), 0);
+                torn.value = Bytes::from(bytes);
+                state.entries.insert(key.clone(), torn);
+                Pending::SecondHalf(key, entry)
+            }
             _ => {
                 self.replicate(&mut state, now, Later::Put(key.clone(), entry.clone()));
                 self.remember(&key, Some(entry.clone()));
@@ -1526,6 +1716,23 @@ impl Flawed {
             self.key(key)?
         };
         let now = Instant::now();
+        if self.flaw == DroppedDeleteLeavesIndexEntry {
+            let existed = {
+                let mut state = self.state.lock();
+                self.catch_up(&mut state);
+                let live = self.live(&mut state, &key, false);
+                let removed = state.entries.remove(&key);
+                live.is_some() && removed.is_some()
+            };
+            // DEL answered; ZREM is the next round trip, guarded so that a set racing in
+            // between keeps its index entry.
+            tokio::task::yield_now().await;
+            let mut state = self.state.lock();
+            if !state.entries.contains_key(&key) {
+                state.key_index.remove(&key);
+            }
+            return Ok(existed);
+        }
         if self.flaw == CheckThenDeleteRace {
             let live = {
                 let mut state = self.state.lock();
@@ -1547,6 +1754,19 @@ impl Flawed {
             return Ok(false);
         }
         let removed = state.entries.remove(&key);
+        if self.flaw == ExistsIndexUpdatedAfterValue {
+            state.key_index.remove(&key);
+        }
+        if self.flaw == LargeDeleteReportsTimeoutButLands
+            && removed
+                .as_ref()
+                .is_some_and(|entry| entry.value.len() > 1024 * 1024)
+        {
+            return Err(BackendError::new(
+                ErrorKind::Timeout,
+                "deadline of 1s exceeded deleting chunks",
+            ));
+        }
         if self.flaw == DeletesByPrefix {
             state.entries.retain(|stored, _| !stored.starts_with(&key));
         }
@@ -1668,6 +1888,15 @@ impl Flawed {
         let got = self
             .live(&mut state, &key, refresh)
             .map(|entry| entry.value);
+        if self.flaw == Flaw::EmptyValueWithTtlReadsAsMiss
+            && got.as_ref().is_some_and(|value| value.is_empty())
+            && state
+                .entries
+                .get(&key)
+                .is_some_and(|entry| entry.ttl.is_some())
+        {
+            return Ok(None);
+        }
         if self.flaw == Flaw::GetGivesPersistentEntriesADefaultTtl && got.is_some() {
             if let Some(entry) = state.entries.get_mut(&key) {
                 if entry.ttl.is_none() {
@@ -1735,7 +1964,17 @@ impl Flawed {
             return Ok(true);
         }
         let key = self.case_folded(&state, key);
+        if self.flaw == LocalBloomFilterGatesExists && !self.bloom.lock().contains(&key) {
+            return Ok(false);
+        }
         Ok(match self.flaw {
+            DroppedDeleteLeavesIndexEntry | ExistsIndexUpdatedAfterValue => {
+                let now = Instant::now();
+                state
+                    .key_index
+                    .get(&key)
+                    .is_some_and(|deadline| deadline.is_none_or(|at| now < at))
+            }
             ExistsAlwaysTrue => true,
             ExistsIgnoresExpiry => state.entries.contains_key(&key),
             ExistsIgnoresExpiryAfterOverwrite => {
@@ -2048,7 +2287,10 @@ impl Backend for Flawed {
             .with_clock(Clock::Tokio)
             .with_shared_across_instances(matches!(
                 self.flaw,
-                Flaw::NearCacheWithoutInvalidation | Flaw::DeclaresSharedButInstancesArePrivate
+                Flaw::NearCacheWithoutInvalidation
+                    | Flaw::DeclaresSharedButInstancesArePrivate
+                    | Flaw::MonotonicDeadlinesAcrossInstances
+                    | Flaw::LocalBloomFilterGatesExists
             ))
             .with_consistency(self.declared.unwrap_or_default())
     }
@@ -2126,11 +2368,22 @@ fn run_filtered(flaw: Flaw, seed: u64, filter: Option<&str>) -> Report {
     // (each case's keys are its own). Every other flaw's store is private to one case, as
     // its deferred effects are timed on that case's own (paused) clock.
     let shared = Arc::new(Mutex::new(State::default()));
+    let booted = Arc::new(AtomicUsize::new(0));
     let suite = Suite::new(format!("{flaw:?}"), move || {
         let shared = shared.clone();
+        let booted = booted.clone();
         async move {
-            if flaw == Flaw::NearCacheWithoutInvalidation {
+            if flaw == Flaw::NearCacheWithoutInvalidation
+                || flaw == Flaw::LocalBloomFilterGatesExists
+            {
                 Flawed::sharing(flaw, shared)
+            } else if flaw == Flaw::MonotonicDeadlinesAcrossInstances {
+                // Each process booted at another moment: 0, 1.5, 3 or 4.5 s before.
+                let n = booted.fetch_add(1, Ordering::Relaxed) % 4;
+                Flawed {
+                    boot_offset: Duration::from_millis(1500) * n as u32,
+                    ..Flawed::sharing(flaw, shared)
+                }
             } else {
                 Flawed::new(flaw)
             }
@@ -3006,6 +3259,66 @@ fn expectations() -> Vec<(Flaw, &'static [&'static str])> {
         (
             DeclaresSharedButInstancesArePrivate,
             &["histories::concurrent_operations_are_linearizable"],
+        ),
+        (
+            DroppedDeleteLeavesIndexEntry,
+            &["cancel::aborted_operations_leave_backend_usable"],
+        ),
+        (
+            DroppedSetWithTtlNeverExpires,
+            &["cancel::dropped_set_leaves_old_or_new_value"],
+        ),
+        (
+            DroppedSetLandsAfterTheNextSet,
+            &["cancel::dropped_set_leaves_old_or_new_value"],
+        ),
+        (
+            ExpireLandsOnConcurrentPlainSet,
+            &["concurrency::racing_sets_with_and_without_a_ttl_leave_one_whole"],
+        ),
+        (
+            ExistsIndexUpdatedAfterValue,
+            &["concurrency::racing_sets_with_and_without_a_ttl_leave_one_whole"],
+        ),
+        (
+            LengthHeaderBeforePayload,
+            &["concurrency::readers_never_see_unwritten_values"],
+        ),
+        (
+            TtlPathKeyLimitLower,
+            &["keys::key_at_max_length_roundtrips"],
+        ),
+        (
+            TtlPathValueLimitLower,
+            &["values::value_at_max_size_roundtrips"],
+        ),
+        (
+            EvictsTtlEntriesOverByteBudget,
+            &["scale::large_values_adding_up_to_12_mib_are_all_kept"],
+        ),
+        (
+            EmptyValueWithTtlReadsAsMiss,
+            &["values::empty_value_is_some_empty"],
+        ),
+        (
+            MonotonicDeadlinesAcrossInstances,
+            &["histories::concurrent_operations_with_expiry_are_linearizable"],
+        ),
+        (
+            LocalBloomFilterGatesExists,
+            &["histories::concurrent_operations_are_linearizable"],
+        ),
+        (
+            SameTimestampKeepsGreaterValue,
+            &["crud::same_length_overwrite_replaces_the_value"],
+        ),
+        (
+            LargeDeleteReportsTimeoutButLands,
+            &["values::value_at_max_size_roundtrips"],
+        ),
+        (
+            TooLargeOverwriteStillAppliesItsTtl,
+            &["ttl::rejected_set_leaves_the_ttl_alone"],
         ),
         (
             BackendTypeVariesByNode,

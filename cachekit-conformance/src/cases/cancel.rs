@@ -61,7 +61,83 @@ pub async fn dropped_set_leaves_old_or_new_value(ctx: Ctx) -> CaseResult {
         expect_one_of(&check, &key, got.as_deref(), &[Some(&old), Some(&new)])?;
         a_later_set_wins(&ctx, &key, &new).await?;
     }
+    // Looked at again once time has passed: a dropped write still queued behind the
+    // connection must not land over the later sets.
+    ctx.pause().await;
+    for round in 0..ROUNDS {
+        let key = ctx.key(&format!("k{round}"));
+        let got = ctx.get(&key).await?;
+        expect_one_of(
+            "get, a pause later, of a key set after a dropped set",
+            &key,
+            got.as_deref(),
+            &[Some(b"after")],
+        )?;
+    }
+    dropped_sets_with_a_ttl_leave_old_or_expiring_new(&ctx, &old, &new).await
+}
+
+/// A dropped set with a ttl leaves the old entry or the new one with its ttl, never the
+/// new value without it (a SET and an "expire if still mine" sent as two steps).
+async fn dropped_sets_with_a_ttl_leave_old_or_expiring_new(
+    ctx: &Ctx,
+    old: &[u8],
+    new: &[u8],
+) -> CaseResult {
+    if ctx.caps.ttl.is_none() {
+        return Ok(());
+    }
+    let window = ctx.ttl_window();
+    let keys: Vec<String> = (0..4).map(|i| ctx.key(&format!("ttl-{i}"))).collect();
+    for (polls, key) in keys.iter().enumerate() {
+        ctx.set(key, old, None).await?;
+        let pending = ctx
+            .backend
+            .set(key, Bytes::copy_from_slice(new), Some(window.ttl));
+        drop_after(pending, polls).await;
+    }
+    let dropped = tokio::time::Instant::now();
+    settle(ctx).await;
+    ctx.sleep_until(dropped, window.absent_by).await;
+    for (polls, key) in keys.iter().enumerate() {
+        let mut got = ctx.get(key).await?;
+        // A request already sent may have landed late, its ttl counting from then: one
+        // more window for it to run out.
+        if got.as_deref() == Some(new) && ctx.caps.clock != Clock::Tokio {
+            ctx.sleep_until(tokio::time::Instant::now(), window.absent_by)
+                .await;
+            got = ctx.get(key).await?;
+        }
+        let check = format!(
+            "get, past its ttl, of a key whose set with ttl {:?} was dropped after {polls} polls",
+            window.ttl
+        );
+        expect_one_of(&check, key, got.as_deref(), &[Some(old), None])?;
+    }
     Ok(())
+}
+
+/// What `key` holds once get and exists agree about it. A store with requests in flight
+/// may apply a dropped one between the two reads: there they get further rounds until
+/// [`LANDING_BOUND`]; an in-process store has nothing in flight, and disagreeing once fails.
+async fn get_and_exists_agree(ctx: &Ctx, when: &str, key: &str) -> Result<Option<Bytes>, Failure> {
+    let give_up = tokio::time::Instant::now() + LANDING_BOUND;
+    loop {
+        let got = ctx.get(key).await?;
+        let exists = ctx.exists(key).await?;
+        if exists == got.is_some() {
+            return Ok(got);
+        }
+        if ctx.caps.clock == Clock::Tokio || tokio::time::Instant::now() >= give_up {
+            return Err(Failure::new(format!("exists {when}, agreeing with get"))
+                .operation(Operation::Exists)
+                .key(key)
+                .expected(Answer::Bool(got.is_some()))
+                .got(Answer::Bool(exists))
+                .note(format!("get -> {}", preview_option(got.as_deref()))));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// A set made after a dropped set of `dropped` is what `key` holds. A store with requests
@@ -132,6 +208,20 @@ pub async fn aborted_operations_leave_backend_usable(ctx: Ctx) -> CaseResult {
             &key,
             got.as_deref(),
             &allowed,
+        )?;
+        // Half a delete must not leave exists and get telling different stories.
+        get_and_exists_agree(&ctx, "after an aborted delete", &key).await?;
+
+        // A delete future dropped after a few polls, not only an aborted task.
+        ctx.set(&key, b"old", None).await?;
+        drop_after(ctx.backend.delete(&key), round % 4).await;
+        settle(&ctx).await;
+        let got = get_and_exists_agree(&ctx, "after a dropped delete", &key).await?;
+        expect_one_of(
+            "get after a dropped delete",
+            &key,
+            got.as_deref(),
+            &[Some(b"old"), None],
         )?;
 
         key_is_usable_after_aborts(&ctx, &key).await?;

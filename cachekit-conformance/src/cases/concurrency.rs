@@ -33,7 +33,10 @@ pub const WRITTEN_VALUE_BYTES: usize = 16 * 1024;
 /// A value that identifies its writer and round in every byte run, so a torn mix of two
 /// values is never equal to any value written.
 fn written_value(writer: usize, round: usize) -> Vec<u8> {
-    let mut value = super::values::pattern(WRITTEN_VALUE_BYTES, (writer * 31 + round) as u8);
+    // Lengths differ too: a read between an overwrite's length and its bytes shows the
+    // old bytes cut or padded.
+    let len = WRITTEN_VALUE_BYTES - (writer * 7 + round) % 64;
+    let mut value = super::values::pattern(len, (writer * 31 + round) as u8);
     value[..8].copy_from_slice(
         &((writer as u32) << 16 | round as u32)
             .to_le_bytes()
@@ -140,6 +143,85 @@ pub async fn readers_never_see_unwritten_values(ctx: Ctx) -> CaseResult {
         });
     }
     join_all(tasks).await
+}
+
+/// A set with a ttl and a plain set racing on one key leave one of them whole: the plain
+/// value without a ttl, or the other value with its ttl, never the plain value expiring
+/// with the other's ttl (SET and EXPIRE sent as two commands). And a get that has seen a
+/// set still in flight is not contradicted by exists (an index written after the value).
+pub async fn racing_sets_with_and_without_a_ttl_leave_one_whole(ctx: Ctx) -> CaseResult {
+    let window = ctx.ttl_window();
+    let mut raced = Vec::new();
+    for polls in 0..4 {
+        let key = ctx.key(&format!("raced-{polls}"));
+        let with_ttl = ctx
+            .backend
+            .set(&key, Bytes::from_static(b"expiring"), Some(window.ttl));
+        let mut with_ttl = std::pin::pin!(with_ttl);
+        // Started and left unfinished after `polls` turns, while the plain set runs whole.
+        let mut finished = None;
+        for _ in 0..polls {
+            if let std::task::Poll::Ready(result) = futures::poll!(with_ttl.as_mut()) {
+                finished = Some(result);
+                break;
+            }
+        }
+        ctx.set(&key, b"plain", None).await?;
+        let result = match finished {
+            Some(result) => result,
+            None => with_ttl.await,
+        };
+        result.map_err(|err| {
+            crate::ctx::unexpected(Operation::Set, "set(ttl) raced by a plain set", &key, err)
+        })?;
+        let got = ctx.get(&key).await?;
+        expect_written(&key, got.as_deref(), &[b"plain", b"expiring"])?;
+        raced.push((key.clone(), got));
+
+        let fresh = ctx.key(&format!("fresh-{polls}"));
+        let set = ctx.backend.set(&fresh, Bytes::from_static(b"v"), None);
+        let mut set = std::pin::pin!(set);
+        let mut finished = None;
+        for _ in 0..polls {
+            if let std::task::Poll::Ready(result) = futures::poll!(set.as_mut()) {
+                finished = Some(result);
+                break;
+            }
+        }
+        if ctx.get(&fresh).await?.is_some() {
+            ctx.expect_exists("exists after a get saw a set still in flight", &fresh, true)
+                .await?;
+        }
+        let result = match finished {
+            Some(result) => result,
+            None => set.await,
+        };
+        result.map_err(|err| crate::ctx::unexpected(Operation::Set, "set", &fresh, err))?;
+    }
+    let settled = tokio::time::Instant::now();
+    ctx.sleep_until(settled, window.absent_by).await;
+    for (key, got) in raced {
+        let check = format!(
+            "get, past the ttl, of a key whose racing sets left {}",
+            crate::failure::preview_option(got.as_deref())
+        );
+        match got.as_deref() {
+            Some(b"plain") => ctx.expect_present(&check, &key, b"plain").await?,
+            _ => ctx.expect_absent(&check, &key).await?,
+        }
+    }
+    Ok(())
+}
+
+fn expect_written(key: &str, got: Option<&[u8]>, written: &[&[u8]]) -> CaseResult {
+    if got.is_some_and(|value| written.contains(&value)) {
+        return Ok(());
+    }
+    Err(Failure::new("get after two racing sets")
+        .operation(Operation::Get)
+        .key(key)
+        .expected("one of the values written")
+        .got(Answer::Value(got.map(Bytes::copy_from_slice))))
 }
 
 /// Of concurrent deletes of one entry, exactly one returns true.

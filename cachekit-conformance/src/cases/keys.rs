@@ -322,6 +322,13 @@ pub async fn key_at_max_length_roundtrips(ctx: Ctx) -> CaseResult {
         ctx.set(&key, value.as_bytes(), None).await?;
         ctx.expect_present(&check, &key, value.as_bytes()).await?;
         ctx.expect_delete(&check, &key, true).await?;
+        // A set with a ttl may write the key somewhere else, with a limit of its own.
+        if let Some(ttl) = ctx.valid_ttl() {
+            ctx.set(&key, value.as_bytes(), Some(ttl)).await?;
+            ctx.expect_present(&format!("{check}, set with a ttl"), &key, value.as_bytes())
+                .await?;
+            ctx.expect_delete(&check, &key, true).await?;
+        }
     }
     Ok(())
 }

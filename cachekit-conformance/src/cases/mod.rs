@@ -216,12 +216,12 @@ fn listed_cases() -> Vec<Case> {
             keys::empty_key_is_invalid_key,
             "the empty key fails with InvalidKey"
         ),
-        case!(keys::key_at_max_length_roundtrips, "a key of exactly the declared maximum length works, whether made of two-byte, four-byte, escapable or NUL characters", needs: [MaxKeyBytes]),
+        case!(keys::key_at_max_length_roundtrips, "a key of exactly the declared maximum length works, with or without a ttl, whether made of two-byte, four-byte, escapable or NUL characters", needs: [MaxKeyBytes]),
         case!(keys::key_and_value_at_their_maxima_work_together, "a key and a value both at their declared maxima work together", needs: [MaxKeyBytes, MaxValueBytes]),
         case!(keys::key_over_max_length_is_invalid_key, "a key over the declared maximum fails with InvalidKey and is not truncated", needs: [MaxKeyBytes]),
         case!(
             values::empty_value_is_some_empty,
-            "an empty value reads back as Some(empty), never None"
+            "an empty value reads back as Some(empty), never None, also when set with a ttl"
         ),
         case!(
             values::all_byte_values_roundtrip,
@@ -236,7 +236,7 @@ fn listed_cases() -> Vec<Case> {
             "values are bytes, never transcoded as text"
         ),
         case!(values::one_mib_value_roundtrips, "a 1 MiB value survives a round trip", needs: [ValuesOfAtLeast(MIB)]),
-        case!(values::value_at_max_size_roundtrips, "a value of exactly the declared maximum size works", needs: [MaxValueBytes]),
+        case!(values::value_at_max_size_roundtrips, "a value of exactly the declared maximum size works, with or without a ttl, and deleting it answers true then false", needs: [MaxValueBytes]),
         case!(values::value_over_max_size_is_value_too_large, "a value over the declared maximum, compressible or not, with or without a ttl, fails with ValueTooLarge and stores nothing", needs: [MaxValueBytes]),
         case!(values::value_just_under_max_size_roundtrips, "a value one byte under the declared maximum works", needs: [MaxValueBytes]),
         case!(values::a_large_value_occupies_only_its_own_key, "a large value lives under its own key only: no chunk-named keys beside it, and writes to such names leave it whole", needs: [NoEviction]),
@@ -279,7 +279,7 @@ fn listed_cases() -> Vec<Case> {
         case!(ttl::fractional_ttl_is_not_rounded_up_past_the_precision, "a ttl with a fractional second is not rounded up by more than the precision", needs: [Ttl], timing: WaitsForExpiry),
         case!(ttl::expiry_counts_from_the_set_at_any_sub_second_phase, "expiry counts from the set itself, whatever fraction of a second it falls on", needs: [Ttl], timing: WaitsForExpiry),
         case!(ttl::reads_do_not_extend_the_ttl, "reading an entry never extends its ttl", needs: [Ttl], timing: WaitsForExpiry),
-        case!(ttl::rejected_set_leaves_the_ttl_alone, "a rejected set leaves the entry's ttl as it was", needs: [Ttl], timing: WaitsForExpiry),
+        case!(ttl::rejected_set_leaves_the_ttl_alone, "a rejected set (a zero ttl, a value over the maximum) leaves the entry's ttl, or its lack of one, as it was", needs: [Ttl], timing: WaitsForExpiry),
         case!(ttl::entry_without_ttl_survives_thirty_days, "an entry without ttl is still there thirty days later", needs: [VirtualClock], timing: WaitsForExpiry),
         case!(ttl::an_expired_entry_stays_expired_for_a_hundred_days, "an expired entry is still gone past 2^31 and 2^32 ms (24.9 and 49.7 days) and at 100 days, and an entry without ttl still there", needs: [Ttl, VirtualClock], timing: WaitsForExpiry),
         case!(ttl::ttls_of_minutes_and_hours_set_at_an_odd_moment_are_not_cut_short, "ttls of 100 s, 10 min and 1 h (or the maximum, if shorter) set off any whole minute hold until just before they end, and then end", needs: [Ttl, VirtualClock], timing: WaitsForExpiry),
@@ -317,11 +317,9 @@ fn listed_cases() -> Vec<Case> {
             "under eviction pressure, every key reads back its own value (or nothing, where eviction is declared), and the last write is there"
         ),
         case!(scale::many_keys_written_in_parallel_are_all_there, "400 keys written by eight tasks at once are all there", needs: [NoEviction], timing: Parallel),
-        case!(
-            cancel::dropped_set_leaves_old_or_new_value,
-            "a set future dropped mid-flight leaves the old or the new value"
-        ),
-        case!(cancel::aborted_operations_leave_backend_usable, "aborted operations leave the backend usable and the key consistent", timing: Parallel),
+        case!(cancel::dropped_set_leaves_old_or_new_value, "a set future dropped mid-flight leaves the old or the new value, a set with a ttl never without its ttl, and a later set is still there after a pause", timing: WaitsForExpiry),
+        case!(cancel::aborted_operations_leave_backend_usable, "aborted operations leave the backend usable and the key consistent, exists agreeing with get", timing: Parallel),
+        case!(concurrency::racing_sets_with_and_without_a_ttl_leave_one_whole, "a set with a ttl racing a plain set leaves one of them whole, never the plain value with the other's ttl; exists agrees with a get that saw a set in flight", needs: [Ttl], timing: WaitsForExpiry),
         case!(concurrency::parallel_tasks_on_distinct_keys, "concurrent tasks on distinct keys do not interfere", timing: Parallel),
         case!(concurrency::concurrent_writers_leave_one_written_value, "after concurrent writes to one key, it holds one value that was written", needs: [ValuesOfAtLeast(concurrency::WRITTEN_VALUE_BYTES)], timing: Parallel),
         case!(concurrency::readers_never_see_unwritten_values, "a reader never sees a value nobody wrote", needs: [NoEviction, ValuesOfAtLeast(concurrency::WRITTEN_VALUE_BYTES)], timing: Parallel),

@@ -71,8 +71,13 @@ pub async fn large_values_adding_up_to_12_mib_are_all_kept(ctx: Ctx) -> CaseResu
     let keys: Vec<String> = (0..count).map(|i| ctx.key(&format!("large/{i}"))).collect();
     let value = |i: usize| crate::cases::values::pattern(len, i as u8);
     let ctx = &ctx;
+    // Half of them with a long ttl: `volatile-lru` evicts only those.
+    let long_ttl = ctx.valid_ttl();
     stream::iter(keys.iter().enumerate())
-        .map(|(i, key)| async move { ctx.set(key, &value(i), None).await })
+        .map(|(i, key)| async move {
+            let ttl = if i % 2 == 0 { long_ttl } else { None };
+            ctx.set(key, &value(i), ttl).await
+        })
         .buffer_unordered(IN_FLIGHT / 2)
         .try_collect::<()>()
         .await?;

@@ -561,12 +561,33 @@ pub async fn rejected_set_leaves_the_ttl_alone(ctx: Ctx) -> CaseResult {
         .backend
         .set(&key, Bytes::from_static(b"v"), Some(Duration::ZERO))
         .await;
+    // So is a value over the maximum, with or without a ttl of its own: a pipeline that
+    // sends the ttl command beside the refused SET still applies it.
+    let persistent = ctx.key("persistent");
+    if let Some(max) = ctx.caps.max_value_bytes {
+        ctx.set(&persistent, b"kept", None).await?;
+        let too_large = Bytes::from(super::values::pattern(max + 1, 0x7e));
+        let _ = ctx.backend.set(&key, too_large.clone(), None).await;
+        let _ = ctx
+            .backend
+            .set(&persistent, too_large, Some(window.ttl))
+            .await;
+    }
     ctx.sleep_until(acknowledged, window.absent_by).await;
     let check = format!(
-        "get/exists {:?} after a set with ttl {:?} and a rejected overwrite",
+        "get/exists {:?} after a set with ttl {:?} and rejected overwrites",
         window.absent_by, window.ttl
     );
-    ctx.expect_absent(&check, &key).await
+    ctx.expect_absent(&check, &key).await?;
+    if ctx.caps.max_value_bytes.is_some() {
+        ctx.expect_present(
+            "get/exists of an entry without ttl after a too-large overwrite with a ttl was refused",
+            &persistent,
+            b"kept",
+        )
+        .await?;
+    }
+    Ok(())
 }
 
 /// An entry without ttl is still there after thirty days (virtual time).

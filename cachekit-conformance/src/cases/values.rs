@@ -31,7 +31,15 @@ async fn roundtrip(ctx: &Ctx, check: &str, name: &str, value: &[u8]) -> CaseResu
 pub async fn empty_value_is_some_empty(ctx: Ctx) -> CaseResult {
     roundtrip(&ctx, "get of an empty value", "empty", b"").await?;
     ctx.expect_delete("delete of an empty value", &ctx.key("empty"), true)
-        .await
+        .await?;
+    // Stored with a ttl too: that path may write the item differently.
+    if let Some(ttl) = ctx.valid_ttl() {
+        let key = ctx.key("empty-with-ttl");
+        ctx.set(&key, b"", Some(ttl)).await?;
+        ctx.expect_present("get of an empty value set with a ttl", &key, b"")
+            .await?;
+    }
+    Ok(())
 }
 
 /// All 256 byte values survive a round trip.
@@ -78,7 +86,28 @@ pub async fn value_at_max_size_roundtrips(ctx: Ctx) -> CaseResult {
         "max",
         &value,
     )
-    .await
+    .await?;
+    // Deleting it answers plainly, however long removing that much takes.
+    let key = ctx.key("max");
+    ctx.expect_delete("delete of a value of exactly the maximum size", &key, true)
+        .await?;
+    ctx.expect_delete(
+        "second delete of a value of exactly the maximum size",
+        &key,
+        false,
+    )
+    .await?;
+    // A set with a ttl may go to another tier, with a smaller limit of its own.
+    if let Some(ttl) = ctx.valid_ttl() {
+        ctx.set(&key, &value, Some(ttl)).await?;
+        ctx.expect_present(
+            "get of a value of exactly the maximum size, set with a ttl",
+            &key,
+            &value,
+        )
+        .await?;
+    }
+    Ok(())
 }
 
 /// A value over the declared maximum fails with ValueTooLarge and stores nothing.

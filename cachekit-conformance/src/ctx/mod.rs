@@ -321,7 +321,7 @@ fn expect_eq(
         .got(Answer::Bool(got)))
 }
 
-fn unexpected(
+pub(crate) fn unexpected(
     operation: Operation,
     call: impl Into<String>,
     key: &str,
