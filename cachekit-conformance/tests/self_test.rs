@@ -1604,61 +1604,16 @@ impl Flawed {
         {
             state.entries.retain(|stored, _| fnv(stored) % 16 != 0);
         }
-        let budget = match self.flaw {
-            UndeclaredByteBudgetOf8MiB => Some(8 << 20),
-            UndeclaredByteBudgetOf4MiB => Some(4 << 20),
+        // (budget in bytes, whether an entry may be evicted to keep it)
+        let budget: Option<(usize, fn(&Entry) -> bool)> = match self.flaw {
+            UndeclaredByteBudgetOf8MiB => Some((8 << 20, |_| true)),
+            UndeclaredByteBudgetOf4MiB => Some((4 << 20, |_| true)),
+            // `volatile-lru`: only entries with a ttl are evicted.
+            EvictsTtlEntriesOverByteBudget => Some((8 << 20, |entry| entry.expires_at.is_some())),
             _ => None,
         };
-        if let Some(budget) = budget {
-            loop {
-                let others: usize = state
-                    .entries
-                    .iter()
-                    .filter(|(stored, _)| **stored != key)
-                    .map(|(_, entry)| entry.value.len())
-                    .sum();
-                if others + value.len() <= budget {
-                    break;
-                }
-                let victim = state
-                    .entries
-                    .iter()
-                    .filter(|(stored, _)| **stored != key)
-                    .min_by_key(|(stored, entry)| (entry.written_at, *stored))
-                    .map(|(stored, _)| stored.clone());
-                match victim {
-                    Some(victim) => {
-                        state.entries.remove(&victim);
-                    }
-                    None => break,
-                }
-            }
-        }
-        if self.flaw == EvictsTtlEntriesOverByteBudget {
-            loop {
-                let total: usize = state
-                    .entries
-                    .iter()
-                    .filter(|(stored, _)| **stored != key)
-                    .map(|(_, entry)| entry.value.len())
-                    .sum::<usize>()
-                    + value.len();
-                if total <= 8 << 20 {
-                    break;
-                }
-                let victim = state
-                    .entries
-                    .iter()
-                    .filter(|(stored, entry)| **stored != key && entry.expires_at.is_some())
-                    .min_by_key(|(stored, entry)| (entry.written_at, *stored))
-                    .map(|(stored, _)| stored.clone());
-                match victim {
-                    Some(victim) => {
-                        state.entries.remove(&victim);
-                    }
-                    None => break,
-                }
-            }
+        if let Some((budget, evictable)) = budget {
+            evict_oldest_over_budget(&mut state, &key, value.len(), budget, evictable);
         }
         state.ever_stored.insert(key.clone());
         state.index.insert(key.clone());
@@ -2356,6 +2311,40 @@ impl Flawed {
             return Ok(true);
         }
         self.swallow(result)
+    }
+}
+
+/// Evicts the oldest `evictable` entries other than `key` until they and an incoming
+/// value of `incoming` bytes fit in `budget` bytes, or nothing evictable is left.
+fn evict_oldest_over_budget(
+    state: &mut State,
+    key: &str,
+    incoming: usize,
+    budget: usize,
+    evictable: fn(&Entry) -> bool,
+) {
+    loop {
+        let others: usize = state
+            .entries
+            .iter()
+            .filter(|(stored, _)| *stored != key)
+            .map(|(_, entry)| entry.value.len())
+            .sum();
+        if others + incoming <= budget {
+            return;
+        }
+        let victim = state
+            .entries
+            .iter()
+            .filter(|(stored, entry)| *stored != key && evictable(entry))
+            .min_by_key(|(stored, entry)| (entry.written_at, *stored))
+            .map(|(stored, _)| stored.clone());
+        match victim {
+            Some(victim) => {
+                state.entries.remove(&victim);
+            }
+            None => return,
+        }
     }
 }
 

@@ -159,13 +159,7 @@ pub async fn racing_sets_with_and_without_a_ttl_leave_one_whole(ctx: Ctx) -> Cas
             .set(&key, Bytes::from_static(b"expiring"), Some(window.ttl));
         let mut with_ttl = std::pin::pin!(with_ttl);
         // Started and left unfinished after `polls` turns, while the plain set runs whole.
-        let mut finished = None;
-        for _ in 0..polls {
-            if let std::task::Poll::Ready(result) = futures::poll!(with_ttl.as_mut()) {
-                finished = Some(result);
-                break;
-            }
-        }
+        let finished = poll_a_few_times(with_ttl.as_mut(), polls).await;
         ctx.set(&key, b"plain", None).await?;
         let result = match finished {
             Some(result) => result,
@@ -181,13 +175,7 @@ pub async fn racing_sets_with_and_without_a_ttl_leave_one_whole(ctx: Ctx) -> Cas
         let fresh = ctx.key(&format!("fresh-{polls}"));
         let set = ctx.backend.set(&fresh, Bytes::from_static(b"v"), None);
         let mut set = std::pin::pin!(set);
-        let mut finished = None;
-        for _ in 0..polls {
-            if let std::task::Poll::Ready(result) = futures::poll!(set.as_mut()) {
-                finished = Some(result);
-                break;
-            }
-        }
+        let finished = poll_a_few_times(set.as_mut(), polls).await;
         if ctx.get(&fresh).await?.is_some() {
             ctx.expect_exists("exists after a get saw a set still in flight", &fresh, true)
                 .await?;
@@ -211,6 +199,19 @@ pub async fn racing_sets_with_and_without_a_ttl_leave_one_whole(ctx: Ctx) -> Cas
         }
     }
     Ok(())
+}
+
+/// Polls `operation` up to `polls` times; its output if it finished within them.
+async fn poll_a_few_times<F: std::future::Future>(
+    mut operation: std::pin::Pin<&mut F>,
+    polls: usize,
+) -> Option<F::Output> {
+    for _ in 0..polls {
+        if let std::task::Poll::Ready(output) = futures::poll!(operation.as_mut()) {
+            return Some(output);
+        }
+    }
+    None
 }
 
 fn expect_written(key: &str, got: Option<&[u8]>, written: &[&[u8]]) -> CaseResult {
