@@ -1604,8 +1604,7 @@ impl Flawed {
         {
             state.entries.retain(|stored, _| fnv(stored) % 16 != 0);
         }
-        // (budget in bytes, whether an entry may be evicted to keep it)
-        let budget: Option<(usize, fn(&Entry) -> bool)> = match self.flaw {
+        let budget: Option<(usize, Evictable)> = match self.flaw {
             UndeclaredByteBudgetOf8MiB => Some((8 << 20, |_| true)),
             UndeclaredByteBudgetOf4MiB => Some((4 << 20, |_| true)),
             // `volatile-lru`: only entries with a ttl are evicted.
@@ -2314,6 +2313,9 @@ impl Flawed {
     }
 }
 
+/// Whether a byte-budget flaw may evict an entry to keep its budget.
+type Evictable = fn(&Entry) -> bool;
+
 /// Evicts the oldest `evictable` entries other than `key` until they and an incoming
 /// value of `incoming` bytes fit in `budget` bytes, or nothing evictable is left.
 fn evict_oldest_over_budget(
@@ -2321,7 +2323,7 @@ fn evict_oldest_over_budget(
     key: &str,
     incoming: usize,
     budget: usize,
-    evictable: fn(&Entry) -> bool,
+    evictable: Evictable,
 ) {
     loop {
         let others: usize = state
