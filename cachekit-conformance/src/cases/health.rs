@@ -249,10 +249,7 @@ pub async fn repeated_health_checks_stay_healthy_and_change_nothing(ctx: Ctx) ->
         .enumerate()
         .filter(|(_, name)| ctx.caps.check_key(name).is_ok())
         .collect();
-    let probe_ttl = ctx
-        .caps
-        .ttl
-        .map(|support| Duration::from_secs(3600).min(support.max));
+    let probe_ttl = ctx.valid_ttl();
     for (i, name) in &probe_names {
         let value = format!("{}{PROBE_VALUE_MARK}{i}", ctx.prefix());
         ctx.set(name, value.as_bytes(), probe_ttl).await?;

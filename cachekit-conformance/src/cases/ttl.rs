@@ -563,15 +563,14 @@ pub async fn rejected_set_leaves_the_ttl_alone(ctx: Ctx) -> CaseResult {
         .await;
     // So is a value over the maximum, with or without a ttl of its own: a pipeline that
     // sends the ttl command beside the refused SET still applies it.
-    let persistent = ctx.key("persistent");
+    let mut persistent = None;
     if let Some(max) = ctx.caps.max_value_bytes {
-        ctx.set(&persistent, b"kept", None).await?;
+        let kept = ctx.key("persistent");
+        ctx.set(&kept, b"kept", None).await?;
         let too_large = Bytes::from(super::values::pattern(max + 1, 0x7e));
         let _ = ctx.backend.set(&key, too_large.clone(), None).await;
-        let _ = ctx
-            .backend
-            .set(&persistent, too_large, Some(window.ttl))
-            .await;
+        let _ = ctx.backend.set(&kept, too_large, Some(window.ttl)).await;
+        persistent = Some(kept);
     }
     ctx.sleep_until(acknowledged, window.absent_by).await;
     let check = format!(
@@ -579,7 +578,7 @@ pub async fn rejected_set_leaves_the_ttl_alone(ctx: Ctx) -> CaseResult {
         window.absent_by, window.ttl
     );
     ctx.expect_absent(&check, &key).await?;
-    if ctx.caps.max_value_bytes.is_some() {
+    if let Some(persistent) = persistent {
         ctx.expect_present(
             "get/exists of an entry without ttl after a too-large overwrite with a ttl was refused",
             &persistent,
