@@ -554,6 +554,10 @@ enum Flaw {
     /// refuses the `SET` for size, the second command still runs on the old entry, so a
     /// refused overwrite changes the old entry's ttl.
     TooLargeOverwriteStillAppliesItsTtl,
+    /// A Redlock-style write lock (`SET lock:<key> <id> NX PX 30000`, write, then `DEL`):
+    /// a set dropped after taking the lock never releases it, and the next writer of the
+    /// key polls until the 30 s lease runs out.
+    WriteLeaseLeftByADroppedSet,
 }
 
 #[derive(Debug, Clone)]
@@ -620,6 +624,8 @@ struct State {
     swept: HashSet<String>,
     /// The key index of the index flaws: key -> deadline.
     key_index: HashMap<String, Option<Instant>>,
+    /// Write leases of the lock flaw: key -> when the lease runs out.
+    leases: HashMap<String, Instant>,
 }
 
 /// What a set still has to do after yielding, for the flaws that split a write in two.
@@ -2086,7 +2092,13 @@ impl Backend for Flawed {
             // Applied once on the dead connection, and replayed on the new one.
             let _ = self.set_raw(key, value.clone(), ttl).await;
         }
+        if self.flaw == Flaw::WriteLeaseLeftByADroppedSet {
+            self.take_write_lease(key).await;
+        }
         let result = self.set_raw(key, value, ttl).await;
+        if self.flaw == Flaw::WriteLeaseLeftByADroppedSet {
+            self.state.lock().leases.remove(key);
+        }
         if self.flaw == Flaw::LargeValueChunksShareTheKeySpace
             && result.is_ok()
             && len > 1024 * 1024
@@ -2267,6 +2279,25 @@ impl Flawed {
             return Ok(Some(Bytes::from_static(b"function () { [native code] }")));
         }
         self.swallow(got)
+    }
+
+    /// Polls every 50 ms until no unexpired lease holds `key`, then takes one: a round
+    /// trip to the lock server, during which the caller may drop the set.
+    async fn take_write_lease(&self, key: &str) {
+        const LEASE: Duration = Duration::from_secs(30);
+        const RETRY: Duration = Duration::from_millis(50);
+        loop {
+            let held_until = self.state.lock().leases.get(key).copied();
+            match held_until {
+                Some(until) if until > Instant::now() => tokio::time::sleep(RETRY).await,
+                _ => break,
+            }
+        }
+        self.state
+            .lock()
+            .leases
+            .insert(key.to_owned(), Instant::now() + LEASE);
+        tokio::task::yield_now().await;
     }
 
     async fn set_raw(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> Result<()> {
@@ -3261,6 +3292,10 @@ fn expectations() -> Vec<(Flaw, &'static [&'static str])> {
         ),
         (
             DroppedSetLandsAfterTheNextSet,
+            &["cancel::dropped_set_leaves_old_or_new_value"],
+        ),
+        (
+            WriteLeaseLeftByADroppedSet,
             &["cancel::dropped_set_leaves_old_or_new_value"],
         ),
         (

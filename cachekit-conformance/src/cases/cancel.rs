@@ -140,6 +140,38 @@ async fn get_and_exists_agree(ctx: &Ctx, when: &str, key: &str) -> Result<Option
     }
 }
 
+/// How long a set on a key whose last operation was cancelled may take: one virtual second
+/// on the paused clock (an in-process store has nothing to wait for), ten wall-clock
+/// seconds elsewhere (a loaded remote store's slowest ordinary set, with room to spare).
+/// A lock or lease that the cancelled operation took and never released must not be left
+/// for the next writer to wait out: Redlock-style write leases run 10 to 30 s.
+fn set_after_cancel_bound(ctx: &Ctx) -> Duration {
+    if ctx.caps.clock == Clock::Tokio {
+        Duration::from_secs(1)
+    } else {
+        Duration::from_secs(10)
+    }
+}
+
+/// `set`, which must finish within [`set_after_cancel_bound`]: a set that has not is cut
+/// off there and fails `check`, rather than waiting out whatever holds it.
+async fn set_promptly(ctx: &Ctx, check: &str, key: &str, value: &[u8]) -> CaseResult {
+    let bound = set_after_cancel_bound(ctx);
+    match tokio::time::timeout(bound, ctx.set(key, value, None)).await {
+        Ok(answered) => answered,
+        Err(_) => Err(Failure::new(check)
+            .operation(Operation::Set)
+            .key(key)
+            .value(value)
+            .expected(format!("an answer within {bound:?}"))
+            .got("no answer yet, cut off at the bound")
+            .note(
+                "an operation on this key was just cancelled: a lock or lease it took must not \
+                 outlive it",
+            )),
+    }
+}
+
 /// A set made after a dropped set of `dropped` is what `key` holds. A store with requests
 /// in flight may still apply the dropped set late (a loaded server queues it, as DynamoDB
 /// Local did past a 50 ms settle): reading exactly `dropped` there earns another round until
@@ -147,7 +179,7 @@ async fn get_and_exists_agree(ctx: &Ctx, when: &str, key: &str) -> Result<Option
 async fn a_later_set_wins(ctx: &Ctx, key: &str, dropped: &[u8]) -> CaseResult {
     let give_up = tokio::time::Instant::now() + LANDING_BOUND;
     loop {
-        ctx.set(key, b"after", None).await?;
+        set_promptly(ctx, "a set after a dropped set", key, b"after").await?;
         let got = ctx.get(key).await?;
         let landed_late = got.as_deref() == Some(dropped)
             && ctx.caps.clock != Clock::Tokio
@@ -213,7 +245,7 @@ pub async fn aborted_operations_leave_backend_usable(ctx: Ctx) -> CaseResult {
         get_and_exists_agree(&ctx, "after an aborted delete", &key).await?;
 
         // A delete future dropped after a few polls, not only an aborted task.
-        ctx.set(&key, b"old", None).await?;
+        set_promptly(&ctx, "a set after an aborted set and delete", &key, b"old").await?;
         drop_after(ctx.backend.delete(&key), round % 4).await;
         settle(&ctx).await;
         let got = get_and_exists_agree(&ctx, "after a dropped delete", &key).await?;
@@ -242,7 +274,7 @@ async fn key_is_usable_after_aborts(ctx: &Ctx, key: &str) -> CaseResult {
     let give_up = tokio::time::Instant::now() + LANDING_BOUND;
     loop {
         let round = async {
-            ctx.set(key, b"after", None).await?;
+            set_promptly(ctx, "a set after aborted operations", key, b"after").await?;
             ctx.expect_present("set/get after aborted operations", key, b"after")
                 .await?;
             ctx.expect_delete("delete after aborted operations", key, true)

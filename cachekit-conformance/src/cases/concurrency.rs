@@ -1,6 +1,7 @@
 //! Many tasks at once: no interference across keys, no torn or invented values on one key.
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use cachekit_core::Bytes;
@@ -103,10 +104,13 @@ pub async fn concurrent_writers_leave_one_written_value(ctx: Ctx) -> CaseResult 
     }
 }
 
-/// A reader never sees a value nobody wrote.
+/// A reader never sees a value nobody wrote. The readers keep reading, and let the other
+/// tasks run between reads, for as long as any writer writes: a read that finished before
+/// the writers began would see nothing of a write in progress.
 pub async fn readers_never_see_unwritten_values(ctx: Ctx) -> CaseResult {
     let key = ctx.key("contended");
     let (writers, rounds, readers, reads) = (4, 25, 4, 50);
+    let writing = Arc::new(AtomicUsize::new(writers));
     let initial = written_value(usize::MAX >> 40, 0);
     ctx.set(&key, &initial, None).await?;
     let mut written: HashSet<Vec<u8>> = (0..writers)
@@ -116,18 +120,27 @@ pub async fn readers_never_see_unwritten_values(ctx: Ctx) -> CaseResult {
     let written = Arc::new(written);
     let mut tasks = JoinSet::new();
     for writer in 0..writers {
-        let (ctx, key) = (ctx.clone(), key.clone());
+        let (ctx, key, writing) = (ctx.clone(), key.clone(), writing.clone());
         tasks.spawn(async move {
-            for round in 0..rounds {
-                ctx.set(&key, &written_value(writer, round), None).await?;
+            let wrote = async {
+                for round in 0..rounds {
+                    ctx.set(&key, &written_value(writer, round), None).await?;
+                }
+                Ok(())
             }
-            Ok(())
+            .await;
+            writing.fetch_sub(1, Ordering::AcqRel);
+            wrote
         });
     }
     for _ in 0..readers {
-        let (ctx, key, written) = (ctx.clone(), key.clone(), written.clone());
+        let (ctx, key, written, writing) =
+            (ctx.clone(), key.clone(), written.clone(), writing.clone());
         tasks.spawn(async move {
-            for read in 0..reads {
+            let mut read = 0;
+            while read < reads || writing.load(Ordering::Acquire) > 0 {
+                read += 1;
+                tokio::task::yield_now().await;
                 let got: Option<Bytes> = ctx.get(&key).await?;
                 if !got.as_ref().is_some_and(|v| written.contains(v.as_ref())) {
                     return Err(Failure::new(format!(
