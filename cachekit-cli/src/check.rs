@@ -39,6 +39,7 @@ use crate::exit;
 /// other's place is seen.
 const EMBEDDED_HEADER_TIMEOUT: Duration = Duration::from_millis(1000);
 const EMBEDDED_IDLE_TIMEOUT: Duration = Duration::from_millis(3000);
+const EMBEDDED_WRITE_TIMEOUT: Duration = Duration::from_millis(2000);
 
 /// The longest connection timeout `check http` accepts as a declaration: each rule waits
 /// its timeout out plus 1.5 s, within the kit's 120 s per case.
@@ -85,6 +86,16 @@ pub enum Target {
             value_parser = clap::value_parser!(u64).range(1..=MAX_DECLARED_CONNECTION_TIMEOUT_MS)
         )]
         idle_timeout_ms: Option<u64>,
+        /// Declare: the service cuts off a client that has not read a response MS
+        /// milliseconds after it began (checked by raw requests: pipelined GETs of a large
+        /// value left unread must be cut off at most 1.5 s after; up to 100000).
+        #[arg(
+            long,
+            value_name = "MS",
+            help_heading = "Declared capabilities",
+            value_parser = clap::value_parser!(u64).range(1..=MAX_DECLARED_CONNECTION_TIMEOUT_MS)
+        )]
+        write_timeout_ms: Option<u64>,
         /// Declarations, selection, baseline and reports.
         #[command(flatten)]
         options: CheckOptions,
@@ -415,14 +426,16 @@ fn plan(target: &Target) -> Result<Plan, Unusable> {
             let api_server = spawn(ServerConfig {
                 header_read_timeout: EMBEDDED_HEADER_TIMEOUT,
                 idle_timeout: EMBEDDED_IDLE_TIMEOUT,
+                write_timeout: EMBEDDED_WRITE_TIMEOUT,
                 ..loopback
             })?;
             let api_url = api_server.base_url().to_owned();
             let url = server.base_url().to_owned();
             println!("==> the embedded defaults: memory, and cachekit-server (memory) at {url}");
             println!(
-                "    the raw http_api rules: a second cachekit-server at {api_url}, its header \
-                 and idle timeouts {EMBEDDED_HEADER_TIMEOUT:?} and {EMBEDDED_IDLE_TIMEOUT:?}, declared"
+                "    the raw http_api rules: a second cachekit-server at {api_url}, its header, \
+                 idle and write timeouts {EMBEDDED_HEADER_TIMEOUT:?}, {EMBEDDED_IDLE_TIMEOUT:?} \
+                 and {EMBEDDED_WRITE_TIMEOUT:?}, declared"
             );
             let config = HttpConfig::new(url.clone());
             let faultable = http_faultable(&url, config.clone());
@@ -442,7 +455,8 @@ fn plan(target: &Target) -> Result<Plan, Unusable> {
                     .declaring_connection_timeouts(
                         ConnectionTimeouts::new()
                             .with_header(EMBEDDED_HEADER_TIMEOUT)
-                            .with_idle(EMBEDDED_IDLE_TIMEOUT),
+                            .with_idle(EMBEDDED_IDLE_TIMEOUT)
+                            .with_write(EMBEDDED_WRITE_TIMEOUT),
                     ),
                 ],
                 _servers: vec![server, api_server],
@@ -454,6 +468,7 @@ fn plan(target: &Target) -> Result<Plan, Unusable> {
             timeout_ms,
             header_timeout_ms,
             idle_timeout_ms,
+            write_timeout_ms,
             options,
         } => {
             let mut config = HttpConfig::new(url.clone());
@@ -482,6 +497,7 @@ fn plan(target: &Target) -> Result<Plan, Unusable> {
                         let mut declared = ConnectionTimeouts::new();
                         declared.header = header_timeout_ms.map(Duration::from_millis);
                         declared.idle = idle_timeout_ms.map(Duration::from_millis);
+                        declared.write = write_timeout_ms.map(Duration::from_millis);
                         declared
                     }),
                 );

@@ -737,10 +737,11 @@ fn check_memcached_where_nothing_listens_is_exit_2_with_one_line() {
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
 }
 
-/// `--header-timeout-ms` and `--idle-timeout-ms` declare what the service enforces, and
-/// the raw connection rules hold it to that: a server with a 1 s header and 2 s idle
-/// timeout passes the header rules as declared, and fails the idle rule when it is
-/// declared to wait 4 s. A declaration longer than a case may wait is refused.
+/// `--header-timeout-ms`, `--idle-timeout-ms` and `--write-timeout-ms` declare what the
+/// service enforces, and the raw connection rules hold it to that: a server with a 1 s
+/// header, 2 s idle and 1 s write timeout passes the header and write rules as declared,
+/// and fails the idle rule when it is declared to wait 4 s. A declaration longer than a
+/// case may wait is refused.
 #[test]
 fn declared_connection_timeouts_are_checked_on_the_wire() {
     let server = BackgroundServer::spawn(
@@ -749,6 +750,7 @@ fn declared_connection_timeouts_are_checked_on_the_wire() {
             listen: ([127, 0, 0, 1], 0).into(),
             header_read_timeout: Duration::from_millis(1000),
             idle_timeout: Duration::from_millis(2000),
+            write_timeout: Duration::from_millis(1000),
             ..ServerConfig::default()
         },
     )
@@ -761,6 +763,8 @@ fn declared_connection_timeouts_are_checked_on_the_wire() {
         "1000",
         "--idle-timeout-ms",
         "4000",
+        "--write-timeout-ms",
+        "1000",
     ];
     let (output, json, _) = check_http(server.base_url(), &args, &dir);
     assert_eq!(exit_code(&output), Some(1), "{}", stdout(&output));
@@ -785,6 +789,10 @@ fn declared_connection_timeouts_are_checked_on_the_wire() {
         ),
         (
             "http_api::a_trickled_head_on_a_kept_alive_connection_is_cut_off_after_the_header_timeout",
+            "passed",
+        ),
+        (
+            "http_api::a_client_that_stops_reading_is_cut_off_after_the_write_timeout",
             "passed",
         ),
         (

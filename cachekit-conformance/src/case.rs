@@ -113,6 +113,9 @@ pub(crate) const NO_HEADER_TIMEOUT_REASON: &str =
 /// Why a case that needs [`Need::IdleTimeout`] is skipped in a suite that declares none.
 pub(crate) const NO_IDLE_TIMEOUT_REASON: &str =
     "no idle timeout declared: keep-alive expiry cannot be checked";
+/// Why a case that needs [`Need::WriteTimeout`] is skipped in a suite that declares none.
+pub(crate) const NO_WRITE_TIMEOUT_REASON: &str =
+    "no write timeout declared: the defence against clients that stop reading cannot be checked";
 
 /// A declared capability a case depends on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -143,6 +146,8 @@ pub enum Need {
     HeaderTimeout,
     /// The target declares its keep-alive idle timeout (a property of the suite).
     IdleTimeout,
+    /// The target declares its response write timeout (a property of the suite).
+    WriteTimeout,
 }
 
 impl Need {
@@ -171,7 +176,7 @@ impl Need {
             Need::DotKeysAccepted => !caps.rejected_keys.iter().any(|k| k == "." || k == ".."),
             Need::NoEviction => !caps.may_evict,
             Need::VirtualClock => caps.ttl.is_some() && caps.clock == Clock::Tokio,
-            Need::AuthToken | Need::HeaderTimeout | Need::IdleTimeout => true,
+            Need::AuthToken | Need::HeaderTimeout | Need::IdleTimeout | Need::WriteTimeout => true,
         };
         if met {
             return None;
@@ -197,6 +202,7 @@ impl Need {
             Need::AuthToken => NO_TOKEN_REASON.to_owned(),
             Need::HeaderTimeout => NO_HEADER_TIMEOUT_REASON.to_owned(),
             Need::IdleTimeout => NO_IDLE_TIMEOUT_REASON.to_owned(),
+            Need::WriteTimeout => NO_WRITE_TIMEOUT_REASON.to_owned(),
         })
     }
 }

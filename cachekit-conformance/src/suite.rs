@@ -11,6 +11,7 @@ use cachekit_core::{Backend, Capabilities};
 
 use crate::case::{
     Case, Need, SuiteKind, NO_HEADER_TIMEOUT_REASON, NO_IDLE_TIMEOUT_REASON, NO_TOKEN_REASON,
+    NO_WRITE_TIMEOUT_REASON,
 };
 use crate::ctx::api::{ApiTarget, ConnectionTimeouts};
 #[cfg(feature = "http-faults")]
@@ -109,6 +110,11 @@ impl Suite {
                     timeouts.idle.is_some(),
                     NO_IDLE_TIMEOUT_REASON,
                 ),
+                (
+                    Need::WriteTimeout,
+                    timeouts.write.is_some(),
+                    NO_WRITE_TIMEOUT_REASON,
+                ),
             ];
             unmet
                 .into_iter()
@@ -174,9 +180,9 @@ impl Suite {
     }
 
     /// This raw API suite, with the connection timeouts its service declares: the rules
-    /// that need them ([`Need::HeaderTimeout`], [`Need::IdleTimeout`]) then run instead of
-    /// being skipped. A suite of another kind has no connections of its own to judge and
-    /// is returned unchanged.
+    /// that need them ([`Need::HeaderTimeout`], [`Need::IdleTimeout`], [`Need::WriteTimeout`])
+    /// then run instead of being skipped. A suite of another kind has no connections of its
+    /// own to judge and is returned unchanged.
     pub fn declaring_connection_timeouts(mut self, timeouts: ConnectionTimeouts) -> Self {
         if let SuiteFactory::HttpApi(Ok(api)) = &mut self.factory {
             api.0.connection_timeouts = timeouts;

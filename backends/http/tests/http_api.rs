@@ -64,11 +64,39 @@ fn cachekit_server_passes_every_api_case_with_a_token() {
         Some("s3cret".to_owned()),
         declared,
     )
-    .declaring_connection_timeouts(declared_timeouts(HEADER_TIMEOUT, IDLE_TIMEOUT));
+    .declaring_connection_timeouts(
+        declared_timeouts(HEADER_TIMEOUT, IDLE_TIMEOUT).with_write(WRITE_TIMEOUT),
+    );
     let report = run(&suite);
     assert!(report.passed(), "{report}");
     let (passed, _, skipped) = report.counts(None);
-    assert_eq!((passed, skipped), (28, 0), "{report}");
+    assert_eq!((passed, skipped), (29, 0), "{report}");
+}
+
+/// The write rule judges a server against the write timeout it declares: our server,
+/// configured to let a response take ten minutes but declared to cut a client that stops
+/// reading off after 2 s, is failed on that rule alone.
+#[test]
+fn a_server_that_waits_on_a_client_that_stopped_reading_is_failed_on_the_write_rule() {
+    let server = BackgroundServer::spawn(
+        MemoryBackend::new,
+        ServerConfig {
+            listen: ([127, 0, 0, 1], 0).into(),
+            write_timeout: Duration::from_secs(600),
+            ..ServerConfig::default()
+        },
+    )
+    .expect("start cachekit-server");
+    let suite = Suite::http_api("unbounded-writes", server.base_url(), None)
+        .declaring_connection_timeouts(ConnectionTimeouts::new().with_write(WRITE_TIMEOUT));
+    let report = run_suite(
+        &suite,
+        &RunOptions {
+            filter: Some("timeout".to_owned()),
+            ..RunOptions::default()
+        },
+    );
+    assert_eq!(failed(&report), [WRITE_RULE], "{report}");
 }
 
 /// The connection rules judge a server against what it declares: our server, declared to
@@ -99,7 +127,10 @@ fn a_server_that_closes_sooner_than_it_declares_is_failed_on_the_connection_rule
     assert_eq!(failed, CONNECTION_RULES, "{report}");
 }
 
-/// The rules that hold a server to its declared connection timeouts, sorted.
+/// The rule that holds a server to its declared write timeout.
+const WRITE_RULE: &str = "http_api::a_client_that_stops_reading_is_cut_off_after_the_write_timeout";
+
+/// The rules that hold a server to its declared header and idle timeouts, sorted.
 const CONNECTION_RULES: [&str; 4] = [
     "http_api::a_silent_connection_is_closed_after_the_header_timeout",
     "http_api::a_trickled_head_is_cut_off_after_the_header_timeout",
@@ -163,10 +194,13 @@ fn a_lenient_wildcard_server_is_failed_on_the_rules_it_breaks() {
     let app = wildcard_server(Store::default());
     runtime.spawn(async move { axum::serve(listener, app).await });
     // It claims a 1 KiB maximum it never enforces, and connection timeouts it does not
-    // have (axum::serve closes no connection for being slow or idle).
+    // have (axum::serve closes no connection for being slow or idle, and waits on a client
+    // that stops reading for as long as it takes).
     let declared = Capabilities::new("http-api").with_max_value_bytes(1024);
     let suite = Suite::http_api_declaring("wildcard", &format!("http://{address}"), None, declared)
-        .declaring_connection_timeouts(declared_timeouts(HEADER_TIMEOUT, IDLE_TIMEOUT));
+        .declaring_connection_timeouts(
+            declared_timeouts(HEADER_TIMEOUT, IDLE_TIMEOUT).with_write(WRITE_TIMEOUT),
+        );
     let report = run(&suite);
     let failed = failed(&report);
     for rule in [
@@ -177,6 +211,7 @@ fn a_lenient_wildcard_server_is_failed_on_the_rules_it_breaks() {
     ]
     .into_iter()
     .chain(CONNECTION_RULES)
+    .chain([WRITE_RULE])
     {
         assert!(
             failed.iter().any(|id| id == rule),

@@ -10,12 +10,13 @@
 
 use std::time::Duration;
 
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 use crate::ctx::api::{
     describe, expect_client_error, expect_status, preview, trickle_until_closed, wait_for_close,
-    ApiCtx, KeptAlive,
+    ApiCtx, KeptAlive, EXCHANGE_TIMEOUT,
 };
 use crate::failure::{CaseResult, Failure, Operation};
 
@@ -630,6 +631,131 @@ pub async fn an_idle_connection_is_closed_after_the_idle_timeout(ctx: ApiCtx) ->
         "its response",
     )
     .await
+}
+
+/// What the answers a slow reader leaves unread add up to: far more than the socket buffers
+/// between it and the service can hold (its own receive buffer is shrunk to
+/// [`SLOW_READER_RECEIVE_BUFFER`]; a service's send buffer grows to a few MiB), so a service
+/// that never cuts it off is seen still holding answers for it.
+const UNREAD_ANSWER_BYTES: usize = 48 * 1024 * 1024;
+/// The value a slow reader asks for: 1 MiB, or the declared maximum if smaller.
+const SLOW_READ_VALUE_BYTES: usize = 1024 * 1024;
+/// The slow reader's socket receive buffer (the kernel may double it): small, so that the
+/// answers pile up at the service, whose write timeout is what is judged.
+const SLOW_READER_RECEIVE_BUFFER: u32 = 64 * 1024;
+
+/// A connection to the service whose receive buffer is [`SLOW_READER_RECEIVE_BUFFER`].
+async fn connect_with_a_small_receive_buffer(ctx: &ApiCtx) -> Result<TcpStream, Failure> {
+    let fail = |why: String| {
+        Failure::new("open a connection to the service")
+            .expected("a connection")
+            .got(why)
+    };
+    let address = tokio::net::lookup_host(&ctx.target.authority)
+        .await
+        .map_err(|err| fail(format!("cannot resolve {}: {err}", ctx.target.authority)))?
+        .next()
+        .ok_or_else(|| fail(format!("{} resolves to no address", ctx.target.authority)))?;
+    let socket = if address.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()
+    } else {
+        tokio::net::TcpSocket::new_v6()
+    }
+    .map_err(|err| fail(format!("cannot open a socket: {err}")))?;
+    socket
+        .set_recv_buffer_size(SLOW_READER_RECEIVE_BUFFER)
+        .map_err(|err| fail(format!("cannot shrink the receive buffer: {err}")))?;
+    socket
+        .connect(address)
+        .await
+        .map_err(|err| fail(format!("cannot connect: {err}")))
+}
+
+/// A client that asks for large values and then stops reading (a slow-read attack) is cut
+/// off once the declared write timeout has run out, at most [`CLOSE_SLACK`] later: the
+/// answers queued for it cannot hold the connection, or the memory behind them, any longer.
+/// Its GETs are pipelined on one connection and nothing is read until the timeout and the
+/// slack have passed; the connection must by then be cut, so that fewer than all the
+/// answers can still be read from it.
+pub async fn a_client_that_stops_reading_is_cut_off_after_the_write_timeout(
+    ctx: ApiCtx,
+) -> CaseResult {
+    let timeout = declared(ctx.target.connection_timeouts.write, "write")?;
+    let key = ctx.key("unread");
+    let value_len = ctx
+        .declared
+        .max_value_bytes
+        .map_or(SLOW_READ_VALUE_BYTES, |max| max.min(SLOW_READ_VALUE_BYTES))
+        .max(1);
+    let value: Vec<u8> = (0..value_len).map(|n| (n % 251) as u8).collect();
+    let put = ctx.put(&key, "", &value).await?;
+    expect_status(
+        "PUT of the value a slow reader asks for",
+        &key,
+        "PUT",
+        &put,
+        &[200, 201, 204],
+    )?;
+    let gets = UNREAD_ANSWER_BYTES.div_ceil(value_len);
+    let target = ctx.path(&format!("/cache/{key}"));
+    let head = |close: &str| {
+        format!(
+            "GET {target} HTTP/1.1\r\nHost: {}\r\n{close}{}\r\n",
+            ctx.target.authority,
+            ctx.auth_header()
+        )
+    };
+    let (get, last) = (head(""), head("Connection: close\r\n"));
+    let (mut reader, mut writer) = connect_with_a_small_receive_buffer(&ctx)
+        .await?
+        .into_split();
+    // The requests go from a task of their own: a service that stops reading them while
+    // its answers are stuck blocks these writes too. The write half is handed back, never
+    // dropped early: dropping it would half-close the connection, and a service may close
+    // on that instead of on its timeout.
+    let requests = tokio::spawn(async move {
+        for n in 1..=gets {
+            let request = if n == gets { &last } else { &get };
+            if writer.write_all(request.as_bytes()).await.is_err() {
+                break;
+            }
+        }
+        writer
+    });
+    tokio::time::sleep(timeout + CLOSE_SLACK).await;
+    let all_bodies = gets * value_len;
+    let give_up = Instant::now() + EXCHANGE_TIMEOUT;
+    let mut received = 0;
+    let mut chunk = vec![0; 64 * 1024];
+    let ending = loop {
+        match tokio::time::timeout_at(give_up, reader.read(&mut chunk)).await {
+            Ok(Ok(0)) => break None,
+            Ok(Err(_)) => break None,
+            Ok(Ok(read)) => received += read,
+            Err(_) => break Some(format!("still open, {EXCHANGE_TIMEOUT:?} of reading later")),
+        }
+        if received >= all_bodies {
+            break Some("every answer arrived".to_owned());
+        }
+    };
+    requests.abort();
+    let Some(ending) = ending else {
+        return Ok(());
+    };
+    Err(Failure::new(format!(
+        "{gets} pipelined GETs of a {value_len}-byte value, nothing read for {}",
+        format_ms(timeout + CLOSE_SLACK)
+    ))
+    .operation(Operation::Get)
+    .key(&key)
+    .expected(format!(
+        "the connection cut off within {} (the declared write timeout, plus up to \
+         {CLOSE_SLACK:?}): fewer than the {all_bodies} bytes of the bodies readable",
+        format_ms(timeout + CLOSE_SLACK)
+    ))
+    .got(format!(
+        "{ending}: {received} bytes read once reading began"
+    )))
 }
 
 /// A method outside the API changes nothing.

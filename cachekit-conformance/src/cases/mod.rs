@@ -317,8 +317,8 @@ fn listed_cases() -> Vec<Case> {
             "under eviction pressure, every key reads back its own value (or nothing, where eviction is declared), and the last write is there"
         ),
         case!(scale::many_keys_written_in_parallel_are_all_there, "400 keys written by eight tasks at once are all there", needs: [NoEviction], timing: Parallel),
-        case!(cancel::dropped_set_leaves_old_or_new_value, "a set future dropped mid-flight leaves the old or the new value, a set with a ttl never without its ttl, and a later set is still there after a pause", timing: WaitsForExpiry),
-        case!(cancel::aborted_operations_leave_backend_usable, "aborted operations leave the backend usable and the key consistent, exists agreeing with get", timing: Parallel),
+        case!(cancel::dropped_set_leaves_old_or_new_value, "a set future dropped mid-flight leaves the old or the new value, a set with a ttl never without its ttl, and a later set is not held up by it and is still there after a pause", timing: WaitsForExpiry),
+        case!(cancel::aborted_operations_leave_backend_usable, "aborted operations leave the backend usable and the key consistent, exists agreeing with get, and the next set on the key is not held up by them", timing: Parallel),
         case!(concurrency::racing_sets_with_and_without_a_ttl_leave_one_whole, "a set with a ttl racing a plain set leaves one of them whole, never the plain value with the other's ttl; exists agrees with a get that saw a set in flight", needs: [Ttl], timing: WaitsForExpiry),
         case!(concurrency::parallel_tasks_on_distinct_keys, "concurrent tasks on distinct keys do not interfere", timing: Parallel),
         case!(concurrency::concurrent_writers_leave_one_written_value, "after concurrent writes to one key, it holds one value that was written", needs: [ValuesOfAtLeast(concurrency::WRITTEN_VALUE_BYTES)], timing: Parallel),
@@ -417,6 +417,7 @@ fn http_api_cases() -> Vec<Case> {
         case!(http_api::a_silent_connection_is_closed_after_the_header_timeout, "a connection that never sends is closed when the declared header timeout runs out, not before and at most 1.5 s after", needs: [HeaderTimeout]),
         case!(http_api::a_trickled_head_is_cut_off_after_the_header_timeout, "a request head trickled a byte at a time is cut off at most 1.5 s after the declared header timeout from its first byte, and not before it from the connection's opening", needs: [HeaderTimeout]),
         case!(http_api::a_trickled_head_on_a_kept_alive_connection_is_cut_off_after_the_header_timeout, "on a kept-alive connection, a request head trickled a byte at a time gets the declared header timeout from its first byte, not less and at most 1.5 s more, not the idle timeout", needs: [HeaderTimeout]),
+        case!(http_api::a_client_that_stops_reading_is_cut_off_after_the_write_timeout, "a client that pipelines GETs of a large value and stops reading is cut off at most 1.5 s after the declared write timeout, before all the answers can be read", needs: [WriteTimeout]),
         case!(http_api::an_idle_connection_is_closed_after_the_idle_timeout, "a kept-alive connection waits the declared idle timeout for its next request, not less, and is closed at most 1.5 s after", needs: [IdleTimeout]),
         case!(http_api::methods_outside_the_api_change_nothing, "POST and PATCH are refused and change nothing"),
         case!(http_api::the_empty_key_is_refused, "`/cache/` with no key is refused"),

@@ -47,6 +47,9 @@ pub struct ConnectionTimeouts {
     /// Longest a kept-alive connection may wait for its next request once a response on
     /// it has been sent.
     pub idle: Option<Duration>,
+    /// Longest writing one response may take: a client that stops reading is cut off once
+    /// this has run out.
+    pub write: Option<Duration>,
 }
 
 impl ConnectionTimeouts {
@@ -64,6 +67,12 @@ impl ConnectionTimeouts {
     /// Declares the keep-alive idle timeout.
     pub fn with_idle(mut self, timeout: Duration) -> Self {
         self.idle = Some(timeout);
+        self
+    }
+
+    /// Declares the response write timeout.
+    pub fn with_write(mut self, timeout: Duration) -> Self {
+        self.write = Some(timeout);
         self
     }
 }
