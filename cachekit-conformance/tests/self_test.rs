@@ -558,6 +558,50 @@ enum Flaw {
     /// a set dropped after taking the lock never releases it, and the next writer of the
     /// key polls until the 30 s lease runs out.
     WriteLeaseLeftByADroppedSet,
+    // ---- probe five: flaws the kit had not seen ----
+    /// PHP falsiness: `if (!$value) return null;` after `$memcached->get()`: the string
+    /// `"0"` is falsy in PHP, so a stored `0` reads as a miss (exists still says true).
+    FalsyZeroValueReadAsMiss,
+    /// PSR-6/PSR-16 pools validating keys with `if (empty($key)) throw new
+    /// InvalidArgumentException`: PHP's `empty("0")` is true, so the key `0` is refused.
+    FalsyZeroKeyRejected,
+    /// A client stack that writes a language's null as its text (`tostring(nil)` in a Lua
+    /// script, Python `str(None)`, JS `String(undefined)`, redis-cli's `(nil)`) and maps
+    /// those texts back to a miss when reading: a stored `nil`, `(nil)`, `None` or
+    /// `undefined` reads as None.
+    NilSpellingsReadAsMiss,
+    /// An LSM store (RocksDB/LevelDB compaction filter) reaping an expired key with a range
+    /// delete `[key, key + "\xff")`: every key that extends the expired one goes with it.
+    ExpiryRangeDeleteTakesExtensions,
+    /// A copy-on-write / MVCC store that writes the new version beside the old one until the
+    /// swap and checks the per-key quota (the declared maximum) on both: overwriting a large
+    /// value with another large value within the maximum is refused as ValueTooLarge.
+    OverwriteCountsOldAndNewAgainstTheLimit,
+    /// A memcached text-protocol reader that reads lines until `END\r\n` instead of the byte
+    /// count in the `VALUE` line: a value holding a line `END` is cut there.
+    TextReaderStopsAtEndLine,
+    /// A front whose DELETE of `*` means "purge everything" (CDN/Varnish `PURGE *`, an nginx
+    /// cache-purge wildcard) reached through the key: deleting the key `*` empties the store.
+    StarKeyDeletePurgesEverything,
+    /// A client that skips re-sending an unchanged ttl: a set whose ttl equals the one it last
+    /// sent for the key goes out as `SET .. KEEPTTL`, so re-setting with the same ttl does
+    /// not restart it (Caffeine's `Expiry.expireAfterUpdate` returning `currentDuration`).
+    SameTtlOverwriteKeepsTheDeadline,
+    /// A health check that snapshots and reloads the data set (a `DUMP`/`RESTORE` round
+    /// trip with a ttl argument of 0, a reload from a format that keeps no ttls): every
+    /// entry comes back persistent.
+    HealthCheckRestoresEntriesWithoutTtl,
+    /// Read repair with a replica that never got the ttl (ttls not replicated, Cassandra
+    /// read repair from a node with the row written without `USING TTL`): a read of an
+    /// expired entry repairs it back, persistent, a moment later.
+    ReadRepairResurrectsExpiredEntries,
+    /// A text-gateway client (webdis-style HTTP front, a Redis REST proxy) that takes any
+    /// reply starting with `-` and an upper-case word as an error reply: a stored value
+    /// `-ERR ...` reads as an error.
+    ErrorLookingValuesReadAsErrors,
+    /// `StringUtils.isBlank(key)` / `if not key.strip()` as the empty-key check: a key made
+    /// only of whitespace (a space, a tab) is refused as InvalidKey.
+    BlankKeyRejected,
 }
 
 #[derive(Debug, Clone)]
@@ -863,12 +907,28 @@ impl Flawed {
                 }
             }
         }
-        if self.flaw == Flaw::TombstonePurgedAfterGcGraceResurrects {
+        if matches!(
+            self.flaw,
+            Flaw::TombstonePurgedAfterGcGraceResurrects | Flaw::ReadRepairResurrectsExpiredEntries
+        ) {
             let (risen, buried): (Vec<_>, Vec<_>) =
                 state.zombies.drain(..).partition(|(at, _, _)| *at <= now);
             state.zombies = buried;
             for (_, key, entry) in risen {
                 state.entries.entry(key).or_insert(entry);
+            }
+        }
+        if self.flaw == Flaw::ExpiryRangeDeleteTakesExtensions {
+            let expired: Vec<String> = state
+                .entries
+                .iter()
+                .filter(|(_, entry)| !entry.is_live(now))
+                .map(|(key, _)| key.clone())
+                .collect();
+            for gone in expired {
+                state
+                    .entries
+                    .retain(|stored, _| !stored.starts_with(gone.as_str()));
             }
         }
         if self.flaw == Flaw::ExpirySweepDeletesByKeyLater {
@@ -914,6 +974,14 @@ impl Flawed {
         use Flaw::*;
         if self.flaw == EmptyKeyAccepted && key.is_empty() {
             return Ok(String::new());
+        }
+        if self.flaw == FalsyZeroKeyRejected && key == "0" {
+            return Err(BackendError::invalid_key(
+                "InvalidArgumentException: the cache key must not be empty",
+            ));
+        }
+        if self.flaw == BlankKeyRejected && !key.is_empty() && key.trim().is_empty() {
+            return Err(BackendError::invalid_key("the cache key must not be blank"));
         }
         let mut key = match self.flaw {
             LowercasesKeys => key.to_lowercase(),
@@ -1089,6 +1157,12 @@ impl Flawed {
                 },
                 Err(_) => return value,
             },
+            TextReaderStopsAtEndLine => {
+                match value.windows(7).position(|window| window == b"\r\nEND\r\n") {
+                    Some(at) => value[..at].to_vec(),
+                    None => return value,
+                }
+            }
             SparseWriteLosesTrailingZeroBlocks => {
                 let mut end = value.len();
                 while end >= 4096
@@ -1340,6 +1414,19 @@ impl Flawed {
                 ));
             }
         }
+        if self.flaw == OverwriteCountsOldAndNewAgainstTheLimit {
+            let state = self.state.lock();
+            let old = state
+                .entries
+                .get(&key)
+                .filter(|entry| entry.is_live(now))
+                .map_or(0, |entry| entry.value.len());
+            if value.len() <= MAX_VALUE_BYTES && old + value.len() > MAX_VALUE_BYTES {
+                return Err(BackendError::value_too_large(
+                    "per-key quota exceeded while the old version is still held",
+                ));
+            }
+        }
         if let Err(err) = self.check_value(&value, key.len()) {
             let mut state = self.state.lock();
             match self.flaw {
@@ -1495,6 +1582,13 @@ impl Flawed {
             };
             if skip {
                 return Pending::Done;
+            }
+            if self.flaw == SameTtlOverwriteKeepsTheDeadline
+                && ttl.is_some()
+                && previous.ttl == ttl
+                && previous.is_live(now)
+            {
+                expires_at = previous.expires_at;
             }
             if self.flaw == KeepsOldTtlOnOverwrite && expires_at.is_none() {
                 expires_at = previous.expires_at;
@@ -1676,6 +1770,12 @@ impl Flawed {
             self.key(key)?
         };
         let now = Instant::now();
+        if self.flaw == StarKeyDeletePurgesEverything && key == "*" {
+            let mut state = self.state.lock();
+            let any = state.entries.values().any(|entry| entry.is_live(now));
+            state.entries.clear();
+            return Ok(any);
+        }
         if self.flaw == DroppedDeleteLeavesIndexEntry {
             let existed = {
                 let mut state = self.state.lock();
@@ -1841,6 +1941,20 @@ impl Flawed {
         if state.lost_blobs.contains(&key) {
             return Ok(None);
         }
+        if self.flaw == Flaw::ReadRepairResurrectsExpiredEntries {
+            let now = Instant::now();
+            let expired = state
+                .entries
+                .get(&key)
+                .filter(|entry| !entry.is_live(now))
+                .cloned();
+            if let Some(mut repaired) = expired {
+                state.entries.remove(&key);
+                repaired.expires_at = None;
+                repaired.ttl = None;
+                state.zombies.push((now + LATER, key.clone(), repaired));
+            }
+        }
         let refresh = self.flaw == Flaw::SlidingExpirationOnGet;
         if self.flaw == Flaw::CachesMisses && state.misses.contains(&key) {
             return Ok(None);
@@ -1905,6 +2019,12 @@ impl Flawed {
             (Flaw::EmptyValueReadAsNone, Some(value)) if value.is_empty() => None,
             (Flaw::GetOfMissingIsEmpty, None) => Some(Bytes::new()),
             (Flaw::FalseSentinelReadAsMiss, Some(value)) if value == b"b:0;"[..] => None,
+            (Flaw::FalsyZeroValueReadAsMiss, Some(value)) if value == b"0"[..] => None,
+            (Flaw::NilSpellingsReadAsMiss, Some(value))
+                if [&b"nil"[..], b"(nil)", b"None", b"undefined"].contains(&&value[..]) =>
+            {
+                None
+            }
             (_, got) => got,
         })
     }
@@ -2193,6 +2313,15 @@ impl Backend for Flawed {
                 .into_iter()
                 .collect());
             }
+            if self.flaw == HealthCheckRestoresEntriesWithoutTtl {
+                let now = Instant::now();
+                let mut state = self.state.lock();
+                state.entries.retain(|_, entry| entry.is_live(now));
+                for entry in state.entries.values_mut() {
+                    entry.expires_at = None;
+                    entry.ttl = None;
+                }
+            }
             if self.flaw == HealthCheckClearsTheStore {
                 self.state.lock().entries.clear();
             }
@@ -2273,6 +2402,17 @@ impl Flawed {
             return Err(BackendError::new(
                 ErrorKind::Protocol,
                 "invalid gzip stream",
+            ));
+        }
+        let error_like = |value: &Bytes| {
+            value.first() == Some(&b'-') && value.get(1).is_some_and(u8::is_ascii_uppercase)
+        };
+        if self.flaw == Flaw::ErrorLookingValuesReadAsErrors
+            && matches!(&got, Ok(Some(value)) if error_like(value))
+        {
+            return Err(BackendError::new(
+                ErrorKind::Other,
+                "ERR reply from the gateway",
             ));
         }
         if self.inherits(key) && matches!(got, Ok(None)) {
@@ -3298,6 +3438,51 @@ fn expectations() -> Vec<(Flaw, &'static [&'static str])> {
             WriteLeaseLeftByADroppedSet,
             &["cancel::dropped_set_leaves_old_or_new_value"],
         ),
+        (
+            FalsyZeroValueReadAsMiss,
+            &["values::text_like_values_are_not_interpreted"],
+        ),
+        (
+            FalsyZeroKeyRejected,
+            &["keys::special_words_are_plain_keys"],
+        ),
+        (
+            NilSpellingsReadAsMiss,
+            &["values::text_like_values_are_not_interpreted"],
+        ),
+        (
+            ExpiryRangeDeleteTakesExtensions,
+            &["ttl::entry_without_ttl_outlives_the_window"],
+        ),
+        (
+            OverwriteCountsOldAndNewAgainstTheLimit,
+            &["values::value_at_max_size_roundtrips"],
+        ),
+        (
+            TextReaderStopsAtEndLine,
+            &["values::text_like_values_are_not_interpreted"],
+        ),
+        (
+            StarKeyDeletePurgesEverything,
+            &["keys::special_words_are_plain_keys"],
+        ),
+        (
+            SameTtlOverwriteKeepsTheDeadline,
+            &["ttl::a_set_with_the_same_ttl_restarts_it"],
+        ),
+        (
+            HealthCheckRestoresEntriesWithoutTtl,
+            &["health::health_checks_leave_ttls_running"],
+        ),
+        (
+            ReadRepairResurrectsExpiredEntries,
+            &["ttl::expired_entry_is_absent_from_get"],
+        ),
+        (
+            ErrorLookingValuesReadAsErrors,
+            &["values::text_like_values_are_not_interpreted"],
+        ),
+        (BlankKeyRejected, &["keys::special_words_are_plain_keys"]),
         (
             ExpireLandsOnConcurrentPlainSet,
             &["concurrency::racing_sets_with_and_without_a_ttl_leave_one_whole"],

@@ -223,6 +223,25 @@ pub async fn health_check_answers_within_the_bound(ctx: Ctx) -> CaseResult {
     )
 }
 
+/// Health checks leave every entry's ttl running: a check that snapshots and reloads the
+/// data set (`DUMP`/`RESTORE` with no ttl, a reload from a format without ttls) makes
+/// expiring entries persistent.
+pub async fn health_checks_leave_ttls_running(ctx: Ctx) -> CaseResult {
+    let window = ctx.ttl_window();
+    let key = ctx.key("expiring");
+    ctx.set(&key, b"v", Some(window.ttl)).await?;
+    let acknowledged = tokio::time::Instant::now();
+    for _ in 0..3 {
+        ctx.backend.health_check().await;
+    }
+    ctx.sleep_until(acknowledged, window.absent_by).await;
+    let check = format!(
+        "get/exists {:?} after a set with ttl {:?} and three health checks",
+        window.absent_by, window.ttl
+    );
+    ctx.expect_absent(&check, &key).await
+}
+
 /// Repeated health checks all report healthy and leave the data alone.
 pub async fn repeated_health_checks_stay_healthy_and_change_nothing(ctx: Ctx) -> CaseResult {
     let key = ctx.key("k");

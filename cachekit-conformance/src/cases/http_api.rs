@@ -26,7 +26,26 @@ pub async fn put_then_get_returns_the_body_exactly(ctx: ApiCtx) -> CaseResult {
     let body: Vec<u8> = (0..=255u8).chain(*b"\r\n\r\n\0end").collect();
     let put = ctx.put(&key, "", &body).await?;
     expect_status("PUT of a new key", &key, "PUT", &put, &[200, 201, 204])?;
-    ctx.expect_value("GET after PUT", &key, &body).await
+    ctx.expect_value("GET after PUT", &key, &body).await?;
+    // The body is bytes whatever its Content-Type says: a front end that parses JSON bodies
+    // stores them re-serialised.
+    let json_key = ctx.key("json");
+    let json = br#"{"a": 1,  "b": [1, 2.50]}"#;
+    let headers = format!(
+        "Content-Type: application/json\r\nContent-Length: {}\r\n",
+        json.len()
+    );
+    let target = ctx.path(&format!("/cache/{json_key}"));
+    let put = ctx.send("PUT", &target, &headers, json).await?;
+    expect_status(
+        "PUT of a JSON body sent as application/json",
+        &json_key,
+        "PUT",
+        &put,
+        &[200, 201, 204],
+    )?;
+    ctx.expect_value("GET after a PUT sent as application/json", &json_key, json)
+        .await
 }
 
 /// GET of a missing key is 404.
@@ -81,6 +100,12 @@ pub async fn a_literal_slash_never_reaches_a_key(ctx: ApiCtx) -> CaseResult {
         "PUT",
         &put,
     )?;
+    // A trailing slash and a doubled one are literal slashes too: a framework that matches
+    // `/cache/k/` as `/cache/k`, or a proxy that merges `//`, must not store under `k`.
+    for raw in [format!("{base}/"), format!("/{base}")] {
+        let put = ctx.put(&raw, "", b"v").await?;
+        expect_client_error(&format!("PUT of /cache/{raw}"), &raw, "PUT", &put)?;
+    }
     let encoded = format!("{base}%2Ffile");
     ctx.expect_missing(
         "the key `dir/file` after a refused PUT of /cache/dir/file",
@@ -161,7 +186,34 @@ pub async fn percent_encoded_utf8_is_decoded_exactly(ctx: ApiCtx) -> CaseResult 
     ctx.expect_value("GET of the same escapes", &format!("{base}%C3%A9"), b"nfc")
         .await?;
     ctx.expect_missing("GET of the NFD spelling", &format!("{base}e%CC%81"))
-        .await
+        .await?;
+    // Letters keep their case: a front end that lower-cases the path makes two keys one.
+    ctx.put(&format!("{base}MiXeD"), "", b"mixed").await?;
+    ctx.expect_value(
+        "GET of the same letters in the same case",
+        &format!("{base}MiXeD"),
+        b"mixed",
+    )
+    .await?;
+    ctx.expect_missing(
+        "GET of the same letters in lower case",
+        &format!("{base}mixed"),
+    )
+    .await?;
+    // An escape that is not UTF-8 names no key: it is refused, never replaced by U+FFFD.
+    let invalid = format!("{base}%FF");
+    let put = ctx.put(&invalid, "", b"invalid").await?;
+    expect_client_error(
+        "PUT of a key whose escapes are not UTF-8",
+        &invalid,
+        "PUT",
+        &put,
+    )?;
+    ctx.expect_missing(
+        "GET of U+FFFD, which %FF must not become",
+        &format!("{base}%EF%BF%BD"),
+    )
+    .await
 }
 
 /// An escaped `%`, `?` or `#` is a character of the key, decoded exactly once: `%2541` is
@@ -175,6 +227,7 @@ pub async fn escaped_delimiters_stay_in_the_key(ctx: ApiCtx) -> CaseResult {
         (format!("{base}%2541"), format!("{base}A")),
         (format!("{base}%3Fx%3Dy"), base.clone()),
         (format!("{base}%23x"), base.clone()),
+        (format!("{base}%00x"), base.clone()),
     ];
     for (i, (escaped, misread)) in spellings.iter().enumerate() {
         let value = format!("escaped #{i}");
@@ -211,6 +264,10 @@ pub async fn ttl_is_parsed_strictly(ctx: ApiCtx) -> CaseResult {
         "0x10",
         "99999999999999999999",
         "1&ttl=2",
+        "+1",
+        "1m",
+        "10s",
+        "4294967297",
     ];
     for (i, value) in bad.iter().enumerate() {
         let key = ctx.key(&format!("bad{i}"));
@@ -802,6 +859,35 @@ pub async fn health_answers_json_with_healthy(ctx: ApiCtx) -> CaseResult {
     }
     Err(Failure::new("GET /health of a reachable service")
         .expected("200 with JSON {\"healthy\": true, ...}")
+        .got(describe(&response)))
+}
+
+/// With a token configured, `/health` without it tells only whether the service is healthy:
+/// a proxy that adds the token for load-balancer probes hands the full report to anyone.
+pub async fn health_without_the_token_shows_only_whether_healthy(ctx: ApiCtx) -> CaseResult {
+    configured_token(&ctx)?;
+    let target = ctx.path("/health");
+    let head = format!(
+        "GET {target} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+        ctx.target.authority
+    );
+    let response = ctx
+        .exchange("GET", &target, head.as_bytes(), b"", false)
+        .await?;
+    let fields = serde_json::from_slice::<serde_json::Value>(&response.body)
+        .ok()
+        .and_then(|json| json.as_object().cloned());
+    let only_healthy = fields.is_some_and(|fields| {
+        fields.len() == 1
+            && fields
+                .get("healthy")
+                .is_some_and(serde_json::Value::is_boolean)
+    });
+    if matches!(response.status, 200 | 503) && only_healthy {
+        return Ok(());
+    }
+    Err(Failure::new("GET /health without a token")
+        .expected("200 or 503 with JSON {\"healthy\": true|false} and no other field")
         .got(describe(&response)))
 }
 

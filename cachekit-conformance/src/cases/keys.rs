@@ -277,6 +277,51 @@ pub async fn object_member_names_are_plain_keys(ctx: Ctx) -> CaseResult {
     Ok(())
 }
 
+/// Whole keys that some layer takes for something else are plain keys: PHP's `empty("0")`,
+/// a `*` a purge front reads as "everything", a blank key a `isBlank` check refuses, a
+/// language's null spelled out. Deleting one leaves the case's own keys alone.
+pub async fn special_words_are_plain_keys(ctx: Ctx) -> CaseResult {
+    // Whole keys, unprefixed, as in `object_member_names_are_plain_keys`: values carry the
+    // run's prefix, and names the store declares it refuses are skipped.
+    const NAMES: [&str; 9] = [
+        "0",
+        "*",
+        " ",
+        "\t",
+        "null",
+        "nil",
+        "None",
+        "undefined",
+        "false",
+    ];
+    let own = ctx.key("own");
+    ctx.set(&own, b"kept", None).await?;
+    for (i, name) in NAMES.iter().enumerate() {
+        if ctx.caps.check_key(name).is_err() {
+            continue;
+        }
+        let value = format!("{}#{i}", ctx.prefix());
+        ctx.set(name, value.as_bytes(), None).await?;
+        ctx.expect_present(
+            "a whole key that is a special word reads back its own value",
+            name,
+            value.as_bytes(),
+        )
+        .await?;
+        ctx.expect_delete("delete of a whole key that is a special word", name, true)
+            .await?;
+        ctx.expect_absent("a whole key that is a special word, after its delete", name)
+            .await?;
+        ctx.expect_present(
+            &format!("a key of the case's own, after a delete of the key {name:?}"),
+            &own,
+            b"kept",
+        )
+        .await?;
+    }
+    Ok(())
+}
+
 /// A key's first characters are kept, whatever they are.
 pub async fn leading_characters_are_kept(ctx: Ctx) -> CaseResult {
     // The case's private prefix comes after the characters under test, so that they open

@@ -206,6 +206,10 @@ fn listed_cases() -> Vec<Case> {
             "names special to maps built on objects (`__proto__`, `constructor`, `toString`, ...) are plain keys"
         ),
         case!(
+            keys::special_words_are_plain_keys,
+            "whole keys that some layer takes for something else (`0`, `*`, a lone space or tab, `null`, `nil`, `None`, `undefined`, `false`) are plain keys, and deleting one leaves other keys alone"
+        ),
+        case!(
             keys::leading_characters_are_kept,
             "a key's first characters are kept, whatever they are"
         ),
@@ -236,7 +240,7 @@ fn listed_cases() -> Vec<Case> {
             "values are bytes, never transcoded as text"
         ),
         case!(values::one_mib_value_roundtrips, "a 1 MiB value survives a round trip", needs: [ValuesOfAtLeast(MIB)]),
-        case!(values::value_at_max_size_roundtrips, "a value of exactly the declared maximum size works, with or without a ttl, and deleting it answers true then false", needs: [MaxValueBytes]),
+        case!(values::value_at_max_size_roundtrips, "a value of exactly the declared maximum size works, with or without a ttl, another one can overwrite it, and deleting it answers true then false", needs: [MaxValueBytes]),
         case!(values::value_over_max_size_is_value_too_large, "a value over the declared maximum, compressible or not, with or without a ttl, fails with ValueTooLarge and stores nothing", needs: [MaxValueBytes]),
         case!(values::value_just_under_max_size_roundtrips, "a value one byte under the declared maximum works", needs: [MaxValueBytes]),
         case!(values::a_large_value_occupies_only_its_own_key, "a large value lives under its own key only: no chunk-named keys beside it, and writes to such names leave it whole", needs: [NoEviction]),
@@ -244,7 +248,7 @@ fn listed_cases() -> Vec<Case> {
         case!(values::incompressible_value_roundtrips, "an incompressible value reads back exactly"),
         case!(
             values::text_like_values_are_not_interpreted,
-            "values that look like JSON, numbers, padded text, CRLF-terminated lines or UTF-8 with four-byte characters stay bytes"
+            "values that look like JSON, numbers, a null, an error reply, padded text, CRLF-terminated lines, a text protocol's END line or UTF-8 with four-byte characters stay bytes"
         ),
         case!(
             values::values_that_start_like_an_encoding_are_not_decoded,
@@ -257,7 +261,7 @@ fn listed_cases() -> Vec<Case> {
         case!(ttl::entry_is_visible_right_after_set, "an entry with a ttl is visible right after set", needs: [Ttl]),
         case!(ttl::entry_is_present_until_just_before_expiry, "an entry never expires early", needs: [Ttl], timing: WaitsForExpiry),
         case!(ttl::a_longer_ttl_is_not_cut_short, "an entry with a ttl of several seconds is present until just before it ends", needs: [Ttl], timing: WaitsForExpiry),
-        case!(ttl::expired_entry_is_absent_from_get, "an expired entry is absent to get", needs: [Ttl], timing: WaitsForExpiry),
+        case!(ttl::expired_entry_is_absent_from_get, "an expired entry is absent to get, and reading it does not bring it back", needs: [Ttl], timing: WaitsForExpiry),
         case!(ttl::expired_entry_is_absent_from_exists, "an expired entry is absent to exists", needs: [Ttl], timing: WaitsForExpiry),
         case!(ttl::expired_entry_is_absent_from_delete, "delete of an expired entry returns false", needs: [Ttl], timing: WaitsForExpiry),
         case!(ttl::entry_without_ttl_outlives_the_window, "an entry set without ttl does not expire", needs: [Ttl], timing: WaitsForExpiry),
@@ -270,6 +274,7 @@ fn listed_cases() -> Vec<Case> {
         case!(ttl::each_key_keeps_its_own_ttl, "each key keeps its own ttl, whatever its neighbours were set with", needs: [Ttl], timing: WaitsForExpiry),
         case!(ttl::later_set_extends_the_ttl, "a later set with a longer ttl extends the entry", needs: [Ttl], timing: WaitsForExpiry),
         case!(ttl::later_set_shortens_the_ttl, "a later set with a shorter ttl replaces a longer one", needs: [Ttl], timing: WaitsForExpiry),
+        case!(ttl::a_set_with_the_same_ttl_restarts_it, "a set with the same ttl as the live entry's restarts the ttl from that set", needs: [Ttl], timing: WaitsForExpiry),
         case!(ttl::sub_precision_ttl_rounds_up, "a ttl below the precision rounds up, not down to nothing", needs: [ObservableTtlRounding], timing: WaitsForExpiry),
         case!(ttl::zero_ttl_is_invalid_argument, "a zero ttl fails with InvalidArgument, never means `no ttl`", needs: [Ttl]),
         case!(ttl::ttl_above_maximum_is_invalid_argument, "a ttl above the declared maximum fails with InvalidArgument", needs: [Ttl]),
@@ -340,6 +345,7 @@ fn listed_cases() -> Vec<Case> {
         ),
         case!(health::health_details_carry_no_credentials, "health details carry no credentials: no password or secret parameter in a URL, no Authorization value, no secret-named detail"),
         case!(health::health_check_answers_within_the_bound, "a health check of a reachable backend holding 300 entries answers within 5 s", timing: WaitsForExpiry),
+        case!(health::health_checks_leave_ttls_running, "health checks leave ttls running: an entry set with a ttl before them still expires", needs: [Ttl], timing: WaitsForExpiry),
         case!(
             health::repeated_health_checks_stay_healthy_and_change_nothing,
             "repeated health checks stay healthy and change no data, entries that expire within a minute included"
@@ -396,16 +402,16 @@ fn fault_cases() -> Vec<Case> {
 fn http_api_cases() -> Vec<Case> {
     use Need::*;
     vec![
-        case!(http_api::put_then_get_returns_the_body_exactly, "PUT then GET returns the body byte for byte"),
+        case!(http_api::put_then_get_returns_the_body_exactly, "PUT then GET returns the body byte for byte, whatever its Content-Type"),
         case!(http_api::get_of_a_missing_key_is_404, "GET of a key never stored is 404"),
         case!(http_api::delete_answers_whether_the_entry_existed, "DELETE is 200/204 for a live entry and 404 for a missing one"),
         case!(http_api::head_answers_without_a_body, "HEAD is 200 or 404 and never sends a body"),
-        case!(http_api::a_literal_slash_never_reaches_a_key, "a literal `/` inside the key segment is refused, never part of a key"),
+        case!(http_api::a_literal_slash_never_reaches_a_key, "a literal `/` inside the key segment, trailing or doubled ones included, is refused, never part of a key"),
         case!(http_api::encoded_slash_is_part_of_one_key, "`%2F` is a slash inside one key, and `%2f` names the same key"),
         case!(http_api::dot_segments_are_never_resolved, "dot segments in the path are never resolved into another key"),
         case!(http_api::plus_in_a_key_is_a_plus, "`+` in a key is a plus, never a space"),
-        case!(http_api::percent_encoded_utf8_is_decoded_exactly, "percent-encoded UTF-8 is decoded exactly, never normalised"),
-        case!(http_api::escaped_delimiters_stay_in_the_key, "an escaped `%`, `?` or `#` is part of the key, decoded exactly once"),
+        case!(http_api::percent_encoded_utf8_is_decoded_exactly, "percent-encoded UTF-8 is decoded exactly, never normalised or case-folded; escapes that are not UTF-8 are refused"),
+        case!(http_api::escaped_delimiters_stay_in_the_key, "an escaped `%`, `?`, `#` or NUL is part of the key, decoded exactly once"),
         case!(http_api::ttl_is_parsed_strictly, "`ttl` is whole seconds in 1..=30 days; anything else is 400 and stores nothing", needs: [Ttl]),
         case!(http_api::ttl_in_whole_seconds_expires, "a PUT with `ttl=1` is present at once and gone 2.5 s later", needs: [Ttl], timing: WaitsForExpiry),
         case!(http_api::a_body_cut_short_stores_nothing, "a PUT body shorter than its Content-Length stores nothing"),
@@ -422,6 +428,7 @@ fn http_api_cases() -> Vec<Case> {
         case!(http_api::methods_outside_the_api_change_nothing, "POST and PATCH are refused and change nothing"),
         case!(http_api::the_empty_key_is_refused, "`/cache/` with no key is refused"),
         case!(http_api::health_answers_json_with_healthy, "GET /health is 200 with JSON `healthy: true` on a reachable service"),
+        case!(http_api::health_without_the_token_shows_only_whether_healthy, "with a token configured, GET /health without it answers only whether the service is healthy", needs: [AuthToken]),
         case!(http_api::health_latency_fits_in_the_round_trip, "a `latency_ms` in a health answer, when present, is a number from 0 to the request's own round trip"),
         case!(http_api::wrong_tokens_are_all_refused, "with a token configured, no wrong token is accepted, however near the real one (2,000 and more tried)", needs: [AuthToken]),
         case!(http_api::every_method_needs_the_token, "with a token configured, every method without it is 401/403, and `bearer` works in any case", needs: [AuthToken]),

@@ -129,7 +129,16 @@ async fn set_and_wait_for_expiry(ctx: &Ctx, key: &str) -> Result<String, Failure
 pub async fn expired_entry_is_absent_from_get(ctx: Ctx) -> CaseResult {
     let key = ctx.key("k");
     let when = set_and_wait_for_expiry(&ctx, &key).await?;
-    ctx.expect_get(&format!("get {when}"), &key, None).await
+    ctx.expect_get(&format!("get {when}"), &key, None).await?;
+    // Reading the expired entry must not bring it back later (read repair from a replica
+    // that never got the ttl).
+    ctx.pause().await;
+    ctx.expect_get(
+        &format!("get {when}, read once, and a pause later"),
+        &key,
+        None,
+    )
+    .await
 }
 
 /// An expired entry is absent to exists.
@@ -154,7 +163,19 @@ pub async fn entry_without_ttl_outlives_the_window(ctx: Ctx) -> CaseResult {
     let expiring = ctx.key("expiring");
     let persistent = ctx.key("persistent");
     ctx.set(&persistent, b"forever", None).await?;
+    // A key that extends the expiring one: a store that reaps an expired key with a range
+    // delete over its prefix takes it along.
+    let extension = ctx.key("expiring/persistent");
+    ctx.set(&extension, b"forever too", None).await?;
     let when = set_and_wait_for_expiry(&ctx, &expiring).await?;
+    ctx.expect_present(
+        &format!(
+            "an entry without ttl whose key extends its neighbour's, {when} on that neighbour"
+        ),
+        &extension,
+        b"forever too",
+    )
+    .await?;
     ctx.expect_present(
         &format!("an entry without ttl, {when} on a neighbour"),
         &persistent,
@@ -328,6 +349,44 @@ pub async fn later_set_shortens_the_ttl(ctx: Ctx) -> CaseResult {
         window.absent_by, window.ttl
     );
     ctx.expect_absent(&check, &key).await
+}
+
+/// A set with the same ttl as the live entry's restarts the ttl from that set: a client that
+/// sends an unchanged ttl as `KEEPTTL`, or an expiry policy that keeps the current duration on
+/// an update (Caffeine's `expireAfterUpdate` returning `currentDuration`), lets the rewritten
+/// entry die at the first set's deadline.
+pub async fn a_set_with_the_same_ttl_restarts_it(ctx: Ctx) -> CaseResult {
+    let window = ctx.ttl_window();
+    let ttl = (window.ttl * LONGER_TTL_FACTOR).min(support(&ctx)?.max);
+    let slack = window.absent_by - window.ttl;
+    // Set again halfway: the first entry is surely live then, and the second set's deadline
+    // lies past the first one's latest legal expiry, where the entry is looked for.
+    let again = ttl / 2;
+    if again <= slack {
+        // A maximum ttl this short leaves no moment at which the first set's deadline has
+        // surely passed and the second's surely has not: nothing to judge.
+        return Ok(());
+    }
+    let check = format!(
+        "get/exists {:?} after a set with ttl {ttl:?}, set again {again:?} later with the same ttl",
+        ttl + slack
+    );
+    let ctx = &ctx;
+    ctx.until_judged(&check, |attempt| {
+        let check = check.clone();
+        async move {
+            let key = ctx.key(&format!("k#{attempt}"));
+            ctx.set(&key, b"first", Some(ttl)).await?;
+            let first = Instant::now();
+            ctx.sleep_until(first, again).await;
+            let second = Instant::now();
+            ctx.set(&key, b"second", Some(ttl)).await?;
+            ctx.sleep_until(first, ttl + slack).await;
+            ctx.expect_present_before(&check, &key, b"second", second + ttl)
+                .await
+        }
+    })
+    .await
 }
 
 /// A ttl below the precision rounds up, not down to nothing.

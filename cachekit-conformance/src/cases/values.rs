@@ -87,8 +87,18 @@ pub async fn value_at_max_size_roundtrips(ctx: Ctx) -> CaseResult {
         &value,
     )
     .await?;
-    // Deleting it answers plainly, however long removing that much takes.
+    // Overwriting it with another value of the maximum size works too: a store that holds
+    // the old version beside the new one until the swap must not count both.
     let key = ctx.key("max");
+    let other = pattern(max, 0x12);
+    ctx.set(&key, &other, None).await?;
+    ctx.expect_present(
+        "get after overwriting a value of exactly the maximum size with another",
+        &key,
+        &other,
+    )
+    .await?;
+    // Deleting it answers plainly, however long removing that much takes.
     ctx.expect_delete("delete of a value of exactly the maximum size", &key, true)
         .await?;
     ctx.expect_delete(
@@ -287,7 +297,7 @@ pub async fn incompressible_value_roundtrips(ctx: Ctx) -> CaseResult {
 
 /// Values whose text looks like something else (JSON, numbers, whitespace) stay bytes.
 pub async fn text_like_values_are_not_interpreted(ctx: Ctx) -> CaseResult {
-    let values: [&[u8]; 11] = [
+    let values: [&[u8]; 18] = [
         b" padded ",
         b"{\"json\": true}",
         b"null",
@@ -301,6 +311,16 @@ pub async fn text_like_values_are_not_interpreted(ctx: Ctx) -> CaseResult {
         b"\r\n",
         // Valid UTF-8 with a 4-byte character: a 3-byte-UTF-8 text column cuts it there.
         "ok \u{1F980} crab".as_bytes(),
+        // PHP's falsy "0" and a language's null written out: a client that maps them back
+        // to a miss loses the value.
+        b"0",
+        b"nil",
+        b"(nil)",
+        b"None",
+        b"undefined",
+        // An error reply's shape, and a text protocol's end-of-values line inside a value.
+        b"-ERR not an error",
+        b"before\r\nEND\r\nafter",
     ];
     for (i, value) in values.iter().enumerate() {
         roundtrip(
