@@ -138,6 +138,9 @@ pub enum Need {
     NoEviction,
     /// Expiry follows the tokio clock, so a case can jump days ahead for free.
     VirtualClock,
+    /// Ttls finer than a second, or expiry on the tokio clock: deadlines a second apart can
+    /// be told apart within a few seconds.
+    SubSecondTtlPrecision,
     /// The target is configured with a bearer token (a property of the suite, not of the
     /// capabilities: [`crate::Suite::skip_reason`] judges it).
     AuthToken,
@@ -176,6 +179,9 @@ impl Need {
             Need::DotKeysAccepted => !caps.rejected_keys.iter().any(|k| k == "." || k == ".."),
             Need::NoEviction => !caps.may_evict,
             Need::VirtualClock => caps.ttl.is_some() && caps.clock == Clock::Tokio,
+            Need::SubSecondTtlPrecision => caps.ttl.is_some_and(|ttl| {
+                ttl.precision < Duration::from_secs(1) || caps.clock == Clock::Tokio
+            }),
             Need::AuthToken | Need::HeaderTimeout | Need::IdleTimeout | Need::WriteTimeout => true,
         };
         if met {
@@ -199,6 +205,10 @@ impl Need {
             Need::VirtualClock => {
                 "expiry follows a wall clock: days-long horizons cannot be waited for".to_owned()
             }
+            Need::SubSecondTtlPrecision if caps.ttl.is_none() => "ttl: not claimed".to_owned(),
+            Need::SubSecondTtlPrecision => "ttl precision of 1 s or coarser on a wall clock: \
+                 deadlines a second apart take too long to tell apart"
+                .to_owned(),
             Need::AuthToken => NO_TOKEN_REASON.to_owned(),
             Need::HeaderTimeout => NO_HEADER_TIMEOUT_REASON.to_owned(),
             Need::IdleTimeout => NO_IDLE_TIMEOUT_REASON.to_owned(),

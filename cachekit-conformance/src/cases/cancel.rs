@@ -146,7 +146,7 @@ async fn get_and_exists_agree(ctx: &Ctx, when: &str, key: &str) -> Result<Option
 /// A lock or lease that the cancelled operation took and never released must not be left
 /// for the next writer to wait out: Redlock-style write leases run 10 to 30 s.
 fn set_after_cancel_bound(ctx: &Ctx) -> Duration {
-    if ctx.caps.clock == Clock::Tokio {
+    if ctx.virtual_time {
         Duration::from_secs(1)
     } else {
         Duration::from_secs(10)

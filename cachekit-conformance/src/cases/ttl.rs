@@ -357,12 +357,18 @@ pub async fn later_set_shortens_the_ttl(ctx: Ctx) -> CaseResult {
 /// entry die at the first set's deadline.
 pub async fn a_set_with_the_same_ttl_restarts_it(ctx: Ctx) -> CaseResult {
     let window = ctx.ttl_window();
-    let ttl = (window.ttl * LONGER_TTL_FACTOR).min(support(&ctx)?.max);
     let slack = window.absent_by - window.ttl;
+    let margin = window.ttl - window.present_until;
     // Set again halfway: the first entry is surely live then, and the second set's deadline
-    // lies past the first one's latest legal expiry, where the entry is looked for.
+    // (less the presence margin) lies past the first one's latest legal expiry, where the
+    // entry is looked for. The shortest such ttl keeps the case short on a wall clock.
+    let ttl = (2..=LONGER_TTL_FACTOR)
+        .map(|factor| window.ttl * factor)
+        .find(|ttl| *ttl / 2 > slack + margin)
+        .unwrap_or(window.ttl * LONGER_TTL_FACTOR)
+        .min(support(&ctx)?.max);
     let again = ttl / 2;
-    if again <= slack {
+    if again <= slack + margin {
         // A maximum ttl this short leaves no moment at which the first set's deadline has
         // surely passed and the second's surely has not: nothing to judge.
         return Ok(());
