@@ -261,20 +261,26 @@ pub async fn object_member_names_are_plain_keys(ctx: Ctx) -> CaseResult {
         "__dict__",
     ];
     for (i, name) in NAMES.iter().enumerate() {
-        let value = format!("{}#{i}", ctx.prefix());
-        ctx.set(name, value.as_bytes(), None).await?;
-        ctx.expect_present(
-            "a key named like an object member reads back its own value",
-            name,
-            value.as_bytes(),
-        )
-        .await?;
-        ctx.expect_delete("delete of a key named like an object member", name, true)
-            .await?;
-        ctx.expect_absent("a key named like an object member, after its delete", name)
-            .await?;
+        whole_key_round_trip(&ctx, name, i, "a key named like an object member").await?;
     }
     Ok(())
+}
+
+/// Sets the whole, unprefixed key `name` to a value carrying the case's prefix (so that a
+/// run sharing the store sees whose it is), reads it back, deletes it and finds it gone.
+async fn whole_key_round_trip(ctx: &Ctx, name: &str, i: usize, what: &str) -> CaseResult {
+    let value = format!("{}#{i}", ctx.prefix());
+    ctx.set(name, value.as_bytes(), None).await?;
+    ctx.expect_present(
+        &format!("{what} reads back its own value"),
+        name,
+        value.as_bytes(),
+    )
+    .await?;
+    ctx.expect_delete(&format!("delete of {what}"), name, true)
+        .await?;
+    ctx.expect_absent(&format!("{what}, after its delete"), name)
+        .await
 }
 
 /// Whole keys that some layer takes for something else are plain keys: PHP's `empty("0")`,
@@ -300,18 +306,7 @@ pub async fn special_words_are_plain_keys(ctx: Ctx) -> CaseResult {
         if ctx.caps.check_key(name).is_err() {
             continue;
         }
-        let value = format!("{}#{i}", ctx.prefix());
-        ctx.set(name, value.as_bytes(), None).await?;
-        ctx.expect_present(
-            "a whole key that is a special word reads back its own value",
-            name,
-            value.as_bytes(),
-        )
-        .await?;
-        ctx.expect_delete("delete of a whole key that is a special word", name, true)
-            .await?;
-        ctx.expect_absent("a whole key that is a special word, after its delete", name)
-            .await?;
+        whole_key_round_trip(&ctx, name, i, "a whole key that is a special word").await?;
         ctx.expect_present(
             &format!("a key of the case's own, after a delete of the key {name:?}"),
             &own,
