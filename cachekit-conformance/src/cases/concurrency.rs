@@ -174,10 +174,7 @@ pub async fn racing_sets_with_and_without_a_ttl_leave_one_whole(ctx: Ctx) -> Cas
         // Started and left unfinished after `polls` turns, while the plain set runs whole.
         let finished = poll_a_few_times(with_ttl.as_mut(), polls).await;
         ctx.set(&key, b"plain", None).await?;
-        let result = match finished {
-            Some(result) => result,
-            None => with_ttl.await,
-        };
+        let result = run_to_the_end(with_ttl, finished).await;
         result.map_err(|err| {
             crate::ctx::unexpected(Operation::Set, "set(ttl) raced by a plain set", &key, err)
         })?;
@@ -193,10 +190,7 @@ pub async fn racing_sets_with_and_without_a_ttl_leave_one_whole(ctx: Ctx) -> Cas
             ctx.expect_exists("exists after a get saw a set still in flight", &fresh, true)
                 .await?;
         }
-        let result = match finished {
-            Some(result) => result,
-            None => set.await,
-        };
+        let result = run_to_the_end(set, finished).await;
         result.map_err(|err| crate::ctx::unexpected(Operation::Set, "set", &fresh, err))?;
     }
     let settled = tokio::time::Instant::now();
@@ -225,6 +219,18 @@ async fn poll_a_few_times<F: std::future::Future>(
         }
     }
     None
+}
+
+/// `operation`'s output: the one [`poll_a_few_times`] already got, or else what it gives
+/// once polled to the end.
+async fn run_to_the_end<F: std::future::Future>(
+    operation: std::pin::Pin<&mut F>,
+    finished: Option<F::Output>,
+) -> F::Output {
+    match finished {
+        Some(output) => output,
+        None => operation.await,
+    }
 }
 
 fn expect_written(key: &str, got: Option<&[u8]>, written: &[&[u8]]) -> CaseResult {

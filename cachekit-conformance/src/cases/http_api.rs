@@ -760,8 +760,9 @@ pub async fn a_client_that_stops_reading_is_cut_off_after_the_write_timeout(
         .map_or(SLOW_READ_VALUE_BYTES, |max| max.min(SLOW_READ_VALUE_BYTES))
         .max(1);
     let put = loop {
-        let value: Vec<u8> = (0..value_len).map(|n| (n % 251) as u8).collect();
-        let put = ctx.put(&key, "", &value).await?;
+        let put = ctx
+            .put(&key, "", &super::values::pattern(value_len, 0x5e))
+            .await?;
         if put.status != 413 || value_len <= SMALLEST_SLOW_READ_VALUE_BYTES {
             break put;
         }
