@@ -30,7 +30,7 @@
 //!   reported the same way. A failed set never stores part of a value; note that
 //!   memcached itself removes the previous value of a key whose set it refused for size
 //!   or memory, so that a stale value does not outlive a failed write.
-//! - **Ttl** with a precision of two seconds, up to 30 days; see
+//! - **Ttl** with a precision of three seconds, up to 30 days; see
 //!   [`protocol::TTL_PRECISION`] for why not one.
 //! - **Shared** across instances (it is one server), and **may evict**: memcached drops
 //!   least-recently-used items when its memory is full.

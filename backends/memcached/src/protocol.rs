@@ -23,10 +23,17 @@ pub const RELATIVE_EXPTIME_MAX: u64 = 30 * 24 * 60 * 60;
 ///
 /// Memcached's clock is a whole-second counter ticked by a timer whose phase is set by
 /// when the process started, so an exptime of N seconds ends the entry somewhere between
-/// N-1 and N seconds after the set, and the client cannot tell where. Never expiring
-/// early takes N = ceil(ttl) + 1, which for a fractional ttl ends the entry up to (not
-/// including) two seconds after the ttl: one second of precision would be a lie.
-pub const TTL_PRECISION: Duration = Duration::from_secs(2);
+/// N-1 and N seconds after the set, and the client cannot tell where. That timer runs on
+/// the server's event loop, and on a busy host it fires late: the counter then lags by a
+/// further second, and an entry set meanwhile ends a second sooner still. Never expiring
+/// early takes N = ceil(ttl) + [`EXPTIME_MARGIN_SECS`], which for a fractional ttl ends
+/// the entry up to (not including) three seconds after the ttl.
+pub const TTL_PRECISION: Duration = Duration::from_secs(3);
+
+/// The whole seconds added to a ttl rounded up: one for the second already under way when
+/// the set lands, one for a clock tick the server's timer fires late (see
+/// [`TTL_PRECISION`]).
+pub const EXPTIME_MARGIN_SECS: u64 = 2;
 
 /// `sizeof(item)` of a 64-bit memcached 1.6 build: the per-item header every stored
 /// value pays, measured against 1.6.18 (see [`value_limit`]).
@@ -98,8 +105,7 @@ pub fn expiry_for(ttl: Option<Duration>) -> Expiry {
         return Expiry::Never;
     };
     let ttl = ttl.max(TTL_PRECISION);
-    // +1: the second that is already partly over when the set lands.
-    let whole = TtlSupport::SECONDS.round_up(ttl).as_secs() + 1;
+    let whole = TtlSupport::SECONDS.round_up(ttl).as_secs() + EXPTIME_MARGIN_SECS;
     if whole <= RELATIVE_EXPTIME_MAX {
         Expiry::Relative(whole)
     } else {
@@ -294,17 +300,18 @@ mod tests {
 
     #[rstest]
     #[case::no_ttl(None, Expiry::Never)]
-    #[case::one_nanosecond(Some(Duration::from_nanos(1)), Expiry::Relative(3))]
-    #[case::one_second(Some(Duration::from_secs(1)), Expiry::Relative(3))]
-    #[case::the_precision(Some(Duration::from_secs(2)), Expiry::Relative(3))]
-    #[case::just_over_the_precision(Some(Duration::from_millis(2001)), Expiry::Relative(4))]
-    #[case::fractional(Some(Duration::from_millis(2600)), Expiry::Relative(4))]
-    #[case::whole(Some(Duration::from_secs(60)), Expiry::Relative(61))]
-    #[case::thirty_days_minus_two(Some(Duration::from_secs(30 * DAY - 2)), Expiry::Relative(30 * DAY - 1))]
-    #[case::thirty_days_minus_one(Some(Duration::from_secs(30 * DAY - 1)), Expiry::Relative(30 * DAY))]
-    #[case::thirty_days_minus_a_fraction(Some(Duration::from_secs(30 * DAY) - Duration::from_millis(700)), Expiry::AfterServerNow(30 * DAY + 1))]
-    #[case::thirty_days(Some(Duration::from_secs(30 * DAY)), Expiry::AfterServerNow(30 * DAY + 1))]
-    #[case::thirty_days_and_a_fraction(Some(Duration::from_secs(30 * DAY) + Duration::from_millis(300)), Expiry::AfterServerNow(30 * DAY + 2))]
+    #[case::one_nanosecond(Some(Duration::from_nanos(1)), Expiry::Relative(5))]
+    #[case::one_second(Some(Duration::from_secs(1)), Expiry::Relative(5))]
+    #[case::the_precision(Some(Duration::from_secs(3)), Expiry::Relative(5))]
+    #[case::just_over_the_precision(Some(Duration::from_millis(3001)), Expiry::Relative(6))]
+    #[case::fractional(Some(Duration::from_millis(3600)), Expiry::Relative(6))]
+    #[case::whole(Some(Duration::from_secs(60)), Expiry::Relative(62))]
+    #[case::thirty_days_minus_three(Some(Duration::from_secs(30 * DAY - 3)), Expiry::Relative(30 * DAY - 1))]
+    #[case::thirty_days_minus_two(Some(Duration::from_secs(30 * DAY - 2)), Expiry::Relative(30 * DAY))]
+    #[case::thirty_days_minus_one(Some(Duration::from_secs(30 * DAY - 1)), Expiry::AfterServerNow(30 * DAY + 1))]
+    #[case::thirty_days_minus_a_fraction(Some(Duration::from_secs(30 * DAY) - Duration::from_millis(700)), Expiry::AfterServerNow(30 * DAY + 2))]
+    #[case::thirty_days(Some(Duration::from_secs(30 * DAY)), Expiry::AfterServerNow(30 * DAY + 2))]
+    #[case::thirty_days_and_a_fraction(Some(Duration::from_secs(30 * DAY) + Duration::from_millis(300)), Expiry::AfterServerNow(30 * DAY + 3))]
     fn ttls_become_whole_seconds_that_never_expire_early(
         #[case] ttl: Option<Duration>,
         #[case] expiry: Expiry,
