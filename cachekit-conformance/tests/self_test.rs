@@ -602,6 +602,53 @@ enum Flaw {
     /// `StringUtils.isBlank(key)` / `if not key.strip()` as the empty-key check: a key made
     /// only of whitespace (a space, a tab) is refused as InvalidKey.
     BlankKeyRejected,
+    // ---- probe six: flaws the kit had not seen ----
+    /// Keys replaced by their 32-bit FNV-1a hash without keeping the key (a hand-rolled
+    /// `HashMap<u32, V>` index, a fingerprint used as identity): `costarring` and `liquid`
+    /// are one key.
+    KeysIndexedByFnv1a32,
+    /// MySQL in non-strict mode with a `VARCHAR(255)` key column while 256 bytes are
+    /// declared: a 256-character key is silently cut to 255, so two maximum-length keys
+    /// that differ only in their last character are one key.
+    KeysCutToVarchar255,
+    /// A client that sniffs the LZ4 frame magic (`04 22 4D 18`, django-redis/python-lz4
+    /// style auto-decompression): a value that only starts like an LZ4 frame comes back as a
+    /// decoding error.
+    SniffsLz4FrameMagic,
+    /// A migration shim reading both the old framed format (4-byte big-endian length, then
+    /// the payload) and the new raw one: a raw value whose first four bytes happen to equal
+    /// the length of the rest is unwrapped.
+    LegacyLengthPrefixUnwrapped,
+    /// The DynamoDB + S3 pointer pattern for values over the 400 KiB item limit: the pointer
+    /// item is built on its own code path, which forgets the `ttl` attribute, so large
+    /// values set with a ttl never expire.
+    LargeValuesWithTtlNeverExpire,
+    /// A ttl column of type `REAL` (PostgreSQL `real`, MySQL `FLOAT`): ttls pass through an
+    /// f32 and lose precision (a quarter second at 30 days).
+    TtlStoredAsF32Seconds,
+    /// Django's LocMemCache with `MAX_ENTRIES` raised to 5000 and the default
+    /// `CULL_FREQUENCY` of 3, never declared: when full, the oldest third is culled.
+    UndeclaredCapacityOf5000CullsAThird,
+    /// 64 KiB chunks counted with `(len + CHUNK - 2) / CHUNK`: a value one byte past a
+    /// multiple of the chunk size loses its last byte.
+    ChunkCountDropsAOneByteTail,
+    /// A 1 s timing wheel that files an entry whose deadline falls exactly on a slot
+    /// boundary into the slot the cursor already passed: that entry never expires.
+    ExpiryWheelLosesSlotBoundaryDeadlines,
+    /// A hand-written health indicator that reports the client's last error (`lastError
+    /// != null` -> DOWN): any refused key or too-large value makes the store unhealthy
+    /// until the next successful operation.
+    HealthReportsTheLastOperationError,
+    /// DynamoDB `UpdateItem` that sets `compressed = true` when it compresses and never
+    /// removes it: a small value written over a large compressible one is read through the
+    /// decompressor and fails.
+    StaleCompressionFlagAfterOverwrite,
+    /// Hot/cold tiering: entries idle for an hour are copied to a cold tier and read back
+    /// through from it on a miss; delete only removes the hot copy.
+    ColdTierCopySurvivesDelete,
+    /// Cassandra: a delete and a write with the same (millisecond) timestamp tie, and on a
+    /// tie the tombstone wins: a set in the same millisecond as a delete is lost.
+    TombstoneWinsTimestampTie,
 }
 
 #[derive(Debug, Clone)]
@@ -670,6 +717,12 @@ struct State {
     key_index: HashMap<String, Option<Instant>>,
     /// Write leases of the lock flaw: key -> when the lease runs out.
     leases: HashMap<String, Instant>,
+    /// Keys whose item carries a (possibly stale) `compressed` flag.
+    compressed_flag: HashSet<String>,
+    /// The cold tier of the tiering flaw.
+    cold: HashMap<String, Entry>,
+    /// When each key was last deleted (tombstone timestamps).
+    deleted_at: HashMap<String, Instant>,
 }
 
 /// What a set still has to do after yielding, for the flaws that split a write in two.
@@ -701,6 +754,8 @@ struct Flawed {
     boot_offset: Duration,
     /// The keys this instance wrote (Bloom-filter flaw).
     bloom: Mutex<HashSet<String>>,
+    /// Whether the last operation failed (last-error health flaw).
+    last_failed: std::sync::atomic::AtomicBool,
 }
 
 /// A write already on the wire: if the caller drops the future before the answer, the
@@ -722,6 +777,17 @@ fn fnv(text: &str) -> u64 {
     text.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
         (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
     })
+}
+
+fn fnv1a32(text: &str) -> u32 {
+    text.bytes().fold(0x811c_9dc5, |hash, byte| {
+        (hash ^ u32::from(byte)).wrapping_mul(0x0100_0193)
+    })
+}
+
+/// Whether the compression flaw's writer compresses `value`.
+fn compresses(value: &[u8]) -> bool {
+    value.len() > 1024 && compressed_len(value) * 2 <= value.len()
 }
 
 fn cut_at_char_boundary(text: &mut String, len: usize) {
@@ -828,6 +894,7 @@ impl Flawed {
             last_used: Mutex::new(None),
             boot_offset: Duration::ZERO,
             bloom: Mutex::new(HashSet::new()),
+            last_failed: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -950,6 +1017,15 @@ impl Flawed {
             for (_, key) in fired {
                 state.entries.remove(&key);
             }
+        }
+        if self.flaw == Flaw::ColdTierCopySurvivesDelete {
+            let idle: Vec<(String, Entry)> = state
+                .entries
+                .iter()
+                .filter(|(_, entry)| entry.written_at + Duration::from_secs(3600) <= now)
+                .map(|(key, entry)| (key.clone(), entry.clone()))
+                .collect();
+            state.cold.extend(idle);
         }
         if self.flaw == Flaw::IdleEntriesVanish {
             state.entries.retain(|_, entry| {
@@ -1094,6 +1170,8 @@ impl Flawed {
                 })
                 .collect()),
             KeysAsJavaHashCode => Ok(format!("j{}", java_hash_code(&key))),
+            KeysIndexedByFnv1a32 => Ok(format!("f{:08x}", fnv1a32(&key))),
+            KeysCutToVarchar255 => Ok(key.chars().take(255).collect()),
             NamespaceNotDoubled if key.starts_with("flawed:") => Ok(key),
             NamespaceNotDoubled => Ok(format!("flawed:{key}")),
             ComparesOnlyFirst200Bytes => {
@@ -1149,6 +1227,11 @@ impl Flawed {
                 value[1..].iter().copied().take(len).collect()
             }
             ExtendedLengthOffByOneAt65536 if value.len() == 65_536 => Vec::new(),
+            ChunkCountDropsAOneByteTail if value.len() > 65_536 => {
+                const CHUNK: usize = 65_536;
+                let chunks = (value.len() + CHUNK - 2) / CHUNK;
+                return value.slice(..value.len().min(chunks * CHUNK));
+            }
             StripsOneTrailingCrlf if value.ends_with(b"\r\n") => value[..value.len() - 2].to_vec(),
             TextValuesCutAtAstralCharacter => match std::str::from_utf8(&value) {
                 Ok(text) => match text.char_indices().find(|(_, c)| u32::from(*c) > 0xffff) {
@@ -1270,8 +1353,15 @@ impl Flawed {
             SubsecMillisForFractionalTtls if ttl.subsec_nanos() != 0 => {
                 Duration::from_millis(u64::from(ttl.subsec_millis()))
             }
+            TtlStoredAsF32Seconds => Duration::from_secs_f32(ttl.as_secs_f32()),
             _ => ttl,
         };
+        if self.flaw == ExpiryWheelLosesSlotBoundaryDeadlines
+            && (now - self.created + ttl).subsec_nanos() == 0
+        {
+            // Filed in the slot the cursor already passed: never fires.
+            return None;
+        }
         if self.flaw == TimingWheelMiddleLevelFiresEarly
             && ttl >= Duration::from_secs(64)
             && ttl < Duration::from_secs(64 * 60)
@@ -1477,6 +1567,11 @@ impl Flawed {
             return Ok(());
         }
         let expires_at = self.deadline(ttl, now);
+        let expires_at = if self.flaw == LargeValuesWithTtlNeverExpire && value.len() > 400 * 1024 {
+            None
+        } else {
+            expires_at
+        };
         if self.flaw == LargeValuesVisibleLater && value.len() > 1024 * 1024 {
             let entry = self.entry(value, ttl, expires_at, now);
             self.state
@@ -1564,6 +1659,34 @@ impl Flawed {
         let previous_value = previous.as_ref().map(|p| p.value.clone());
         if self.flaw == SetAfterDeleteIgnored && state.tombstones.contains(&key) {
             return Pending::Done;
+        }
+        if self.flaw == TombstoneWinsTimestampTie {
+            let millis = |at: Instant| (at - self.created).as_millis();
+            if state
+                .deleted_at
+                .get(&key)
+                .is_some_and(|at| millis(*at) == millis(now))
+            {
+                return Pending::Done;
+            }
+        }
+        if self.flaw == StaleCompressionFlagAfterOverwrite && compresses(&value) {
+            state.compressed_flag.insert(key.clone());
+        }
+        if self.flaw == UndeclaredCapacityOf5000CullsAThird
+            && !state.entries.contains_key(&key)
+            && state.entries.len() >= 5000
+        {
+            let mut by_age: Vec<(Instant, String)> = state
+                .entries
+                .iter()
+                .map(|(stored, entry)| (entry.written_at, stored.clone()))
+                .collect();
+            by_age.sort();
+            let cull = by_age.len() / 3;
+            for (_, stored) in by_age.into_iter().take(cull) {
+                state.entries.remove(&stored);
+            }
         }
         if let Some(previous) = &previous {
             let skip = match self.flaw {
@@ -1814,6 +1937,8 @@ impl Flawed {
             return Ok(false);
         }
         let removed = state.entries.remove(&key);
+        state.deleted_at.insert(key.clone(), now);
+        state.compressed_flag.remove(&key);
         if self.flaw == ExistsIndexUpdatedAfterValue {
             state.key_index.remove(&key);
         }
@@ -1941,6 +2066,20 @@ impl Flawed {
         if state.lost_blobs.contains(&key) {
             return Ok(None);
         }
+        self.read_through_cold(&mut state, &key);
+        if self.flaw == Flaw::StaleCompressionFlagAfterOverwrite
+            && state.compressed_flag.contains(&key)
+        {
+            let now = Instant::now();
+            if let Some(entry) = state.entries.get(&key).filter(|entry| entry.is_live(now)) {
+                if !compresses(&entry.value) {
+                    return Err(BackendError::new(
+                        ErrorKind::Protocol,
+                        "zlib: incorrect header check",
+                    ));
+                }
+            }
+        }
         if self.flaw == Flaw::ReadRepairResurrectsExpiredEntries {
             let now = Instant::now();
             let expired = state
@@ -2044,6 +2183,7 @@ impl Flawed {
             return Ok(true);
         }
         let key = self.case_folded(&state, key);
+        self.read_through_cold(&mut state, &key);
         if self.flaw == LocalBloomFilterGatesExists && !self.bloom.lock().contains(&key) {
             return Ok(false);
         }
@@ -2084,6 +2224,22 @@ impl Flawed {
 }
 
 impl Flawed {
+    /// The tiering flaw: a hot miss reads through from the cold tier.
+    fn read_through_cold(&self, state: &mut State, key: &str) {
+        if self.flaw != Flaw::ColdTierCopySurvivesDelete || state.entries.contains_key(key) {
+            return;
+        }
+        let now = Instant::now();
+        if let Some(entry) = state
+            .cold
+            .get(key)
+            .filter(|entry| entry.is_live(now))
+            .cloned()
+        {
+            state.entries.insert(key.to_owned(), entry);
+        }
+    }
+
     /// Whether the breaker flaw's breaker is open now.
     fn breaker_open(&self) -> bool {
         self.flaw == Flaw::CircuitBreakerCountsClientErrors
@@ -2095,6 +2251,7 @@ impl Flawed {
 
     /// Bookkeeping of the error-path flaws after any operation.
     fn after<T>(&self, result: Result<T>) -> Result<T> {
+        self.last_failed.store(result.is_err(), Ordering::Relaxed);
         match &result {
             Err(err) => {
                 if self.flaw == Flaw::ErrorReplyLeftUnread {
@@ -2337,6 +2494,14 @@ impl Backend for Flawed {
                     .entries
                     .insert("healthcheck".to_owned(), probe);
             }
+            if self.flaw == HealthReportsTheLastOperationError
+                && self.last_failed.load(Ordering::Relaxed)
+            {
+                return Err(BackendError::new(
+                    ErrorKind::Unavailable,
+                    "last command failed",
+                ));
+            }
             let flapping = self.flaw == HealthCheckFlaps && call % 2 == 1;
             if flapping || self.flaw == AlwaysUnhealthy {
                 return Err(BackendError::new(ErrorKind::Unavailable, "connection busy"));
@@ -2403,6 +2568,24 @@ impl Flawed {
                 ErrorKind::Protocol,
                 "invalid gzip stream",
             ));
+        }
+        if self.flaw == Flaw::SniffsLz4FrameMagic
+            && matches!(&got, Ok(Some(value)) if value.starts_with(&[0x04, 0x22, 0x4d, 0x18]))
+        {
+            return Err(BackendError::new(
+                ErrorKind::Protocol,
+                "LZ4F_decompress: ERROR_frameType_unknown",
+            ));
+        }
+        if self.flaw == Flaw::LegacyLengthPrefixUnwrapped {
+            if let Ok(Some(value)) = &got {
+                let framed = value.len() >= 4
+                    && u32::from_be_bytes([value[0], value[1], value[2], value[3]]) as usize
+                        == value.len() - 4;
+                if framed {
+                    return Ok(Some(value.slice(4..)));
+                }
+            }
         }
         let error_like = |value: &Bytes| {
             value.first() == Some(&b'-') && value.get(1).is_some_and(u8::is_ascii_uppercase)
@@ -3546,6 +3729,62 @@ fn expectations() -> Vec<(Flaw, &'static [&'static str])> {
         (
             CircuitBreakerCountsClientErrors,
             &["keys::many_rejected_keys_leave_the_store_usable"],
+        ),
+        (
+            KeysIndexedByFnv1a32,
+            &["keys::keys_with_colliding_hashes_are_distinct"],
+        ),
+        (KeysCutToVarchar255, &["keys::key_at_max_length_roundtrips"]),
+        (
+            SniffsLz4FrameMagic,
+            &["values::values_that_start_like_an_encoding_are_not_decoded"],
+        ),
+        (
+            LegacyLengthPrefixUnwrapped,
+            &["values::values_that_start_like_an_encoding_are_not_decoded"],
+        ),
+        (
+            LargeValuesWithTtlNeverExpire,
+            &["ttl::a_large_value_with_a_ttl_expires"],
+        ),
+        (
+            TtlStoredAsF32Seconds,
+            &["ttl::maximum_ttl_with_a_fraction_is_not_truncated"],
+        ),
+        (
+            UndeclaredCapacityOf5000CullsAThird,
+            &["scale::writes_past_capacity_read_back_their_value_or_nothing"],
+        ),
+        (
+            ChunkCountDropsAOneByteTail,
+            &["values::value_of_65537_bytes_roundtrips"],
+        ),
+        (
+            ExpiryWheelLosesSlotBoundaryDeadlines,
+            &[
+                "ttl::expired_entry_is_absent_from_get",
+                "ttl::expired_entry_is_absent_from_exists",
+                "ttl::expired_entry_is_absent_from_delete",
+            ],
+        ),
+        (
+            HealthReportsTheLastOperationError,
+            &["health::caller_errors_leave_the_store_healthy"],
+        ),
+        (
+            StaleCompressionFlagAfterOverwrite,
+            &["values::shorter_overwrite_leaves_no_tail"],
+        ),
+        (
+            ColdTierCopySurvivesDelete,
+            &["delete_exists::a_delete_after_an_idle_hour_answers_truly"],
+        ),
+        (
+            TombstoneWinsTimestampTie,
+            &[
+                "delete_exists::set_after_delete_recreates_the_entry",
+                "deferred::a_delete_does_not_hit_a_later_set",
+            ],
         ),
     ]
 }

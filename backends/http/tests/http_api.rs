@@ -70,7 +70,7 @@ fn cachekit_server_passes_every_api_case_with_a_token() {
     let report = run(&suite);
     assert!(report.passed(), "{report}");
     let (passed, _, skipped) = report.counts(None);
-    assert_eq!((passed, skipped), (30, 0), "{report}");
+    assert_eq!((passed, skipped), (31, 0), "{report}");
 }
 
 /// The write rule judges a server against the write timeout it declares: our server,

@@ -149,6 +149,96 @@ enum WireFlaw {
     HealthProxyAddsTheToken,
     /// An empty value answered `204 No Content` (frameworks that turn an empty body into 204).
     EmptyValueAnswers204,
+    // ---- probe six: flaws the kit had not seen ----
+    /// nginx microcaching in front (`proxy_cache_valid 200 1s`, keyed by the request target,
+    /// `Authorization` ignored, nothing purged by PUT or DELETE): a GET within a second of
+    /// another is answered from the cache.
+    MicrocachesGetsForASecond,
+    /// A shared cache that follows RFC 9111 §4.4 to the letter: a successful PUT or DELETE
+    /// invalidates exactly its own target URI (query included), while other spellings of
+    /// the same key (`%2f` for `%2F`, `/cache/k` for `/cache/k?ttl=60`) stay cached for 1 s.
+    InvalidatesOnlyTheExactTarget,
+    /// Varnish's built-in VCL caches `404` answers (default_ttl 120 s; 10 s here): a GET of a
+    /// key that was missing keeps answering 404 after the key is written.
+    CachesNotFoundAnswers,
+    /// A front end with a Varnish-style `PURGE` method that it forwards as a DELETE.
+    PurgeMethodDeletes,
+    /// Method-override middleware (Express `method-override`, Rack::MethodOverride,
+    /// ASP.NET's `X-HTTP-Method-Override`): a POST with the header runs as PUT or DELETE.
+    HonoursMethodOverrideHeader,
+    /// Spring's `FormContentFilter` on the PUT route: a body sent as
+    /// `application/x-www-form-urlencoded` (curl's default for `-d`) is consumed as form
+    /// parameters and the handler stores an empty value.
+    FormBodiesConsumedByTheFramework,
+    /// An API gateway with a response-header allow-list: the `cachekit-error-kind` header is
+    /// dropped, so a HEAD answer can no longer say why it is a 400.
+    StripsTheErrorKindHeader,
+    /// HEAD answered from a GET through `exists = bool(value)`: an empty value is `404`.
+    HeadOfAnEmptyValueIs404,
+}
+
+/// What the caching flaws hold: (flaw, request target) -> until when, the status and body.
+type ProxyCache = std::sync::Mutex<
+    std::collections::HashMap<(String, String), (std::time::Instant, StatusCode, Vec<u8>)>,
+>;
+
+fn proxy_cache() -> &'static ProxyCache {
+    static CACHE: std::sync::OnceLock<ProxyCache> = std::sync::OnceLock::new();
+    CACHE.get_or_init(Default::default)
+}
+
+/// How long a caching flaw keeps an answer, and whether it keeps answers of `status`.
+fn caches(flaw: WireFlaw, status: StatusCode) -> Option<std::time::Duration> {
+    match flaw {
+        MicrocachesGetsForASecond | InvalidatesOnlyTheExactTarget if status == StatusCode::OK => {
+            Some(std::time::Duration::from_secs(1))
+        }
+        CachesNotFoundAnswers if status == StatusCode::NOT_FOUND => {
+            Some(std::time::Duration::from_secs(10))
+        }
+        _ => None,
+    }
+}
+
+/// The caching flaws around the front end: answers GETs from the cache, keeps answers.
+async fn caching_front_end(flaw: WireFlaw, request: Request, next: Next) -> Response {
+    let target = request
+        .uri()
+        .path_and_query()
+        .map(|target| target.as_str().to_owned())
+        .unwrap_or_default();
+    let method = request.method().clone();
+    let slot = (format!("{flaw:?}"), target);
+    if method == Method::GET {
+        let cached = proxy_cache()
+            .lock()
+            .expect("the proxy cache lock")
+            .get(&slot)
+            .cloned();
+        if let Some((until, status, body)) = cached {
+            if std::time::Instant::now() < until {
+                return (status, body).into_response();
+            }
+        }
+    }
+    let response = front_end_inner(flaw, request, next).await;
+    let status = response.status();
+    if method == Method::GET {
+        if let Some(keep) = caches(flaw, status) {
+            let (response, body) = response_bytes(response).await;
+            proxy_cache().lock().expect("the proxy cache lock").insert(
+                slot,
+                (std::time::Instant::now() + keep, status, body.clone()),
+            );
+            return answer_with_body(response, body);
+        }
+    } else if flaw == InvalidatesOnlyTheExactTarget && status.is_success() {
+        proxy_cache()
+            .lock()
+            .expect("the proxy cache lock")
+            .remove(&slot);
+    }
+    response
 }
 
 use WireFlaw::*;
@@ -299,6 +389,44 @@ fn expectations() -> Vec<(WireFlaw, &'static [&'static str])> {
         ),
         (
             EmptyValueAnswers204,
+            &["http_api::an_empty_body_stores_an_empty_value"],
+        ),
+        (
+            MicrocachesGetsForASecond,
+            &[
+                "http_api::a_get_sees_the_last_write_at_once",
+                "http_api::health_without_the_token_shows_only_whether_healthy",
+            ],
+        ),
+        (
+            InvalidatesOnlyTheExactTarget,
+            &[
+                "http_api::a_get_sees_the_last_write_at_once",
+                "http_api::health_without_the_token_shows_only_whether_healthy",
+            ],
+        ),
+        (
+            CachesNotFoundAnswers,
+            &["http_api::a_get_sees_the_last_write_at_once"],
+        ),
+        (
+            PurgeMethodDeletes,
+            &["http_api::methods_outside_the_api_change_nothing"],
+        ),
+        (
+            HonoursMethodOverrideHeader,
+            &["http_api::methods_outside_the_api_change_nothing"],
+        ),
+        (
+            FormBodiesConsumedByTheFramework,
+            &["http_api::put_then_get_returns_the_body_exactly"],
+        ),
+        (
+            StripsTheErrorKindHeader,
+            &["http_api::a_value_over_the_declared_maximum_is_413"],
+        ),
+        (
+            HeadOfAnEmptyValueIs404,
             &["http_api::an_empty_body_stores_an_empty_value"],
         ),
     ]
@@ -482,6 +610,16 @@ async fn response_bytes(response: Response) -> (Response, Vec<u8>) {
 
 /// The flawed front end: changes the request on its way in, or the answer on its way out.
 async fn front_end(State(flaw): State<WireFlaw>, request: Request, next: Next) -> Response {
+    if matches!(
+        flaw,
+        MicrocachesGetsForASecond | InvalidatesOnlyTheExactTarget | CachesNotFoundAnswers
+    ) {
+        return caching_front_end(flaw, request, next).await;
+    }
+    front_end_inner(flaw, request, next).await
+}
+
+async fn front_end_inner(flaw: WireFlaw, request: Request, next: Next) -> Response {
     match rewrite_request(flaw, request).await {
         Ok(request) => rewrite_response(flaw, &request_facts(&request), next.run(request)).await,
         Err(answer) => answer.into_response(),
@@ -494,7 +632,13 @@ struct RequestFacts {
     path: String,
     /// An empty PUT the front end turned into a DELETE.
     empty_put_as_delete: bool,
+    /// A HEAD the front end sent on as a GET.
+    head_as_get: bool,
 }
+
+/// Marks a HEAD the front end sent on as a GET.
+#[derive(Clone, Copy)]
+struct HeadAsGet;
 
 /// Marks a request whose empty PUT the front end sent on as a DELETE.
 #[derive(Clone, Copy)]
@@ -505,6 +649,7 @@ fn request_facts(request: &Request) -> RequestFacts {
         method: request.method().clone(),
         path: request.uri().path().to_owned(),
         empty_put_as_delete: request.extensions().get::<EmptyPutAsDelete>().is_some(),
+        head_as_get: request.extensions().get::<HeadAsGet>().is_some(),
     }
 }
 
@@ -663,6 +808,37 @@ async fn rewrite_request(flaw: WireFlaw, mut request: Request) -> Result<Request
                 .map_or(bytes, |json| json.to_string().into_bytes());
             request = with_body(Request::from_parts(parts, Body::empty()), body);
         }
+        PurgeMethodDeletes if method.as_str() == "PURGE" => {
+            *request.method_mut() = Method::DELETE;
+        }
+        HonoursMethodOverrideHeader if method == Method::POST => {
+            let overridden = request
+                .headers()
+                .get("x-http-method-override")
+                .and_then(|value| Method::from_bytes(value.as_bytes()).ok());
+            if let Some(overridden) = overridden {
+                *request.method_mut() = overridden;
+            }
+        }
+        FormBodiesConsumedByTheFramework
+            if method == Method::PUT
+                && request
+                    .headers()
+                    .get(header::CONTENT_TYPE)
+                    .is_some_and(|value| {
+                        value
+                            .as_bytes()
+                            .starts_with(b"application/x-www-form-urlencoded")
+                    }) =>
+        {
+            let (parts, body) = request.into_parts();
+            let _form = bytes_until_error(body).await;
+            request = with_body(Request::from_parts(parts, Body::empty()), Vec::new());
+        }
+        HeadOfAnEmptyValueIs404 if method == Method::HEAD => {
+            *request.method_mut() = Method::GET;
+            request.extensions_mut().insert(HeadAsGet);
+        }
         DeleteNeedsNoToken if method == Method::DELETE => authorize(&mut request),
         HeadNeedsNoToken if method == Method::HEAD => authorize(&mut request),
         BearerSchemeCaseSensitive => {
@@ -686,6 +862,18 @@ async fn rewrite_response(
 ) -> Response {
     let mut response = response.await;
     let status = response.status();
+    if flaw == StripsTheErrorKindHeader {
+        response
+            .headers_mut()
+            .remove(cachekit_core::ERROR_KIND_HEADER);
+    }
+    if request.head_as_get {
+        let (response, body) = response_bytes(response).await;
+        if response.status() == StatusCode::OK && body.is_empty() {
+            return StatusCode::NOT_FOUND.into_response();
+        }
+        return answer_with_body(response, Vec::new());
+    }
     match flaw {
         MissingKeyAnswers200
             if request.method == Method::GET && status == StatusCode::NOT_FOUND =>
@@ -750,6 +938,7 @@ fn observed_through_the_flaw(flaw: WireFlaw) -> &'static [&'static str] {
             "http_api::a_value_over_the_declared_maximum_is_413",
             "http_api::a_kept_alive_connection_serves_the_next_request",
             "http_api::methods_outside_the_api_change_nothing",
+            "http_api::a_get_sees_the_last_write_at_once",
         ],
         // These rules read the value they stored back, byte for byte.
         AppendsNewlineToValues => &[
@@ -762,6 +951,8 @@ fn observed_through_the_flaw(flaw: WireFlaw) -> &'static [&'static str] {
             "http_api::a_kept_alive_connection_serves_the_next_request",
             "http_api::a_request_sent_in_pieces_is_answered",
             "http_api::every_method_needs_the_token",
+            "http_api::a_get_sees_the_last_write_at_once",
+            "http_api::methods_outside_the_api_change_nothing",
         ],
         // A body the service rewrote or cut is not refused, so these see it stored.
         ReadsBodiesAsText => &[
@@ -769,8 +960,17 @@ fn observed_through_the_flaw(flaw: WireFlaw) -> &'static [&'static str] {
             "http_api::a_value_over_the_declared_maximum_is_413",
         ],
         TruncatesOversizeBodies => &["http_api::a_body_cut_short_stores_nothing"],
+        // A GET right after a DELETE on one connection, well within the cache's second.
+        MicrocachesGetsForASecond => &["http_api::a_kept_alive_connection_serves_the_next_request"],
+        // The cached 404 of the key's first GET hides the value stored next.
+        CachesNotFoundAnswers => &["http_api::methods_outside_the_api_change_nothing"],
+        // The same key spelled with `%2F` and `%2f`, read right after a write.
+        DecodesEncodedSlash | UppercaseEscapesOnly => {
+            &["http_api::a_get_sees_the_last_write_at_once"]
+        }
         // These send HEAD among their requests.
         NoHeadRoute => &[
+            "http_api::an_empty_body_stores_an_empty_value",
             "http_api::a_kept_alive_connection_serves_the_next_request",
             "http_api::every_method_needs_the_token",
         ],
@@ -827,7 +1027,7 @@ fn the_faithful_front_end_passes_every_api_case() {
     let (passed, _, _) = report.counts(None);
     // Every http_api case but the five connection-timeout ones, which need declared
     // timeouts: update with the family.
-    assert_eq!(passed, 25, "{report}");
+    assert_eq!(passed, 26, "{report}");
 }
 
 #[test]

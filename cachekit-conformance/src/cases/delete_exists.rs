@@ -36,6 +36,10 @@ pub async fn delete_of_existing_key_returns_true(ctx: Ctx) -> CaseResult {
 /// After an hour with no calls, a delete of a stored key still answers true, and the
 /// next one false (virtual time): a pooled connection dropped while idle, and a client
 /// that replays the delete on a new one, reports the replay's "nothing there".
+///
+/// The entry is then gone at once and an hour later, and so is an entry overwritten after
+/// an idle hour and then deleted: a store that moves idle entries to a colder tier, and
+/// deletes only the hot copy, serves the cold one (or the value before the overwrite).
 pub async fn a_delete_after_an_idle_hour_answers_truly(ctx: Ctx) -> CaseResult {
     let key = ctx.key("k");
     ctx.set(&key, b"v", None).await?;
@@ -43,9 +47,28 @@ pub async fn a_delete_after_an_idle_hour_answers_truly(ctx: Ctx) -> CaseResult {
     tokio::time::sleep(hour).await;
     ctx.expect_delete("delete of a stored key after an idle hour", &key, true)
         .await?;
+    ctx.expect_absent("a key deleted after an idle hour", &key)
+        .await?;
     tokio::time::sleep(hour).await;
+    ctx.expect_absent("a key deleted after an idle hour, an hour later", &key)
+        .await?;
     ctx.expect_delete("delete of a deleted key after an idle hour", &key, false)
-        .await
+        .await?;
+    let overwritten = ctx.key("overwritten");
+    ctx.set(&overwritten, b"first", None).await?;
+    tokio::time::sleep(hour).await;
+    ctx.set(&overwritten, b"second", None).await?;
+    ctx.expect_delete(
+        "delete of a key overwritten after an idle hour",
+        &overwritten,
+        true,
+    )
+    .await?;
+    ctx.expect_absent(
+        "a key overwritten after an idle hour, then deleted",
+        &overwritten,
+    )
+    .await
 }
 
 /// delete returns false when no entry existed.

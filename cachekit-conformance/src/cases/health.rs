@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use cachekit_core::Bytes;
+
 use crate::failure::{Answer, Operation};
 use crate::{CaseResult, Ctx, Failure};
 
@@ -15,6 +17,36 @@ pub async fn health_check_reports_healthy(ctx: Ctx) -> CaseResult {
         .operation(Operation::HealthCheck)
         .expected("healthy: true")
         .got(format!("healthy: false, details: {:?}", report.details)))
+}
+
+/// A caller's mistakes are not the store's failures: after a refused key and a refused
+/// value, a health check still reports healthy (a health indicator that shows the client's
+/// last error reports every bad request as an outage).
+pub async fn caller_errors_leave_the_store_healthy(ctx: Ctx) -> CaseResult {
+    let key = ctx.key("k");
+    // Refusals only: what the error says is the business of the cases that own those rules.
+    let _ = ctx.backend.set("", Bytes::from_static(b"v"), None).await;
+    if let Some(max) = ctx.caps.max_value_bytes {
+        let _ = ctx
+            .backend
+            .set(
+                &key,
+                Bytes::from(super::values::pattern(max + 1, 0x11)),
+                None,
+            )
+            .await;
+    }
+    let _ = ctx.backend.get("").await;
+    let report = ctx.backend.health_check().await;
+    if report.healthy {
+        return Ok(());
+    }
+    Err(
+        Failure::new("health_check right after an empty key and a value over the maximum")
+            .operation(Operation::HealthCheck)
+            .expected("healthy: true")
+            .got(format!("healthy: false, details: {:?}", report.details)),
+    )
 }
 
 /// The health report names the declared backend type.

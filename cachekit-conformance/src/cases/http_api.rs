@@ -16,9 +16,10 @@ use tokio::time::Instant;
 
 use crate::ctx::api::{
     describe, expect_client_error, expect_status, preview, trickle_until_closed, wait_for_close,
-    ApiCtx, KeptAlive, EXCHANGE_TIMEOUT,
+    ApiCtx, KeptAlive, RawResponse, EXCHANGE_TIMEOUT,
 };
 use crate::failure::{CaseResult, Failure, Operation};
+use cachekit_core::{ErrorKind, ERROR_KIND_HEADER};
 
 /// PUT then GET returns the body exactly, binary bytes included.
 pub async fn put_then_get_returns_the_body_exactly(ctx: ApiCtx) -> CaseResult {
@@ -28,24 +29,90 @@ pub async fn put_then_get_returns_the_body_exactly(ctx: ApiCtx) -> CaseResult {
     expect_status("PUT of a new key", &key, "PUT", &put, &[200, 201, 204])?;
     ctx.expect_value("GET after PUT", &key, &body).await?;
     // The body is bytes whatever its Content-Type says: a front end that parses JSON bodies
-    // stores them re-serialised.
-    let json_key = ctx.key("json");
-    let json = br#"{"a": 1,  "b": [1, 2.50]}"#;
-    let headers = format!(
-        "Content-Type: application/json\r\nContent-Length: {}\r\n",
-        json.len()
-    );
-    let target = ctx.path(&format!("/cache/{json_key}"));
-    let put = ctx.send("PUT", &target, &headers, json).await?;
-    expect_status(
-        "PUT of a JSON body sent as application/json",
-        &json_key,
-        "PUT",
-        &put,
-        &[200, 201, 204],
-    )?;
-    ctx.expect_value("GET after a PUT sent as application/json", &json_key, json)
-        .await
+    // stores them re-serialised, and a framework that reads form bodies as parameters
+    // leaves an empty value.
+    let typed: [(&str, &str, &[u8]); 4] = [
+        ("json", "application/json", br#"{"a": 1,  "b": [1, 2.50]}"#),
+        ("form", "application/x-www-form-urlencoded", b"a=1&b=2+c%20"),
+        (
+            "multipart",
+            "multipart/form-data; boundary=x",
+            b"--x\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\n1\r\n--x--\r\n",
+        ),
+        (
+            "text",
+            "text/plain; charset=utf-8",
+            "caf\u{e9}  ".as_bytes(),
+        ),
+    ];
+    for (name, content_type, body) in typed {
+        let typed_key = ctx.key(name);
+        let headers = format!(
+            "Content-Type: {content_type}\r\nContent-Length: {}\r\n",
+            body.len()
+        );
+        let target = ctx.path(&format!("/cache/{typed_key}"));
+        let put = ctx.send("PUT", &target, &headers, body).await?;
+        let check = format!("PUT of a body sent as {content_type}");
+        expect_status(&check, &typed_key, "PUT", &put, &[200, 201, 204])?;
+        ctx.expect_value(&format!("GET after a {check}"), &typed_key, body)
+            .await?;
+    }
+    Ok(())
+}
+
+/// A GET answers from what the store holds now: after a PUT or a DELETE, a GET of the
+/// key, however it is spelled, sees it at once (a front end that caches answers — `404`s
+/// included, or only under the exact target that was written — serves the old one).
+pub async fn a_get_sees_the_last_write_at_once(ctx: ApiCtx) -> CaseResult {
+    let key = ctx.key("k");
+    ctx.expect_missing("GET of a key never stored", &key)
+        .await?;
+    ctx.put(&key, "", b"one").await?;
+    ctx.expect_value(
+        "GET right after the first PUT (the GET before it was 404)",
+        &key,
+        b"one",
+    )
+    .await?;
+    ctx.put(&key, "", b"two").await?;
+    ctx.expect_value("GET right after an overwrite", &key, b"two")
+        .await?;
+    ctx.delete(&key).await?;
+    ctx.expect_missing("GET right after DELETE", &key).await?;
+    // One key spelled two ways: `%2F` and `%2f` are the same escape.
+    let base = ctx.key("dir");
+    let upper = format!("{base}%2Ffile");
+    let lower = format!("{base}%2ffile");
+    ctx.put(&upper, "", b"one").await?;
+    ctx.expect_value("GET of a key written as %2F, spelled %2f", &lower, b"one")
+        .await?;
+    ctx.put(&upper, "", b"two").await?;
+    ctx.expect_value(
+        "GET spelled %2f right after an overwrite spelled %2F",
+        &lower,
+        b"two",
+    )
+    .await?;
+    // A query is not part of the key.
+    let Some(ttl) = ctx.declared.ttl else {
+        return Ok(());
+    };
+    let query = format!("?ttl={}", ttl.max.as_secs().clamp(1, 3600));
+    ctx.put(&key, &query, b"three").await?;
+    ctx.expect_value(
+        &format!("GET of a key written with {query}, without the query"),
+        &key,
+        b"three",
+    )
+    .await?;
+    ctx.put(&key, &query, b"four").await?;
+    ctx.expect_value(
+        &format!("GET without the query right after an overwrite with {query}"),
+        &key,
+        b"four",
+    )
+    .await
 }
 
 /// GET of a missing key is 404.
@@ -352,7 +419,11 @@ pub async fn an_empty_body_stores_an_empty_value(ctx: ApiCtx) -> CaseResult {
     let key = ctx.key("k");
     let put = ctx.put(&key, "", b"").await?;
     expect_status("PUT of an empty body", &key, "PUT", &put, &[200, 201, 204])?;
-    ctx.expect_value("GET of an empty value", &key, b"").await
+    ctx.expect_value("GET of an empty value", &key, b"").await?;
+    // An empty value is a live entry, not a miss.
+    let target = ctx.path(&format!("/cache/{key}"));
+    let head = ctx.send("HEAD", &target, "", b"").await?;
+    expect_status("HEAD of an empty value", &key, "HEAD", &head, &[200])
 }
 
 /// A value one byte over the declared maximum is 413 and stores nothing, whether the
@@ -377,6 +448,17 @@ pub async fn a_value_over_the_declared_maximum_is_413(ctx: ApiCtx) -> CaseResult
         &put,
         &[413],
     )?;
+    // The header is where a client (and any answer to HEAD) learns the kind.
+    let value_too_large = ErrorKind::ValueTooLarge.wire_name();
+    if put.header(ERROR_KIND_HEADER) != Some(value_too_large) {
+        return Err(Failure::new(format!(
+            "the {ERROR_KIND_HEADER} header of the 413 for a value over the maximum"
+        ))
+        .key(&over)
+        .operation(Operation::Set)
+        .expected(format!("{ERROR_KIND_HEADER}: {value_too_large}"))
+        .got(format!("{:?}", put.header(ERROR_KIND_HEADER))));
+    }
     ctx.expect_missing("a key whose only PUT was too large", &over)
         .await?;
 
@@ -856,21 +938,58 @@ pub async fn a_client_that_stops_reading_is_cut_off_after_the_write_timeout(
 /// A method outside the API changes nothing.
 pub async fn methods_outside_the_api_change_nothing(ctx: ApiCtx) -> CaseResult {
     let key = ctx.key("k");
+    let target = ctx.path(&format!("/cache/{key}"));
+    let refused = |check: String, answer: &RawResponse| -> CaseResult {
+        if (200..300).contains(&answer.status) {
+            return Err(Failure::new(check)
+                .key(&key)
+                .expected("405, 404 or another refusal")
+                .got(describe(answer)));
+        }
+        Ok(())
+    };
     for method in ["POST", "PATCH"] {
-        let target = ctx.path(&format!("/cache/{key}"));
         let answer = ctx
             .send(method, &target, "Content-Length: 1\r\n", b"v")
             .await?;
-        if (200..300).contains(&answer.status) {
-            return Err(Failure::new(format!("{method} on a key"))
-                .key(&key)
-                .expected(format!("{method} -> 405, 404 or another refusal"))
-                .got(describe(&answer)));
-        }
+        refused(format!("{method} on a key"), &answer)?;
+    }
+    // Method-override headers are not the API: a POST stays a POST.
+    for header in OVERRIDE_HEADERS {
+        let headers = format!("{header}: PUT\r\nContent-Length: 1\r\n");
+        let answer = ctx.send("POST", &target, &headers, b"v").await?;
+        refused(format!("POST on a key with {header}: PUT"), &answer)?;
     }
     ctx.expect_missing("a key only ever POSTed and PATCHed", &key)
-        .await
+        .await?;
+    // Nor does any other method remove or change a stored value.
+    ctx.put(&key, "", b"kept").await?;
+    for method in ["PURGE", "BAN", "FOO"] {
+        let answer = ctx.send(method, &target, "", b"").await?;
+        refused(format!("{method} on a stored key"), &answer)?;
+    }
+    for header in OVERRIDE_HEADERS {
+        let headers = format!("{header}: DELETE\r\nContent-Length: 0\r\n");
+        let answer = ctx.send("POST", &target, &headers, b"").await?;
+        refused(
+            format!("POST on a stored key with {header}: DELETE"),
+            &answer,
+        )?;
+    }
+    ctx.expect_value(
+        "a stored key after PURGE, BAN, FOO and POSTs that ask to be a DELETE",
+        &key,
+        b"kept",
+    )
+    .await
 }
+
+/// The headers method-override middleware reads (Express, Rack, ASP.NET, Google's APIs).
+const OVERRIDE_HEADERS: [&str; 3] = [
+    "X-HTTP-Method-Override",
+    "X-HTTP-Method",
+    "X-Method-Override",
+];
 
 /// The empty key is not a key.
 pub async fn the_empty_key_is_refused(ctx: ApiCtx) -> CaseResult {
@@ -905,6 +1024,9 @@ pub async fn health_answers_json_with_healthy(ctx: ApiCtx) -> CaseResult {
 pub async fn health_without_the_token_shows_only_whether_healthy(ctx: ApiCtx) -> CaseResult {
     configured_token(&ctx)?;
     let target = ctx.path("/health");
+    // Right after a full answer to a request with the token: a front end that caches
+    // `/health` must not hand that answer on.
+    ctx.send("GET", &target, "", b"").await?;
     let head = format!(
         "GET {target} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
         ctx.target.authority

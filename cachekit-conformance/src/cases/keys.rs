@@ -199,7 +199,26 @@ pub async fn keys_with_colliding_hashes_are_distinct(ctx: Ctx) -> CaseResult {
         "Aa", "BB", "AaAa", "BBBB", "AaBB", "BBAa", // and CRC-32:
         "plumless", "buckeroo",
     ];
-    prefixed_keys_roundtrip(ctx, "keys with equal 32-bit hashes stay distinct", &names).await
+    prefixed_keys_roundtrip(
+        ctx.clone(),
+        "keys with equal 32-bit hashes stay distinct",
+        &names,
+    )
+    .await?;
+    // FNV-1a-32 pairs, whole and unprefixed: unlike CRC-32's, FNV's collisions do not
+    // survive a shared prefix, and an index keyed by the hash alone is a common shortcut.
+    let whole = ["costarring", "liquid", "declinate", "macallums"];
+    let keys: Vec<String> = whole
+        .iter()
+        .filter(|name| ctx.caps.check_key(name).is_ok())
+        .map(|name| (*name).to_owned())
+        .collect();
+    each_key_keeps_its_own_value(
+        &ctx,
+        "whole keys with equal FNV-1a hashes stay distinct",
+        &keys,
+    )
+    .await
 }
 
 /// `.` and `..` are plain keys.
@@ -370,7 +389,20 @@ pub async fn key_at_max_length_roundtrips(ctx: Ctx) -> CaseResult {
             ctx.expect_delete(&check, &key, true).await?;
         }
     }
-    Ok(())
+    // Two maximum-length keys that differ only in their last byte: a store that cuts keys
+    // a byte short of the maximum it declares makes them one.
+    let twin = |last: char| -> Result<String, Failure> {
+        let mut key = key_of_exact_length_from(&ctx, max, &['k'])?;
+        key.pop();
+        key.push(last);
+        Ok(key)
+    };
+    each_key_keeps_its_own_value(
+        &ctx,
+        "two keys of the maximum length differing only in their last byte",
+        &[twin('a')?, twin('b')?],
+    )
+    .await
 }
 
 /// What the maximum-length keys are padded with: two-byte `é`; characters an escaping

@@ -127,7 +127,7 @@ fn listed_cases() -> Vec<Case> {
             delete_exists::delete_of_existing_key_returns_true,
             "delete returns true when a live entry existed"
         ),
-        case!(delete_exists::a_delete_after_an_idle_hour_answers_truly, "after an hour with no calls, delete still answers whether a live entry existed", needs: [VirtualClock], timing: WaitsForExpiry),
+        case!(delete_exists::a_delete_after_an_idle_hour_answers_truly, "after an hour with no calls, delete still answers whether a live entry existed, and the entry it deleted stays gone", needs: [VirtualClock], timing: WaitsForExpiry),
         case!(
             delete_exists::delete_of_missing_key_returns_false,
             "delete returns false when no entry existed"
@@ -264,6 +264,7 @@ fn listed_cases() -> Vec<Case> {
         case!(ttl::expired_entry_is_absent_from_get, "an expired entry is absent to get, and reading it does not bring it back", needs: [Ttl], timing: WaitsForExpiry),
         case!(ttl::expired_entry_is_absent_from_exists, "an expired entry is absent to exists", needs: [Ttl], timing: WaitsForExpiry),
         case!(ttl::expired_entry_is_absent_from_delete, "delete of an expired entry returns false", needs: [Ttl], timing: WaitsForExpiry),
+        case!(ttl::a_large_value_with_a_ttl_expires, "a value of 513 KiB (or the declared maximum) set with a ttl expires like a small one", needs: [Ttl], timing: WaitsForExpiry),
         case!(ttl::entry_without_ttl_outlives_the_window, "an entry set without ttl does not expire", needs: [Ttl], timing: WaitsForExpiry),
         case!(ttl::plain_overwrite_clears_the_ttl, "a set without ttl makes an entry persistent", needs: [Ttl], timing: WaitsForExpiry),
         case!(ttl::a_deleted_entrys_ttl_does_not_reach_the_next_set, "a deleted entry's ttl never cuts short a later set of the same key", needs: [Ttl], timing: WaitsForExpiry),
@@ -345,6 +346,7 @@ fn listed_cases() -> Vec<Case> {
         ),
         case!(health::health_details_carry_no_credentials, "health details carry no credentials: no password or secret parameter in a URL, no Authorization value, no secret-named detail"),
         case!(health::health_check_answers_within_the_bound, "a health check of a reachable backend holding 300 entries answers within 5 s", timing: WaitsForExpiry),
+        case!(health::caller_errors_leave_the_store_healthy, "after a refused key and a refused value, a health check still reports healthy"),
         case!(health::health_checks_leave_ttls_running, "health checks leave ttls running: an entry set with a ttl before them still expires", needs: [Ttl], timing: WaitsForExpiry),
         case!(
             health::repeated_health_checks_stay_healthy_and_change_nothing,
@@ -403,6 +405,7 @@ fn http_api_cases() -> Vec<Case> {
     use Need::*;
     vec![
         case!(http_api::put_then_get_returns_the_body_exactly, "PUT then GET returns the body byte for byte, whatever its Content-Type"),
+        case!(http_api::a_get_sees_the_last_write_at_once, "a GET right after a PUT or DELETE sees it, however the key is spelled"),
         case!(http_api::get_of_a_missing_key_is_404, "GET of a key never stored is 404"),
         case!(http_api::delete_answers_whether_the_entry_existed, "DELETE is 200/204 for a live entry and 404 for a missing one"),
         case!(http_api::head_answers_without_a_body, "HEAD is 200 or 404 and never sends a body"),
@@ -416,8 +419,8 @@ fn http_api_cases() -> Vec<Case> {
         case!(http_api::ttl_in_whole_seconds_expires, "a PUT with `ttl=1` is present at once and gone 2.5 s later", needs: [Ttl], timing: WaitsForExpiry),
         case!(http_api::a_body_cut_short_stores_nothing, "a PUT body shorter than its Content-Length stores nothing"),
         case!(http_api::a_chunked_body_is_stored_whole, "a chunked PUT body is stored whole"),
-        case!(http_api::an_empty_body_stores_an_empty_value, "a PUT with an empty body stores an empty value, not nothing"),
-        case!(http_api::a_value_over_the_declared_maximum_is_413, "a PUT one byte over the declared maximum value size is 413 and stores nothing; one at the maximum is stored", needs: [MaxValueBytes]),
+        case!(http_api::an_empty_body_stores_an_empty_value, "a PUT with an empty body stores an empty value, not nothing: GET answers it and HEAD is 200"),
+        case!(http_api::a_value_over_the_declared_maximum_is_413, "a PUT one byte over the declared maximum value size is 413 with `cachekit-error-kind: value_too_large` and stores nothing; one at the maximum is stored", needs: [MaxValueBytes]),
         case!(http_api::a_kept_alive_connection_serves_the_next_request, "a connection kept alive serves the next request alike, and is closed only after a response that says so"),
         case!(http_api::a_request_sent_in_pieces_is_answered, "a request whose head and body arrive in pieces, 300 ms apart, is answered like one sent at once"),
         case!(http_api::a_silent_connection_is_closed_after_the_header_timeout, "a connection that never sends is closed when the declared header timeout runs out, not before and at most 1.5 s after", needs: [HeaderTimeout]),
@@ -425,7 +428,7 @@ fn http_api_cases() -> Vec<Case> {
         case!(http_api::a_trickled_head_on_a_kept_alive_connection_is_cut_off_after_the_header_timeout, "on a kept-alive connection, a request head trickled a byte at a time gets the declared header timeout from its first byte, not less and at most 1.5 s more, not the idle timeout", needs: [HeaderTimeout]),
         case!(http_api::a_client_that_stops_reading_is_cut_off_after_the_write_timeout, "a client that pipelines GETs of a large value and stops reading is cut off at most 1.5 s after the declared write timeout, before all the answers can be read", needs: [WriteTimeout]),
         case!(http_api::an_idle_connection_is_closed_after_the_idle_timeout, "a kept-alive connection waits the declared idle timeout for its next request, not less, and is closed at most 1.5 s after", needs: [IdleTimeout]),
-        case!(http_api::methods_outside_the_api_change_nothing, "POST and PATCH are refused and change nothing"),
+        case!(http_api::methods_outside_the_api_change_nothing, "methods outside the API (POST, PATCH, PURGE, unknown ones, POSTs with a method-override header) are refused and change nothing"),
         case!(http_api::the_empty_key_is_refused, "`/cache/` with no key is refused"),
         case!(http_api::health_answers_json_with_healthy, "GET /health is 200 with JSON `healthy: true` on a reachable service"),
         case!(http_api::health_without_the_token_shows_only_whether_healthy, "with a token configured, GET /health without it answers only whether the service is healthy", needs: [AuthToken]),

@@ -158,6 +158,33 @@ pub async fn expired_entry_is_absent_from_delete(ctx: Ctx) -> CaseResult {
         .await
 }
 
+/// How long the large-value expiry case's value is: past DynamoDB's 400 KiB item limit and
+/// memcached's 512 KiB slab chunk, where stores move a value to another code path
+/// (an S3 pointer, a chained item) that can forget the ttl.
+const LARGE_EXPIRING_VALUE_BYTES: usize = 513 * 1024;
+
+/// A large value set with a ttl expires like a small one.
+pub async fn a_large_value_with_a_ttl_expires(ctx: Ctx) -> CaseResult {
+    let key = ctx.key("large");
+    let window = ctx.ttl_window();
+    let value = super::values::pattern(ctx.value_len(LARGE_EXPIRING_VALUE_BYTES), 0x2d);
+    ctx.set(&key, &value, Some(window.ttl)).await?;
+    let acknowledged = Instant::now();
+    ctx.sleep_until(acknowledged, window.absent_by).await;
+    let when = format!(
+        "{:?} after a set of {} bytes with ttl {:?}",
+        window.absent_by,
+        value.len(),
+        window.ttl
+    );
+    // exists first: a get could purge the entry and hide a missing filter.
+    ctx.expect_exists(&format!("exists {when}"), &key, false)
+        .await?;
+    ctx.expect_get(&format!("get {when}"), &key, None).await?;
+    ctx.expect_delete(&format!("delete {when}"), &key, false)
+        .await
+}
+
 /// An entry set without ttl does not expire.
 pub async fn entry_without_ttl_outlives_the_window(ctx: Ctx) -> CaseResult {
     let expiring = ctx.key("expiring");

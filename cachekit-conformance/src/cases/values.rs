@@ -214,18 +214,27 @@ pub async fn a_large_value_occupies_only_its_own_key(ctx: Ctx) -> CaseResult {
     .await
 }
 
-/// Overwriting with a shorter value leaves no bytes of the old one.
+/// Overwriting with a shorter value leaves no bytes of the old one, nor anything the old
+/// one was stored with: a value a layer compressed, overwritten by one it did not, must not
+/// be read through the decompressor.
 pub async fn shorter_overwrite_leaves_no_tail(ctx: Ctx) -> CaseResult {
-    let key = ctx.key("shrinks");
-    ctx.set(&key, &pattern(ctx.value_len(4096), 0x33), None)
+    let len = ctx.value_len(4096);
+    let olds = [
+        ("a 4 KiB pattern", pattern(len, 0x33)),
+        ("4 KiB of zeros", vec![0u8; len]),
+    ];
+    for (i, (old, value)) in olds.iter().enumerate() {
+        let key = ctx.key(&format!("shrinks-{i}"));
+        ctx.set(&key, value, None).await?;
+        ctx.set(&key, b"short", None).await?;
+        ctx.expect_get(
+            &format!("get after overwriting {old} with a shorter value"),
+            &key,
+            Some(b"short"),
+        )
         .await?;
-    ctx.set(&key, b"short", None).await?;
-    ctx.expect_get(
-        "get after overwriting with a shorter value",
-        &key,
-        Some(b"short"),
-    )
-    .await
+    }
+    Ok(())
 }
 
 fn declared_max_value(ctx: &Ctx) -> Result<usize, Failure> {
@@ -337,19 +346,33 @@ pub async fn text_like_values_are_not_interpreted(ctx: Ctx) -> CaseResult {
 /// Values that begin like a compressed or serialised format are stored bytes, never
 /// decoded: a layer that sniffs magic numbers (gzip, zlib, zstd, snappy, pickle, PHP's
 /// serialize, a flags byte) turns them into something else or into an error. PHP's
-/// serialised `false` and `null` are here too: a client that unserialises reads them as a miss.
+/// serialised `false` and `null` are here too: a client that unserialises reads them as a
+/// miss. So are values whose first bytes give the length of the rest, as an older framed
+/// format beside raw values would.
 pub async fn values_that_start_like_an_encoding_are_not_decoded(ctx: Ctx) -> CaseResult {
-    let values: [&[u8]; 10] = [
+    let values: [&[u8]; 20] = [
         b"\x1f\x8b\x08\x00not gzip",
         b"\x78\x9cnot zlib",
         b"\x28\xb5\x2f\xfdnot zstd",
         b"\xff\x06\x00\x00sNaPpYnot snappy",
+        b"\x04\x22\x4d\x18not an lz4 frame",
+        b"\x02\x21\x4c\x18not legacy lz4",
+        b"BZh9not bzip2",
+        b"\xfd7zXZ\x00not xz",
+        b"\xac\xed\x00\x05not Java serialization",
+        b"\x93\x01\x02\x03",
+        b"\x82\xa1a\x01\xa1b\x02",
         b"\x80\x04\x95not a pickle",
         b"s:5:\"hello\";",
         b"b:0;",
         b"N;",
         b"\x00flags byte",
         b"\x01flags byte",
+        // A 4-byte and a 2-byte big-endian length, and a one-byte varint, each exactly the
+        // length of what follows.
+        b"\x00\x00\x00\x03abc",
+        b"\x00\x03abc",
+        b"\x03abc",
     ];
     for (i, value) in values.iter().enumerate() {
         roundtrip(

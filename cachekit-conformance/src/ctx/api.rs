@@ -116,6 +116,18 @@ pub struct RawResponse {
     pub status: u16,
     /// Everything after the head, de-chunked if the response was chunked.
     pub body: Vec<u8>,
+    /// The header fields, names lower-cased, values trimmed, in the order sent.
+    pub headers: Vec<(String, String)>,
+}
+
+impl RawResponse {
+    /// The value of the first header field called `name` (any case), if there is one.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(field, _)| field.eq_ignore_ascii_case(name))
+            .map(|(_, value)| value.as_str())
+    }
 }
 
 /// What an API case gets: the target, its private key prefix, and a raw client.
@@ -579,6 +591,7 @@ pub(crate) fn parse_response(raw: &[u8], head_request: bool) -> Result<RawRespon
     Ok(RawResponse {
         status: head.status,
         body,
+        headers: head.headers,
     })
 }
 
