@@ -170,9 +170,9 @@ enum WireFlaw {
     /// `application/x-www-form-urlencoded` (curl's default for `-d`) is consumed as form
     /// parameters and the handler stores an empty value.
     FormBodiesConsumedByTheFramework,
-    /// An API gateway with a response-header allow-list: the `cachekit-error-kind` header is
-    /// dropped, so a HEAD answer can no longer say why it is a 400.
-    StripsTheErrorKindHeader,
+    /// An API gateway that normalises error answers from a template: every 4xx leaves with
+    /// `cachekit-error-kind: invalid_argument`, whatever the service said.
+    NormalisesTheErrorKindHeader,
     /// HEAD answered from a GET through `exists = bool(value)`: an empty value is `404`.
     HeadOfAnEmptyValueIs404,
 }
@@ -422,7 +422,7 @@ fn expectations() -> Vec<(WireFlaw, &'static [&'static str])> {
             &["http_api::put_then_get_returns_the_body_exactly"],
         ),
         (
-            StripsTheErrorKindHeader,
+            NormalisesTheErrorKindHeader,
             &["http_api::a_value_over_the_declared_maximum_is_413"],
         ),
         (
@@ -862,10 +862,11 @@ async fn rewrite_response(
 ) -> Response {
     let mut response = response.await;
     let status = response.status();
-    if flaw == StripsTheErrorKindHeader {
-        response
-            .headers_mut()
-            .remove(cachekit_core::ERROR_KIND_HEADER);
+    if flaw == NormalisesTheErrorKindHeader && status.is_client_error() {
+        response.headers_mut().insert(
+            cachekit_core::ERROR_KIND_HEADER,
+            HeaderValue::from_static("invalid_argument"),
+        );
     }
     if request.head_as_get {
         let (response, body) = response_bytes(response).await;

@@ -19,7 +19,7 @@ use crate::ctx::api::{
     ApiCtx, KeptAlive, RawResponse, EXCHANGE_TIMEOUT,
 };
 use crate::failure::{CaseResult, Failure, Operation};
-use cachekit_core::{ErrorKind, ERROR_KIND_HEADER};
+use cachekit_core::{Consistency, ErrorKind, ERROR_KIND_HEADER};
 
 /// PUT then GET returns the body exactly, binary bytes included.
 pub async fn put_then_get_returns_the_body_exactly(ctx: ApiCtx) -> CaseResult {
@@ -64,11 +64,20 @@ pub async fn put_then_get_returns_the_body_exactly(ctx: ApiCtx) -> CaseResult {
 /// A GET answers from what the store holds now: after a PUT or a DELETE, a GET of the
 /// key, however it is spelled, sees it at once (a front end that caches answers — `404`s
 /// included, or only under the exact target that was written — serves the old one).
+///
+/// A service that declares eventual consistency is read once its declared staleness has
+/// passed after each write.
 pub async fn a_get_sees_the_last_write_at_once(ctx: ApiCtx) -> CaseResult {
+    let settle = || async {
+        if let Consistency::Eventual { staleness } = ctx.declared.consistency {
+            tokio::time::sleep(staleness).await;
+        }
+    };
     let key = ctx.key("k");
     ctx.expect_missing("GET of a key never stored", &key)
         .await?;
     ctx.put(&key, "", b"one").await?;
+    settle().await;
     ctx.expect_value(
         "GET right after the first PUT (the GET before it was 404)",
         &key,
@@ -76,18 +85,22 @@ pub async fn a_get_sees_the_last_write_at_once(ctx: ApiCtx) -> CaseResult {
     )
     .await?;
     ctx.put(&key, "", b"two").await?;
+    settle().await;
     ctx.expect_value("GET right after an overwrite", &key, b"two")
         .await?;
     ctx.delete(&key).await?;
+    settle().await;
     ctx.expect_missing("GET right after DELETE", &key).await?;
     // One key spelled two ways: `%2F` and `%2f` are the same escape.
     let base = ctx.key("dir");
     let upper = format!("{base}%2Ffile");
     let lower = format!("{base}%2ffile");
     ctx.put(&upper, "", b"one").await?;
+    settle().await;
     ctx.expect_value("GET of a key written as %2F, spelled %2f", &lower, b"one")
         .await?;
     ctx.put(&upper, "", b"two").await?;
+    settle().await;
     ctx.expect_value(
         "GET spelled %2f right after an overwrite spelled %2F",
         &lower,
@@ -100,6 +113,7 @@ pub async fn a_get_sees_the_last_write_at_once(ctx: ApiCtx) -> CaseResult {
     };
     let query = format!("?ttl={}", ttl.max.as_secs().clamp(1, 3600));
     ctx.put(&key, &query, b"three").await?;
+    settle().await;
     ctx.expect_value(
         &format!("GET of a key written with {query}, without the query"),
         &key,
@@ -107,6 +121,7 @@ pub async fn a_get_sees_the_last_write_at_once(ctx: ApiCtx) -> CaseResult {
     )
     .await?;
     ctx.put(&key, &query, b"four").await?;
+    settle().await;
     ctx.expect_value(
         &format!("GET without the query right after an overwrite with {query}"),
         &key,
@@ -448,16 +463,22 @@ pub async fn a_value_over_the_declared_maximum_is_413(ctx: ApiCtx) -> CaseResult
         &put,
         &[413],
     )?;
-    // The header is where a client (and any answer to HEAD) learns the kind.
+    // The status is what the contract requires (a proxy's own 413 has no kind header); a
+    // kind header, when there is one, must name the same kind.
     let value_too_large = ErrorKind::ValueTooLarge.wire_name();
-    if put.header(ERROR_KIND_HEADER) != Some(value_too_large) {
+    if let Some(kind) = put
+        .header(ERROR_KIND_HEADER)
+        .filter(|kind| *kind != value_too_large)
+    {
         return Err(Failure::new(format!(
             "the {ERROR_KIND_HEADER} header of the 413 for a value over the maximum"
         ))
         .key(&over)
         .operation(Operation::Set)
-        .expected(format!("{ERROR_KIND_HEADER}: {value_too_large}"))
-        .got(format!("{:?}", put.header(ERROR_KIND_HEADER))));
+        .expected(format!(
+            "no {ERROR_KIND_HEADER} header, or {value_too_large}"
+        ))
+        .got(kind.to_owned()));
     }
     ctx.expect_missing("a key whose only PUT was too large", &over)
         .await?;
@@ -962,11 +983,11 @@ pub async fn methods_outside_the_api_change_nothing(ctx: ApiCtx) -> CaseResult {
     }
     ctx.expect_missing("a key only ever POSTed and PATCHed", &key)
         .await?;
-    // Nor does any other method remove or change a stored value.
+    // Nor does any other method remove or change a stored value. Whatever the answer (a
+    // cache in front may answer `200 Purged` for itself, or hang up), the value must stay.
     ctx.put(&key, "", b"kept").await?;
     for method in ["PURGE", "BAN", "FOO"] {
-        let answer = ctx.send(method, &target, "", b"").await?;
-        refused(format!("{method} on a stored key"), &answer)?;
+        let _answer = ctx.send(method, &target, "", b"").await;
     }
     for header in OVERRIDE_HEADERS {
         let headers = format!("{header}: DELETE\r\nContent-Length: 0\r\n");
