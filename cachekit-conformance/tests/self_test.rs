@@ -649,6 +649,47 @@ enum Flaw {
     /// Cassandra: a delete and a write with the same (millisecond) timestamp tie, and on a
     /// tie the tombstone wins: a set in the same millisecond as a delete is lost.
     TombstoneWinsTimestampTie,
+    // ---- probe seven: flaws the kit had not seen ----
+    /// A per-key version kept in an unsigned byte (a packed item header): after 255
+    /// overwrites it wraps to 0 and every later write of the key looks older than the
+    /// stored one and is dropped.
+    VersionCounterWrapsAtU8,
+    /// A hand-rolled byte counter for `maxmemory` (`used += len` on every set, `used -= len`
+    /// only on delete; the replaced value is never subtracted): after 32 MiB written to
+    /// the same keys, every set is refused with OOM.
+    ByteCounterNeverSubtractsOnOverwrite,
+    /// A Redis-dict-style table that shrinks when it falls under a tenth of its peak fill:
+    /// the shrinking rehash skips one of 16 stripes, losing the keys in it.
+    ShrinkRehashLosesAStripe,
+    /// An incrementally rehashed table (one key migrated per operation, started when the
+    /// table reaches 512 keys) whose delete path only looks in the new table: a key not
+    /// yet migrated cannot be deleted (false, and it stays).
+    IncrementalRehashDeleteMissesOldTable,
+    /// A chunked large-value reader that re-touches every chunk with the item's ttl after
+    /// reading it (so no chunk expires mid-read): reads of values of 256 KiB and more
+    /// slide their ttl.
+    LargeValueReadsSlideTheTtl,
+    /// An append-only-file rewrite every 256 writes that writes each entry back with its
+    /// original relative ttl (`SET k v EX <ttl>`, not the remaining time): every live ttl
+    /// restarts at each rewrite.
+    AofRewriteRestartsTtls,
+    /// `exists` implemented as `TTL key > 0` (Redis' `TTL` rounds the remaining
+    /// milliseconds to the nearest second): an entry with under half a second left does
+    /// not exist.
+    ExistsViaTtlCommandRoundsRemaining,
+    /// A same-length overwrite patches the value bytes in place and keeps the record
+    /// header, deadline included.
+    SameLengthOverwriteKeepsTheHeader,
+    /// A per-instance Bloom filter of written keys consulted before `DEL` to save a round
+    /// trip: a key another instance wrote is never deleted by this one.
+    LocalBloomFilterGatesDelete,
+    /// Deadlines computed from a cached `now` refreshed once every 64 operations (an event
+    /// loop's cached clock, refreshed per batch): after idle time, a ttl counts from the
+    /// last refresh.
+    DeadlineFromCachedNowEvery64Ops,
+    /// A log-structured store whose compaction of a key's version chain (every 64th
+    /// write of the key) rewrites the latest version without its expiry.
+    CompactionDropsTheTtlEvery64Versions,
 }
 
 #[derive(Debug, Clone)]
@@ -723,6 +764,15 @@ struct State {
     cold: HashMap<String, Entry>,
     /// When each key was last deleted (tombstone timestamps).
     deleted_at: HashMap<String, Instant>,
+    /// Probe seven's bookkeeping.
+    used_bytes: usize,
+    peak: usize,
+    /// Keys not yet migrated, in bucket (hash) order.
+    old_table: std::collections::BTreeSet<(u64, String)>,
+    rehashed_once: bool,
+    writes_total: usize,
+    ops: usize,
+    cached_now: Option<Instant>,
 }
 
 /// What a set still has to do after yielding, for the flaws that split a write in two.
@@ -945,6 +995,17 @@ impl Flawed {
     /// Applies every deferred effect whose time has come.
     fn catch_up(&self, state: &mut State) {
         let now = Instant::now();
+        state.ops += 1;
+        if self.flaw == Flaw::DeadlineFromCachedNowEvery64Ops
+            && (state.cached_now.is_none() || state.ops % 64 == 0)
+        {
+            state.cached_now = Some(now);
+        }
+        if self.flaw == Flaw::IncrementalRehashDeleteMissesOldTable {
+            if let Some(first) = state.old_table.iter().next().cloned() {
+                state.old_table.remove(&first);
+            }
+        }
         let (due, pending): (Vec<_>, Vec<_>) =
             state.later.drain(..).partition(|(at, _)| *at <= now);
         state.later = pending;
@@ -1340,6 +1401,11 @@ impl Flawed {
             (_, None) => return None,
             (_, Some(ttl)) => Some(ttl),
         }?;
+        let now = if self.flaw == DeadlineFromCachedNowEvery64Ops {
+            self.state.lock().cached_now.unwrap_or(now)
+        } else {
+            now
+        };
         let ttl = match self.flaw {
             ExpiresEarly => ttl / 2,
             ExpiresAFifthEarly => ttl * 4 / 5,
@@ -1541,6 +1607,16 @@ impl Flawed {
             return Err(err);
         }
         let value = self.stored_value(value);
+        if self.flaw == ByteCounterNeverSubtractsOnOverwrite {
+            let mut state = self.state.lock();
+            if state.used_bytes + value.len() > 32 << 20 {
+                return Err(BackendError::new(
+                    ErrorKind::Other,
+                    "OOM command not allowed when used memory > 'maxmemory'",
+                ));
+            }
+            state.used_bytes += value.len();
+        }
         let ttl = match self.check_ttl(ttl) {
             Ok(ttl) => ttl,
             Err(err) => {
@@ -1585,7 +1661,10 @@ impl Flawed {
         } else {
             expires_at
         };
-        if self.flaw == LocalBloomFilterGatesExists {
+        if matches!(
+            self.flaw,
+            LocalBloomFilterGatesExists | LocalBloomFilterGatesDelete
+        ) {
             self.bloom.lock().insert(key.clone());
         }
         if self.flaw == DroppedSetLandsAfterTheNextSet {
@@ -1692,6 +1771,7 @@ impl Flawed {
             let skip = match self.flaw {
                 SkipsSameLengthOverwrites => previous.value.len() == value.len(),
                 VersionCounterWraps => previous.writes >= 127,
+                VersionCounterWrapsAtU8 => previous.writes >= 255,
                 SkipsIdenticalOverwriteKeepingTtl => {
                     previous.is_live(now) && previous.value == value
                 }
@@ -1709,6 +1789,12 @@ impl Flawed {
             if self.flaw == SameTtlOverwriteKeepsTheDeadline
                 && ttl.is_some()
                 && previous.ttl == ttl
+                && previous.is_live(now)
+            {
+                expires_at = previous.expires_at;
+            }
+            if self.flaw == SameLengthOverwriteKeepsTheHeader
+                && previous.value.len() == value.len()
                 && previous.is_live(now)
             {
                 expires_at = previous.expires_at;
@@ -1790,6 +1876,29 @@ impl Flawed {
         }
         let mut entry = self.entry(value.clone(), ttl, expires_at, now);
         entry.writes = previous.as_ref().map_or(1, |p| p.writes + 1);
+        if self.flaw == CompactionDropsTheTtlEvery64Versions && entry.writes % 64 == 0 {
+            entry.expires_at = None;
+            entry.ttl = None;
+        }
+        if self.flaw == IncrementalRehashDeleteMissesOldTable {
+            if !state.rehashed_once && state.entries.len() >= 512 {
+                state.rehashed_once = true;
+                state.old_table = state
+                    .entries
+                    .keys()
+                    .map(|stored| (fnv(stored), stored.clone()))
+                    .collect();
+            }
+            state.old_table.remove(&(fnv(&key), key.clone()));
+        }
+        state.writes_total += 1;
+        if self.flaw == AofRewriteRestartsTtls && state.writes_total % 256 == 0 {
+            for stored in state.entries.values_mut() {
+                if let (Some(ttl), true) = (stored.ttl, stored.is_live(now)) {
+                    stored.expires_at = Some(now + ttl);
+                }
+            }
+        }
         if self.flaw == OverwriteRevertsLater {
             if let Some(previous) = previous.filter(|p| p.is_live(now)) {
                 state
@@ -1930,6 +2039,15 @@ impl Flawed {
         self.catch_up(&mut state);
         let key = self.case_folded(&state, key);
         let live = self.live(&mut state, &key, false);
+        if self.flaw == LocalBloomFilterGatesDelete && !self.bloom.lock().contains(&key) {
+            return Ok(false);
+        }
+        if self.flaw == IncrementalRehashDeleteMissesOldTable
+            && state.old_table.contains(&(fnv(&key), key.clone()))
+        {
+            return Ok(false);
+        }
+        let len_before = state.entries.len();
         if self.flaw == DeleteAfterOverwriteUsesStaleVersion
             && live.as_ref().is_some_and(|entry| entry.writes > 1)
         {
@@ -1937,6 +2055,16 @@ impl Flawed {
             return Ok(false);
         }
         let removed = state.entries.remove(&key);
+        if let Some(gone) = &removed {
+            state.used_bytes = state.used_bytes.saturating_sub(gone.value.len());
+        }
+        if self.flaw == ShrinkRehashLosesAStripe {
+            state.peak = state.peak.max(len_before);
+            if state.peak >= 100 && state.entries.len() * 10 < state.peak {
+                state.entries.retain(|stored, _| fnv(stored) % 16 != 0);
+                state.peak = state.entries.len();
+            }
+        }
         state.deleted_at.insert(key.clone(), now);
         state.compressed_flag.remove(&key);
         if self.flaw == ExistsIndexUpdatedAfterValue {
@@ -2094,7 +2222,12 @@ impl Flawed {
                 state.zombies.push((now + LATER, key.clone(), repaired));
             }
         }
-        let refresh = self.flaw == Flaw::SlidingExpirationOnGet;
+        let large = state
+            .entries
+            .get(&key)
+            .is_some_and(|entry| entry.value.len() >= 256 * 1024);
+        let refresh = self.flaw == Flaw::SlidingExpirationOnGet
+            || (self.flaw == Flaw::LargeValueReadsSlideTheTtl && large);
         if self.flaw == Flaw::CachesMisses && state.misses.contains(&key) {
             return Ok(None);
         }
@@ -2196,6 +2329,14 @@ impl Flawed {
                     .is_some_and(|deadline| deadline.is_none_or(|at| now < at))
             }
             ExistsAlwaysTrue => true,
+            ExistsViaTtlCommandRoundsRemaining => {
+                let now = Instant::now();
+                self.live(&mut state, &key, false).is_some_and(|entry| {
+                    entry.expires_at.is_none_or(|at| {
+                        (at.saturating_duration_since(now).as_millis() + 500) / 1000 > 0
+                    })
+                })
+            }
             ExistsIgnoresExpiry => state.entries.contains_key(&key),
             ExistsIgnoresExpiryAfterOverwrite => {
                 let now = Instant::now();
@@ -2551,6 +2692,7 @@ impl Backend for Flawed {
                     | Flaw::DeclaresSharedButInstancesArePrivate
                     | Flaw::MonotonicDeadlinesAcrossInstances
                     | Flaw::LocalBloomFilterGatesExists
+                    | Flaw::LocalBloomFilterGatesDelete
             ))
             .with_consistency(self.declared.unwrap_or_default())
     }
@@ -2720,6 +2862,7 @@ fn run_filtered(flaw: Flaw, seed: u64, filter: Option<&str>) -> Report {
         async move {
             if flaw == Flaw::NearCacheWithoutInvalidation
                 || flaw == Flaw::LocalBloomFilterGatesExists
+                || flaw == Flaw::LocalBloomFilterGatesDelete
             {
                 Flawed::sharing(flaw, shared)
             } else if flaw == Flaw::MonotonicDeadlinesAcrossInstances {
@@ -3785,6 +3928,50 @@ fn expectations() -> Vec<(Flaw, &'static [&'static str])> {
                 "delete_exists::set_after_delete_recreates_the_entry",
                 "deferred::a_delete_does_not_hit_a_later_set",
             ],
+        ),
+        (
+            VersionCounterWrapsAtU8,
+            &["scale::many_overwrites_leave_the_last_value"],
+        ),
+        (
+            ByteCounterNeverSubtractsOnOverwrite,
+            &["scale::overwriting_one_key_never_fills_the_store"],
+        ),
+        (
+            ShrinkRehashLosesAStripe,
+            &["scale::a_thousand_keys_keep_their_own_values"],
+        ),
+        (
+            IncrementalRehashDeleteMissesOldTable,
+            &["scale::deleting_half_of_many_keys_leaves_the_rest"],
+        ),
+        (
+            LargeValueReadsSlideTheTtl,
+            &["ttl::a_large_value_with_a_ttl_expires"],
+        ),
+        (
+            AofRewriteRestartsTtls,
+            &["scale::eleven_hundred_entries_with_a_ttl_all_expire"],
+        ),
+        (
+            ExistsViaTtlCommandRoundsRemaining,
+            &["ttl::entry_is_present_until_just_before_expiry"],
+        ),
+        (
+            SameLengthOverwriteKeepsTheHeader,
+            &["ttl::rewriting_the_same_value_applies_its_ttl"],
+        ),
+        (
+            LocalBloomFilterGatesDelete,
+            &["delete_exists::a_delete_removes_what_another_client_wrote"],
+        ),
+        (
+            DeadlineFromCachedNowEvery64Ops,
+            &["ttl::expiry_counts_from_the_set_at_any_sub_second_phase"],
+        ),
+        (
+            CompactionDropsTheTtlEvery64Versions,
+            &["ttl::the_last_of_many_writes_sets_the_ttl"],
         ),
     ]
 }

@@ -175,6 +175,26 @@ enum WireFlaw {
     NormalisesTheErrorKindHeader,
     /// HEAD answered from a GET through `exists = bool(value)`: an empty value is `404`.
     HeadOfAnEmptyValueIs404,
+    // ---- probe seven: wire flaws the kit had not seen ----
+    /// The query stripped with a regex that needs at least one character after the `?`
+    /// (`re.sub(r"\?.+$", "", target)`): `/cache/k?` is the key `k?`.
+    EmptyQueryKeptInTheKey,
+    /// A hand-written router that splits the target on `?ttl=`: any other query stays in
+    /// the key (`/cache/k?v=2` is the key `k?v=2`).
+    QueryOtherThanTtlKeptInTheKey,
+    /// `ttl` read with `query.strip_prefix("ttl=")`: a ttl that is not the first parameter
+    /// (`?v=2&ttl=1`) is ignored and the value stored without it.
+    TtlReadOnlyAsTheFirstParameter,
+    /// nginx `proxy_cache` microcaching applied to HEAD (`proxy_cache_methods GET HEAD`,
+    /// 200 and 404 kept for a second, writes purge nothing).
+    MicrocachesHeadAnswers,
+    /// Not a flaw, a front end the kit must pass: lighttpd before 1.4.21 (and Squid 2.x)
+    /// answer any `Expect: 100-continue` with `417 Expectation Failed`, which RFC 9110
+    /// allows; a client sends the request again without the expectation.
+    RefusesExpectations,
+    /// Python's `parse_qsl` before 3.9.2 (CVE-2021-23336) split the query on `;` as well as
+    /// `&`: `ttl=1;2` is `ttl=1` and an unknown `2`, accepted.
+    SemicolonSplitsQueryParameters,
 }
 
 /// What the caching flaws hold: (flaw, request target) -> until when, the status and body.
@@ -196,6 +216,9 @@ fn caches(flaw: WireFlaw, status: StatusCode) -> Option<std::time::Duration> {
         CachesNotFoundAnswers if status == StatusCode::NOT_FOUND => {
             Some(std::time::Duration::from_secs(10))
         }
+        MicrocachesHeadAnswers if matches!(status, StatusCode::OK | StatusCode::NOT_FOUND) => {
+            Some(std::time::Duration::from_secs(1))
+        }
         _ => None,
     }
 }
@@ -209,7 +232,12 @@ async fn caching_front_end(flaw: WireFlaw, request: Request, next: Next) -> Resp
         .unwrap_or_default();
     let method = request.method().clone();
     let slot = (format!("{flaw:?}"), target);
-    if method == Method::GET {
+    let cached_method = if flaw == MicrocachesHeadAnswers {
+        Method::HEAD
+    } else {
+        Method::GET
+    };
+    if method == cached_method {
         let cached = proxy_cache()
             .lock()
             .expect("the proxy cache lock")
@@ -223,7 +251,7 @@ async fn caching_front_end(flaw: WireFlaw, request: Request, next: Next) -> Resp
     }
     let response = front_end_inner(flaw, request, next).await;
     let status = response.status();
-    if method == Method::GET {
+    if method == cached_method {
         if let Some(keep) = caches(flaw, status) {
             let (response, body) = response_bytes(response).await;
             proxy_cache().lock().expect("the proxy cache lock").insert(
@@ -429,6 +457,26 @@ fn expectations() -> Vec<(WireFlaw, &'static [&'static str])> {
             HeadOfAnEmptyValueIs404,
             &["http_api::an_empty_body_stores_an_empty_value"],
         ),
+        (
+            EmptyQueryKeptInTheKey,
+            &["http_api::a_get_sees_the_last_write_at_once"],
+        ),
+        (
+            QueryOtherThanTtlKeptInTheKey,
+            &["http_api::a_get_sees_the_last_write_at_once"],
+        ),
+        (
+            TtlReadOnlyAsTheFirstParameter,
+            &["http_api::ttl_in_whole_seconds_expires"],
+        ),
+        (
+            MicrocachesHeadAnswers,
+            &["http_api::a_get_sees_the_last_write_at_once"],
+        ),
+        (
+            SemicolonSplitsQueryParameters,
+            &["http_api::ttl_is_parsed_strictly"],
+        ),
     ]
 }
 
@@ -612,7 +660,10 @@ async fn response_bytes(response: Response) -> (Response, Vec<u8>) {
 async fn front_end(State(flaw): State<WireFlaw>, request: Request, next: Next) -> Response {
     if matches!(
         flaw,
-        MicrocachesGetsForASecond | InvalidatesOnlyTheExactTarget | CachesNotFoundAnswers
+        MicrocachesGetsForASecond
+            | InvalidatesOnlyTheExactTarget
+            | CachesNotFoundAnswers
+            | MicrocachesHeadAnswers
     ) {
         return caching_front_end(flaw, request, next).await;
     }
@@ -657,6 +708,24 @@ fn request_facts(request: &Request) -> RequestFacts {
 type EarlyAnswer = (StatusCode, &'static str);
 
 async fn rewrite_request(flaw: WireFlaw, mut request: Request) -> Result<Request, EarlyAnswer> {
+    if flaw == RefusesExpectations && request.headers().contains_key(header::EXPECT) {
+        return Err((StatusCode::EXPECTATION_FAILED, ""));
+    }
+    let raw_query = request.uri().query().map(str::to_owned);
+    let in_key = match (flaw, raw_query.as_deref()) {
+        (EmptyQueryKeptInTheKey, Some("")) => Some(String::new()),
+        (QueryOtherThanTtlKeptInTheKey, Some(q)) if !q.is_empty() && !q.starts_with("ttl=") => {
+            Some(q.to_owned())
+        }
+        _ => None,
+    };
+    if let Some(kept) = in_key {
+        let path = request.uri().path().to_owned();
+        if key_segment(&path).is_some() {
+            let escaped = utf8_percent_encode(&format!("?{kept}"), KEY_SEGMENT).to_string();
+            request = retarget(request, &format!("{path}{escaped}"))?;
+        }
+    }
     let (path, query) = split_target(request.uri());
     let method = request.method().clone();
     let changed_path = match flaw {
@@ -715,6 +784,10 @@ async fn rewrite_request(flaw: WireFlaw, mut request: Request) -> Result<Request
             })
         })),
         IgnoresTtl => Some(rewrite_ttl(&query, |_| None)),
+        TtlReadOnlyAsTheFirstParameter if !query.starts_with("?ttl=") => {
+            Some(rewrite_ttl(&query, |_| None))
+        }
+        SemicolonSplitsQueryParameters => Some(query.replace(';', "&")),
         TtlAcceptsGoDurations => Some(rewrite_ttl(&query, |value| {
             Some(go_duration_seconds(value).map_or_else(|| value.to_owned(), |s| s.to_string()))
         })),
@@ -972,6 +1045,7 @@ fn observed_through_the_flaw(flaw: WireFlaw) -> &'static [&'static str] {
         // These send HEAD among their requests.
         NoHeadRoute => &[
             "http_api::an_empty_body_stores_an_empty_value",
+            "http_api::a_get_sees_the_last_write_at_once",
             "http_api::a_kept_alive_connection_serves_the_next_request",
             "http_api::every_method_needs_the_token",
         ],
@@ -1019,6 +1093,14 @@ fn run(flaw: WireFlaw) -> Report {
         declared,
     );
     run_suite(&suite, &RunOptions::default())
+}
+
+/// RFC 9110 lets a service refuse every expectation with `417`: the kit sends such a PUT
+/// again without one, so a front end that does is judged on the rest alone.
+#[test]
+fn a_front_end_that_refuses_expectations_passes_every_api_case() {
+    let report = run(RefusesExpectations);
+    assert!(report.passed(), "{report}");
 }
 
 #[test]

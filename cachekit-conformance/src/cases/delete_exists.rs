@@ -2,7 +2,8 @@
 
 use std::time::Duration;
 
-use crate::{CaseResult, Ctx};
+use crate::failure::{Answer, Operation};
+use crate::{CaseResult, Ctx, Failure};
 
 /// exists of a key never set is false.
 pub async fn exists_is_false_for_missing_key(ctx: Ctx) -> CaseResult {
@@ -69,6 +70,29 @@ pub async fn a_delete_after_an_idle_hour_answers_truly(ctx: Ctx) -> CaseResult {
         &overwritten,
     )
     .await
+}
+
+/// A delete through one client removes an entry another client wrote (where the store is
+/// shared across instances; otherwise both are the same client): a client that keeps its
+/// own filter of the keys it wrote, and skips deletes of others, leaves them in place.
+pub async fn a_delete_removes_what_another_client_wrote(ctx: Ctx) -> CaseResult {
+    let key = ctx.key("k");
+    ctx.set(&key, b"v", None).await?;
+    let other = ctx.another_client().await;
+    let check = "delete, through another client, of an entry this one wrote";
+    let existed = other
+        .delete(&key)
+        .await
+        .map_err(|err| crate::ctx::unexpected(Operation::Delete, check, &key, err))?;
+    if !existed {
+        return Err(Failure::new(check)
+            .operation(Operation::Delete)
+            .key(&key)
+            .expected(Answer::Bool(true))
+            .got(Answer::Bool(false)));
+    }
+    ctx.expect_absent("an entry another client deleted", &key)
+        .await
 }
 
 /// delete returns false when no entry existed.

@@ -26,14 +26,11 @@ pub async fn caller_errors_leave_the_store_healthy(ctx: Ctx) -> CaseResult {
     let key = ctx.key("k");
     // Refusals only: what the error says is the business of the cases that own those rules.
     let _ = ctx.backend.set("", Bytes::from_static(b"v"), None).await;
-    if let Some(max) = ctx.caps.max_value_bytes {
+    if let Some(over) = ctx.caps.max_value_bytes.and_then(|max| max.checked_add(1)) {
+        // Zeros: a client that refuses the size before sending never touches the pages.
         let _ = ctx
             .backend
-            .set(
-                &key,
-                Bytes::from(super::values::pattern(max + 1, 0x11)),
-                None,
-            )
+            .set(&key, Bytes::from(vec![0u8; over]), None)
             .await;
     }
     let _ = ctx.backend.get("").await;

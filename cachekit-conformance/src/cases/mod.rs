@@ -128,6 +128,7 @@ fn listed_cases() -> Vec<Case> {
             "delete returns true when a live entry existed"
         ),
         case!(delete_exists::a_delete_after_an_idle_hour_answers_truly, "after an hour with no calls, delete still answers whether a live entry existed, and the entry it deleted stays gone", needs: [VirtualClock], timing: WaitsForExpiry),
+        case!(delete_exists::a_delete_removes_what_another_client_wrote, "a delete through one client removes an entry another client wrote, and answers true"),
         case!(
             delete_exists::delete_of_missing_key_returns_false,
             "delete returns false when no entry existed"
@@ -265,6 +266,7 @@ fn listed_cases() -> Vec<Case> {
         case!(ttl::expired_entry_is_absent_from_exists, "an expired entry is absent to exists", needs: [Ttl], timing: WaitsForExpiry),
         case!(ttl::expired_entry_is_absent_from_delete, "delete of an expired entry returns false", needs: [Ttl], timing: WaitsForExpiry),
         case!(ttl::a_large_value_with_a_ttl_expires, "a value of 513 KiB (or the declared maximum) set with a ttl expires like a small one", needs: [Ttl], timing: WaitsForExpiry),
+        case!(ttl::the_last_of_many_writes_sets_the_ttl, "after 63 sets of a key without a ttl, a set with one makes it expire", needs: [Ttl], timing: WaitsForExpiry),
         case!(ttl::entry_without_ttl_outlives_the_window, "an entry set without ttl does not expire", needs: [Ttl], timing: WaitsForExpiry),
         case!(ttl::plain_overwrite_clears_the_ttl, "a set without ttl makes an entry persistent", needs: [Ttl], timing: WaitsForExpiry),
         case!(ttl::a_deleted_entrys_ttl_does_not_reach_the_next_set, "a deleted entry's ttl never cuts short a later set of the same key", needs: [Ttl], timing: WaitsForExpiry),
@@ -308,15 +310,16 @@ fn listed_cases() -> Vec<Case> {
             "get, exists and delete agree about empty values after every step"
         ),
         case!(consistency::operations_agree_across_expiry, "get, exists and delete agree before and after expiry", needs: [Ttl], timing: WaitsForExpiry),
-        case!(scale::eleven_hundred_entries_with_a_ttl_all_expire, "1100 entries with a ttl all expire (and, on virtual time without eviction, are all there first)", needs: [Ttl], timing: WaitsForExpiry),
-        case!(scale::a_thousand_keys_keep_their_own_values, "a thousand keys each keep their own value", needs: [NoEviction], timing: Parallel),
+        case!(scale::eleven_hundred_entries_with_a_ttl_all_expire, "1100 entries with a ttl all expire (and, on virtual time without eviction, are all there first), and their writes do not restart the ttl of an entry set before them", needs: [Ttl], timing: WaitsForExpiry),
+        case!(scale::a_thousand_keys_keep_their_own_values, "a thousand keys each keep their own value, and deleting all but 90 of them answers true for each and leaves exactly those 90", needs: [NoEviction], timing: Parallel),
         case!(scale::large_values_adding_up_to_12_mib_are_all_kept, "large values adding up to 12 MiB are all kept where no eviction is declared", needs: [NoEviction], timing: Parallel),
-        case!(scale::deleting_half_of_many_keys_leaves_the_rest, "deleting half of 400 keys leaves the other half", needs: [NoEviction], timing: Parallel),
+        case!(scale::deleting_half_of_many_keys_leaves_the_rest, "deleting half of 600 keys, in written order right after writing them, answers true for each and leaves the other half", needs: [NoEviction], timing: Parallel),
         case!(scale::keys_differing_in_one_position_are_distinct, "keys that differ in a single position are different keys", needs: [NoEviction]),
         case!(scale::keys_sharing_a_long_prefix_are_distinct, "keys that share a long prefix and differ only at the end are different keys", needs: [NoEviction]),
+        case!(scale::overwriting_one_key_never_fills_the_store, "overwriting one key 40 times with 1 MiB values (or the declared maximum) never fills the store: every set succeeds and the last value is there"),
         case!(
             scale::many_overwrites_leave_the_last_value,
-            "after 200 overwrites of one key, the last value is there"
+            "after 300 overwrites of one key, the last value is there"
         ),
         case!(
             scale::writes_past_capacity_read_back_their_value_or_nothing,
@@ -405,7 +408,7 @@ fn http_api_cases() -> Vec<Case> {
     use Need::*;
     vec![
         case!(http_api::put_then_get_returns_the_body_exactly, "PUT then GET returns the body byte for byte, whatever its Content-Type"),
-        case!(http_api::a_get_sees_the_last_write_at_once, "a GET right after a PUT or DELETE sees it, however the key is spelled"),
+        case!(http_api::a_get_sees_the_last_write_at_once, "a GET or HEAD right after a PUT or DELETE sees it, however the key is spelled and whatever else the query holds"),
         case!(http_api::get_of_a_missing_key_is_404, "GET of a key never stored is 404"),
         case!(http_api::delete_answers_whether_the_entry_existed, "DELETE is 200/204 for a live entry and 404 for a missing one"),
         case!(http_api::head_answers_without_a_body, "HEAD is 200 or 404 and never sends a body"),
@@ -416,7 +419,7 @@ fn http_api_cases() -> Vec<Case> {
         case!(http_api::percent_encoded_utf8_is_decoded_exactly, "percent-encoded UTF-8 is decoded exactly, never normalised or case-folded; an escape that is not UTF-8 never becomes U+FFFD"),
         case!(http_api::escaped_delimiters_stay_in_the_key, "an escaped `%`, `?`, `#` or NUL is part of the key, decoded exactly once"),
         case!(http_api::ttl_is_parsed_strictly, "`ttl` is whole seconds in 1..=30 days; anything else is 400 and stores nothing", needs: [Ttl]),
-        case!(http_api::ttl_in_whole_seconds_expires, "a PUT with `ttl=1` is present at once and gone 2.5 s later", needs: [Ttl], timing: WaitsForExpiry),
+        case!(http_api::ttl_in_whole_seconds_expires, "a PUT with `ttl=1` is present at once and gone 2.5 s later, also when `ttl` is not the first query parameter (if the service takes another)", needs: [Ttl], timing: WaitsForExpiry),
         case!(http_api::a_body_cut_short_stores_nothing, "a PUT body shorter than its Content-Length stores nothing"),
         case!(http_api::a_chunked_body_is_stored_whole, "a chunked PUT body is stored whole"),
         case!(http_api::an_empty_body_stores_an_empty_value, "a PUT with an empty body stores an empty value, not nothing: GET answers it and HEAD is 200"),

@@ -11,6 +11,9 @@ use crate::{CaseResult, Ctx, Failure};
 /// Keys the largest case writes, the smaller ones, and requests in flight at once.
 const MANY: usize = 1000;
 const SOME: usize = 400;
+/// Keys the delete-half case writes: past 512, where a table that grows in steps rehashes,
+/// so its deletes land while a rehash is under way.
+const HALVED: usize = 600;
 /// Keys the eviction-pressure case writes: past bounds of 1024, 2048, 4096 and 5000
 /// entries, the sizes a bounded cache is most often left at. (Ehcache's fail-safe 10,000
 /// would take DynamoDB Local past its matrix time.)
@@ -133,6 +136,12 @@ pub async fn eleven_hundred_entries_with_a_ttl_all_expire(ctx: Ctx) -> CaseResul
     let keys: Vec<String> = (0..EXPIRING)
         .map(|i| ctx.key(&format!("expiring/{i}")))
         .collect();
+    // An entry set before an idle half-ttl, then the writes: they must not restart its ttl
+    // (an append-only-file rewrite that writes entries back with their whole ttl does).
+    let earlier = ctx.key("expiring/earlier");
+    ctx.set(&earlier, b"earlier", Some(window.ttl)).await?;
+    let earlier_acknowledged = tokio::time::Instant::now();
+    tokio::time::sleep(window.ttl / 2).await;
     let ctx = &ctx;
     let started = tokio::time::Instant::now();
     stream::iter(keys.iter().enumerate())
@@ -141,6 +150,7 @@ pub async fn eleven_hundred_entries_with_a_ttl_all_expire(ctx: Ctx) -> CaseResul
         .try_collect::<()>()
         .await?;
     // Each entry's ttl counts from its own set; the last set ended just now.
+    let last_set_ended = tokio::time::Instant::now();
     let written_in = started.elapsed();
     // On the paused clock no time passed: every entry must be there (a store that drops
     // writes with a ttl would otherwise pass), unless the store may evict. On a wall
@@ -153,8 +163,18 @@ pub async fn eleven_hundred_entries_with_a_ttl_all_expire(ctx: Ctx) -> CaseResul
         )
         .await?;
     }
-    ctx.sleep_until(tokio::time::Instant::now(), window.absent_by)
+    ctx.sleep_until(earlier_acknowledged, window.absent_by)
         .await;
+    ctx.expect_exists(
+        &format!(
+            "exists of an entry set with ttl {:?}, {:?} after its set, with {EXPIRING} writes since",
+            window.ttl, window.absent_by
+        ),
+        &earlier,
+        false,
+    )
+    .await?;
+    ctx.sleep_until(last_set_ended, window.absent_by).await;
     let present: Vec<usize> = stream::iter(keys.iter().enumerate())
         .map(|(i, key)| async move { ctx.exists(key).await.map(|found| (i, found)) })
         .buffer_unordered(IN_FLIGHT)
@@ -178,30 +198,74 @@ pub async fn eleven_hundred_entries_with_a_ttl_all_expire(ctx: Ctx) -> CaseResul
     )))
 }
 
-/// A thousand keys each keep their own value.
+/// A thousand keys each keep their own value, and deleting all but 90 of them leaves
+/// exactly those 90: a table that rehashes as it shrinks under a tenth of its peak must
+/// not lose or keep the wrong ones.
 pub async fn a_thousand_keys_keep_their_own_values(ctx: Ctx) -> CaseResult {
     let keys: Vec<String> = (0..MANY).map(|i| ctx.key(&format!("many/{i}"))).collect();
     set_all(&ctx, &keys).await?;
-    expect_all_present(&ctx, "get of each of 1000 keys", &keys).await
+    // Every delete answering true shows its key was there; the gets after show the rest.
+    let kept = |i: usize| i % 11 == 10;
+    let ctx_ref = &ctx;
+    stream::iter(keys.iter().enumerate().filter(|(i, _)| !kept(*i)))
+        .map(|(_, key)| async move {
+            ctx_ref
+                .expect_delete("delete of all but 90 of 1000 keys", key, true)
+                .await
+        })
+        .buffered(IN_FLIGHT)
+        .try_collect::<()>()
+        .await?;
+    // Every kept key, and one deleted key in ten (their deletes already answered).
+    let read = keys
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| kept(*i) || i % 10 == 0);
+    let wrong: Vec<(usize, Option<cachekit_core::Bytes>)> = stream::iter(read)
+        .map(|(i, key)| async move { ctx_ref.get(key).await.map(|got| (i, got)) })
+        .buffer_unordered(IN_FLIGHT)
+        .try_filter(|(i, got)| {
+            let expected = kept(*i).then(|| value_of(*i));
+            std::future::ready(got.as_deref() != expected.as_deref())
+        })
+        .try_collect()
+        .await?;
+    let Some((first, got)) = wrong.first().cloned() else {
+        return Ok(());
+    };
+    let expected = kept(first).then(|| cachekit_core::Bytes::from(value_of(first)));
+    Err(
+        Failure::new("get of the 90 kept keys, and of a sample of the deleted, after all but 90 of 1000 were deleted")
+            .operation(Operation::Get)
+            .key(&keys[first])
+            .expected(Answer::Value(expected))
+            .got(Answer::Value(got))
+            .note(format!("{} of the keys read were wrong", wrong.len())),
+    )
 }
 
-/// Deleting half of 400 keys leaves the other half.
+/// Deleting half of 600 keys, in written order right after writing them, leaves the
+/// other half.
 pub async fn deleting_half_of_many_keys_leaves_the_rest(ctx: Ctx) -> CaseResult {
-    let keys: Vec<String> = (0..SOME).map(|i| ctx.key(&format!("half/{i}"))).collect();
+    let keys: Vec<String> = (0..HALVED).map(|i| ctx.key(&format!("half/{i}"))).collect();
     set_all(&ctx, &keys).await?;
     let ctx_ref = &ctx;
     stream::iter(keys.iter().step_by(2))
         .map(|key| async move {
             ctx_ref
-                .expect_delete("delete of every other key of 400", key, true)
+                .expect_delete(
+                    "delete of every other key of 600, in written order",
+                    key,
+                    true,
+                )
                 .await
         })
-        .buffer_unordered(IN_FLIGHT)
+        .buffered(IN_FLIGHT)
         .try_collect::<()>()
         .await?;
     let kept: Vec<String> = keys.iter().skip(1).step_by(2).cloned().collect();
-    let kept_check = "the kept half of 400 keys after the other half was deleted";
-    let kept_indices: Vec<usize> = (1..SOME).step_by(2).collect();
+    let kept_check = "the kept half of 600 keys after the other half was deleted";
+    let kept_indices: Vec<usize> = (1..HALVED).step_by(2).collect();
     let wrong = stream::iter(kept.iter().zip(&kept_indices))
         .map(|(key, i)| async move { ctx_ref.get(key).await.map(|got| (*i, key, got)) })
         .buffer_unordered(IN_FLIGHT)
@@ -223,7 +287,7 @@ pub async fn deleting_half_of_many_keys_leaves_the_rest(ctx: Ctx) -> CaseResult 
             )));
     }
     for key in keys.iter().step_by(2).step_by(10) {
-        ctx.expect_absent("a deleted key among 400", key).await?;
+        ctx.expect_absent("a deleted key among 600", key).await?;
     }
     Ok(())
 }
@@ -262,15 +326,55 @@ pub async fn keys_sharing_a_long_prefix_are_distinct(ctx: Ctx) -> CaseResult {
     .await
 }
 
+/// Overwrites of one key the many-overwrites case makes: past a version counter kept in
+/// a byte.
+const OVERWRITES: usize = 300;
+
 /// Many overwrites of one key leave the last value.
 pub async fn many_overwrites_leave_the_last_value(ctx: Ctx) -> CaseResult {
     let key = ctx.key("k");
-    for round in 0..200 {
+    for round in 0..OVERWRITES {
         ctx.set(&key, format!("round {round}").as_bytes(), None)
             .await?;
     }
-    ctx.expect_present("get after 200 overwrites", &key, b"round 199")
-        .await
+    let last = format!("round {}", OVERWRITES - 1);
+    ctx.expect_present(
+        &format!("get after {OVERWRITES} overwrites"),
+        &key,
+        last.as_bytes(),
+    )
+    .await
+}
+
+/// Bytes the overwriting case writes to one key in all, and the most sets it makes.
+const OVERWRITTEN_BYTES: usize = 40 * 1024 * 1024;
+const OVERWRITES_OF_LARGE_VALUES: usize = 40;
+
+/// Overwriting one key again and again with large values never fills the store: what an
+/// overwrite replaces is freed (a byte count that only a delete lowers refuses every set
+/// once the total written passes its budget).
+pub async fn overwriting_one_key_never_fills_the_store(ctx: Ctx) -> CaseResult {
+    let key = ctx.key("k");
+    let len = ctx.value_len(1024 * 1024);
+    let rounds = OVERWRITTEN_BYTES
+        .div_ceil(len.max(1))
+        .min(OVERWRITES_OF_LARGE_VALUES);
+    for round in 0..rounds {
+        let value = super::values::pattern(len, round as u8);
+        ctx.set(&key, &value, None).await.map_err(|failure| {
+            failure.note(format!(
+                "set {} of {rounds} of one key, each {len} bytes",
+                round + 1
+            ))
+        })?;
+    }
+    let last = super::values::pattern(len, (rounds - 1) as u8);
+    ctx.expect_present(
+        &format!("get after {rounds} overwrites of {len} bytes each"),
+        &key,
+        &last,
+    )
+    .await
 }
 
 /// 400 keys written at once from eight tasks are all there.

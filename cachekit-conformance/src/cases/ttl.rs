@@ -168,8 +168,21 @@ pub async fn a_large_value_with_a_ttl_expires(ctx: Ctx) -> CaseResult {
     let key = ctx.key("large");
     let window = ctx.ttl_window();
     let value = super::values::pattern(ctx.value_len(LARGE_EXPIRING_VALUE_BYTES), 0x2d);
+    let start = Instant::now();
     ctx.set(&key, &value, Some(window.ttl)).await?;
     let acknowledged = Instant::now();
+    // Stored, and read just before the ttl ends (a store that drops large values set with a
+    // ttl must not pass, nor one whose large-value reads slide the ttl); answers that come
+    // after the ttl could have ended prove nothing, and are not judged.
+    ctx.sleep_until(start, window.present_until).await;
+    let check = format!(
+        "get/exists {:?} after a set of {} bytes with ttl {:?}",
+        window.present_until,
+        value.len(),
+        window.ttl
+    );
+    ctx.expect_present_before(&check, &key, &value, start + window.ttl)
+        .await?;
     ctx.sleep_until(acknowledged, window.absent_by).await;
     let when = format!(
         "{:?} after a set of {} bytes with ttl {:?}",
@@ -183,6 +196,31 @@ pub async fn a_large_value_with_a_ttl_expires(ctx: Ctx) -> CaseResult {
     ctx.expect_get(&format!("get {when}"), &key, None).await?;
     ctx.expect_delete(&format!("delete {when}"), &key, false)
         .await
+}
+
+/// Writes of one key the many-writes expiry case makes before its last, with a ttl.
+const WRITES_BEFORE_THE_TTL: usize = 63;
+
+/// The last of many writes of one key sets its ttl: 63 sets without one, then a set with
+/// one, and the entry expires (a log-structured store that compacts a key's versions every
+/// 64 writes can rewrite the latest without its expiry).
+pub async fn the_last_of_many_writes_sets_the_ttl(ctx: Ctx) -> CaseResult {
+    let key = ctx.key("k");
+    let window = ctx.ttl_window();
+    for round in 0..WRITES_BEFORE_THE_TTL {
+        ctx.set(&key, format!("round {round}").as_bytes(), None)
+            .await?;
+    }
+    ctx.set(&key, b"last", Some(window.ttl)).await?;
+    let acknowledged = Instant::now();
+    ctx.sleep_until(acknowledged, window.absent_by).await;
+    let when = format!(
+        "{:?} after the set with ttl {:?} that followed {WRITES_BEFORE_THE_TTL} without one",
+        window.absent_by, window.ttl
+    );
+    ctx.expect_exists(&format!("exists {when}"), &key, false)
+        .await?;
+    ctx.expect_get(&format!("get {when}"), &key, None).await
 }
 
 /// An entry set without ttl does not expire.

@@ -327,12 +327,20 @@ impl ApiCtx {
                 .map_err(fail)?;
             parse_response(&raw, false).map_err(fail)
         };
-        match tokio::time::timeout(EXCHANGE_TIMEOUT, exchange).await {
-            Ok(result) => result,
-            Err(_) => Err(fail(format!(
-                "no complete answer within {EXCHANGE_TIMEOUT:?}"
-            ))),
+        let answer = match tokio::time::timeout(EXCHANGE_TIMEOUT, exchange).await {
+            Ok(result) => result?,
+            Err(_) => {
+                return Err(fail(format!(
+                    "no complete answer within {EXCHANGE_TIMEOUT:?}"
+                )))
+            }
+        };
+        // 417: the service meets no expectations (RFC 9110 §10.1.1); a client sends the
+        // request again without one.
+        if answer.status == 417 {
+            return self.put(raw_key, "", body).await;
         }
+        Ok(answer)
     }
 
     /// A connection for several requests in a row (see [`KeptAlive::request`]).
