@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use cachekit_core::Consistency;
+
 use crate::failure::{Answer, Operation};
 use crate::{CaseResult, Ctx, Failure};
 
@@ -90,6 +92,10 @@ pub async fn a_delete_removes_what_another_client_wrote(ctx: Ctx) -> CaseResult 
             .key(&key)
             .expected(Answer::Bool(true))
             .got(Answer::Bool(false)));
+    }
+    // A store that declares eventual consistency may show a read that old.
+    if let Consistency::Eventual { staleness } = ctx.caps.consistency {
+        tokio::time::sleep(staleness).await;
     }
     ctx.expect_absent("an entry another client deleted", &key)
         .await

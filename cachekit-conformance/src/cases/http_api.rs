@@ -407,13 +407,13 @@ pub async fn ttl_is_parsed_strictly(ctx: ApiCtx) -> CaseResult {
 /// is not the first query parameter, if the service accepts another one at all.
 pub async fn ttl_in_whole_seconds_expires(ctx: ApiCtx) -> CaseResult {
     let key = ctx.key("k");
-    let started = tokio::time::Instant::now();
     let second = ctx.key("second");
     let put = ctx.put(&second, "?v=2&ttl=1", b"v").await?;
     let second_stored = (200..300).contains(&put.status);
     if !second_stored {
         expect_client_error("PUT with ?v=2&ttl=1", &second, "PUT", &put)?;
     }
+    let started = tokio::time::Instant::now();
     let put = ctx.put(&key, "?ttl=1", b"v").await?;
     expect_status("PUT with ttl=1", &key, "PUT", &put, &[200, 201, 204])?;
     let response = ctx.get(&key).await?;

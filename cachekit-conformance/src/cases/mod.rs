@@ -265,7 +265,7 @@ fn listed_cases() -> Vec<Case> {
         case!(ttl::expired_entry_is_absent_from_get, "an expired entry is absent to get, and reading it does not bring it back", needs: [Ttl], timing: WaitsForExpiry),
         case!(ttl::expired_entry_is_absent_from_exists, "an expired entry is absent to exists", needs: [Ttl], timing: WaitsForExpiry),
         case!(ttl::expired_entry_is_absent_from_delete, "delete of an expired entry returns false", needs: [Ttl], timing: WaitsForExpiry),
-        case!(ttl::a_large_value_with_a_ttl_expires, "a value of 513 KiB (or the declared maximum) set with a ttl expires like a small one", needs: [Ttl], timing: WaitsForExpiry),
+        case!(ttl::a_large_value_with_a_ttl_expires, "a value of 513 KiB (or the declared maximum) set with a ttl is there just before its ttl and expires like a small one", needs: [Ttl], timing: WaitsForExpiry),
         case!(ttl::the_last_of_many_writes_sets_the_ttl, "after 63 sets of a key without a ttl, a set with one makes it expire", needs: [Ttl], timing: WaitsForExpiry),
         case!(ttl::entry_without_ttl_outlives_the_window, "an entry set without ttl does not expire", needs: [Ttl], timing: WaitsForExpiry),
         case!(ttl::plain_overwrite_clears_the_ttl, "a set without ttl makes an entry persistent", needs: [Ttl], timing: WaitsForExpiry),
@@ -311,7 +311,7 @@ fn listed_cases() -> Vec<Case> {
         ),
         case!(consistency::operations_agree_across_expiry, "get, exists and delete agree before and after expiry", needs: [Ttl], timing: WaitsForExpiry),
         case!(scale::eleven_hundred_entries_with_a_ttl_all_expire, "1100 entries with a ttl all expire (and, on virtual time without eviction, are all there first), and their writes do not restart the ttl of an entry set before them", needs: [Ttl], timing: WaitsForExpiry),
-        case!(scale::a_thousand_keys_keep_their_own_values, "a thousand keys each keep their own value, and deleting all but 90 of them answers true for each and leaves exactly those 90", needs: [NoEviction], timing: Parallel),
+        case!(scale::a_thousand_keys_keep_their_own_values, "of a thousand keys, deleting all but 90 answers true for each and leaves the 90 with their own values and the deleted ones gone", needs: [NoEviction], timing: Parallel),
         case!(scale::large_values_adding_up_to_12_mib_are_all_kept, "large values adding up to 12 MiB are all kept where no eviction is declared", needs: [NoEviction], timing: Parallel),
         case!(scale::deleting_half_of_many_keys_leaves_the_rest, "deleting half of 600 keys, in written order right after writing them, answers true for each and leaves the other half", needs: [NoEviction], timing: Parallel),
         case!(scale::keys_differing_in_one_position_are_distinct, "keys that differ in a single position are different keys", needs: [NoEviction]),
@@ -323,7 +323,7 @@ fn listed_cases() -> Vec<Case> {
         ),
         case!(
             scale::writes_past_capacity_read_back_their_value_or_nothing,
-            "under eviction pressure, every key reads back its own value (or nothing, where eviction is declared), and the last write is there"
+            "after 5100 writes, the last write is there and the keys read back (every other one, or one in seven where eviction is declared) hold their own value (or nothing, where eviction is declared)"
         ),
         case!(scale::many_keys_written_in_parallel_are_all_there, "400 keys written by eight tasks at once are all there", needs: [NoEviction], timing: Parallel),
         case!(cancel::dropped_set_leaves_old_or_new_value, "a set future dropped mid-flight leaves the old or the new value, a set with a ttl never without its ttl, and a later set is not held up by it and is still there after a pause", timing: WaitsForExpiry),
@@ -408,7 +408,7 @@ fn http_api_cases() -> Vec<Case> {
     use Need::*;
     vec![
         case!(http_api::put_then_get_returns_the_body_exactly, "PUT then GET returns the body byte for byte, whatever its Content-Type"),
-        case!(http_api::a_get_sees_the_last_write_at_once, "a GET or HEAD right after a PUT or DELETE sees it, however the key is spelled and whatever else the query holds"),
+        case!(http_api::a_get_sees_the_last_write_at_once, "a GET or HEAD right after a PUT or DELETE sees it, however the key is spelled and whatever else the query holds (or the PUT is refused)"),
         case!(http_api::get_of_a_missing_key_is_404, "GET of a key never stored is 404"),
         case!(http_api::delete_answers_whether_the_entry_existed, "DELETE is 200/204 for a live entry and 404 for a missing one"),
         case!(http_api::head_answers_without_a_body, "HEAD is 200 or 404 and never sends a body"),

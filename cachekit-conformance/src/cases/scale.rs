@@ -34,7 +34,19 @@ pub(crate) async fn set_all(ctx: &Ctx, keys: &[String]) -> CaseResult {
 
 /// Reads every key and reports every one that does not hold its own value.
 async fn expect_all_present(ctx: &Ctx, check: &str, keys: &[String]) -> CaseResult {
-    let wrong: Vec<(usize, Option<cachekit_core::Bytes>)> = stream::iter(keys.iter().enumerate())
+    expect_every_nth_present(ctx, check, keys, 1).await
+}
+
+/// Reads keys 0, `step`, 2 × `step`, … and reports every one that does not hold its own
+/// value (key #i holds `value_of(i)`).
+async fn expect_every_nth_present(
+    ctx: &Ctx,
+    check: &str,
+    keys: &[String],
+    step: usize,
+) -> CaseResult {
+    let read = keys.iter().enumerate().step_by(step.max(1));
+    let wrong: Vec<(usize, Option<cachekit_core::Bytes>)> = stream::iter(read)
         .map(|(i, key)| async move { ctx.get(key).await.map(|got| (i, got)) })
         .buffer_unordered(IN_FLIGHT)
         .try_filter(|(i, got)| {
@@ -46,12 +58,13 @@ async fn expect_all_present(ctx: &Ctx, check: &str, keys: &[String]) -> CaseResu
     let Some((first, got)) = wrong.first().cloned() else {
         return Ok(());
     };
+    let read = keys.len().div_ceil(step.max(1));
     let mut failure = Failure::new(check)
         .operation(Operation::Get)
         .key(&keys[first])
         .expected(Answer::Value(Some(value_of(first).into())))
         .got(Answer::Value(got))
-        .note(format!("{} of {} keys were wrong", wrong.len(), keys.len()));
+        .note(format!("{} of {read} keys read were wrong", wrong.len()));
     for (i, got) in wrong.iter().skip(1).take(4) {
         let shown = Answer::Value(got.clone());
         failure = failure.note(format!("also key #{i}: get -> {shown}"));
@@ -198,9 +211,11 @@ pub async fn eleven_hundred_entries_with_a_ttl_all_expire(ctx: Ctx) -> CaseResul
     )))
 }
 
-/// A thousand keys each keep their own value, and deleting all but 90 of them leaves
-/// exactly those 90: a table that rehashes as it shrinks under a tenth of its peak must
-/// not lose or keep the wrong ones.
+/// A thousand keys are all there (each of 910 deletes answers true), and deleting all but
+/// 90 of them leaves those 90 with their own values and the deleted ones gone (read one in
+/// ten): a table that rehashes as it shrinks under a tenth of its peak must not lose or
+/// keep the wrong ones. (That every key keeps its own value among thousands is the
+/// eviction-pressure case's, which reads every other key of 5100.)
 pub async fn a_thousand_keys_keep_their_own_values(ctx: Ctx) -> CaseResult {
     let keys: Vec<String> = (0..MANY).map(|i| ctx.key(&format!("many/{i}"))).collect();
     set_all(&ctx, &keys).await?;
@@ -400,8 +415,8 @@ pub async fn many_keys_written_in_parallel_are_all_there(ctx: Ctx) -> CaseResult
 
 /// Writes far past any small capacity: whatever a store evicts, every key reads back its own
 /// value or nothing, `exists` agrees with `get`, and the key written last is there. A store
-/// that declares no eviction must hold every key: a bound of 1024 to 5000 entries left
-/// at its default is caught here, past the thousand-key case.
+/// that declares no eviction must hold every key (every other one is read): a bound of
+/// 1024 to 5000 entries left at its default is caught here, past the thousand-key case.
 pub async fn writes_past_capacity_read_back_their_value_or_nothing(ctx: Ctx) -> CaseResult {
     let keys: Vec<String> = (0..PRESSURE)
         .map(|i| ctx.key(&format!("pressure/{i}")))
@@ -418,12 +433,15 @@ pub async fn writes_past_capacity_read_back_their_value_or_nothing(ctx: Ctx) -> 
     )
     .await?;
     if !ctx.caps.may_evict {
-        // Every key is read: an undeclared bound that evicts at random or by hash leaves
-        // gaps a sample could miss.
-        return expect_all_present(
+        // Every other key is read: a bound that evicts the oldest loses key 0, and one that
+        // evicts at random or by hash leaves gaps that half the keys miss only by a chance
+        // of one in two per gap. (All 5100 would take DynamoDB Local, which serves one
+        // request at a time, past its matrix time.)
+        return expect_every_nth_present(
             &ctx,
-            "get of each of 5100 keys, from a store that declares no eviction",
+            "get of every other key of 5100, from key 0, from a store that declares no eviction",
             &keys,
+            2,
         )
         .await;
     }

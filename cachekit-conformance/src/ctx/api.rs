@@ -278,8 +278,35 @@ impl ApiCtx {
         raw_key: &str,
         body: &[u8],
     ) -> Result<RawResponse, Failure> {
+        let answer = self.put_heard_out(raw_key, body, true).await?;
+        // 417: the service meets no expectations (RFC 9110 §10.1.1); a client sends the
+        // request again without one, still listening for an answer before the body.
+        if answer.status == 417 {
+            return self.put_heard_out(raw_key, body, false).await;
+        }
+        Ok(answer)
+    }
+
+    /// A PUT whose body goes only after `100 Continue` or [`CONTINUE_WAIT`] of silence, so
+    /// that an answer the service gives on the head alone is read before any body is sent;
+    /// with `expect`, the head asks for `100 Continue`.
+    async fn put_heard_out(
+        &self,
+        raw_key: &str,
+        body: &[u8],
+        expect: bool,
+    ) -> Result<RawResponse, Failure> {
         let target = self.path(&format!("/cache/{raw_key}"));
-        let what = format!("PUT {target} (Expect: 100-continue)");
+        let expectation = if expect {
+            "Expect: 100-continue\r\n"
+        } else {
+            ""
+        };
+        let what = if expect {
+            format!("PUT {target} (Expect: 100-continue)")
+        } else {
+            format!("PUT {target} (body held back {CONTINUE_WAIT:?})")
+        };
         let fail = |why: String| {
             Failure::new(format!("exchange {what} with the service"))
                 .expected("a complete HTTP response")
@@ -287,7 +314,7 @@ impl ApiCtx {
         };
         let head = format!(
             "PUT {target} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n{}\
-             Content-Length: {}\r\nExpect: 100-continue\r\n\r\n",
+             Content-Length: {}\r\n{expectation}\r\n",
             self.target.authority,
             self.auth_header(),
             body.len()
@@ -327,20 +354,12 @@ impl ApiCtx {
                 .map_err(fail)?;
             parse_response(&raw, false).map_err(fail)
         };
-        let answer = match tokio::time::timeout(EXCHANGE_TIMEOUT, exchange).await {
-            Ok(result) => result?,
-            Err(_) => {
-                return Err(fail(format!(
-                    "no complete answer within {EXCHANGE_TIMEOUT:?}"
-                )))
-            }
-        };
-        // 417: the service meets no expectations (RFC 9110 §10.1.1); a client sends the
-        // request again without one.
-        if answer.status == 417 {
-            return self.put(raw_key, "", body).await;
+        match tokio::time::timeout(EXCHANGE_TIMEOUT, exchange).await {
+            Ok(result) => result,
+            Err(_) => Err(fail(format!(
+                "no complete answer within {EXCHANGE_TIMEOUT:?}"
+            ))),
         }
-        Ok(answer)
     }
 
     /// A connection for several requests in a row (see [`KeptAlive::request`]).
