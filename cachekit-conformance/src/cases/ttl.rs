@@ -222,18 +222,12 @@ const WRITES_BEFORE_THE_TTL: usize = 63;
 /// 64 writes can rewrite the latest without its expiry).
 pub async fn the_last_of_many_writes_sets_the_ttl(ctx: Ctx) -> CaseResult {
     let key = ctx.key("k");
-    let window = ctx.ttl_window();
     for round in 0..WRITES_BEFORE_THE_TTL {
         ctx.set(&key, format!("round {round}").as_bytes(), None)
             .await?;
     }
-    ctx.set(&key, b"last", Some(window.ttl)).await?;
-    let acknowledged = Instant::now();
-    ctx.sleep_until(acknowledged, window.absent_by).await;
-    let when = format!(
-        "{:?} after the set with ttl {:?} that followed {WRITES_BEFORE_THE_TTL} without one",
-        window.absent_by, window.ttl
-    );
+    let when = set_and_wait_for_expiry(&ctx, &key).await?;
+    let when = format!("{when}, which followed {WRITES_BEFORE_THE_TTL} sets without one");
     ctx.expect_exists(&format!("exists {when}"), &key, false)
         .await?;
     ctx.expect_get(&format!("get {when}"), &key, None).await
