@@ -26,6 +26,9 @@ mod error;
 #[cfg(feature = "local")]
 pub mod local;
 mod table;
+mod write_order;
+
+use write_order::WriteOrder;
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -55,6 +58,7 @@ pub struct DynamoDbBackend {
     client: Client,
     config: DynamoDbConfig,
     caps: Capabilities,
+    writes: WriteOrder,
 }
 
 impl DynamoDbBackend {
@@ -77,6 +81,7 @@ impl DynamoDbBackend {
             client,
             config,
             caps,
+            writes: WriteOrder::default(),
         }
     }
 
@@ -213,11 +218,13 @@ impl Backend for DynamoDbBackend {
         if let Some(ttl) = ttl {
             request = request.item(&names.ttl, AttributeValue::N(expiry_number(ttl)));
         }
-        request
+        let put = request
             .customize()
             .config_override(self.config.write_override())
-            .send()
-            .await
+            .send();
+        self.writes
+            .run(key, put)
+            .await?
             .map_err(|err| error::classify("PutItem", &self.config.table, err))?;
         Ok(())
     }
@@ -226,7 +233,7 @@ impl Backend for DynamoDbBackend {
         self.caps.check_key(key)?;
         // The condition makes concurrent deletes of one item serialise: exactly one of
         // them finds it (DynamoDB Local hands ALL_OLD to several racing plain deletes).
-        let deleted = self
+        let delete = self
             .client
             .delete_item()
             .table_name(&self.config.table)
@@ -236,8 +243,8 @@ impl Backend for DynamoDbBackend {
             .return_values(ReturnValue::AllOld)
             .customize()
             .config_override(self.config.write_override())
-            .send()
-            .await;
+            .send();
+        let deleted = self.writes.run(key, delete).await?;
         match deleted {
             // An expired item is removed all the same, but it was not a live entry.
             Ok(output) => match output.attributes {
