@@ -99,7 +99,7 @@ mod tests {
         };
         // Polled once (it starts), then dropped while its write sleeps.
         let mut first = Box::pin(first);
-        let _ = futures_poll_once(first.as_mut()).await;
+        let _ = poll_once(first.as_mut()).await;
         drop(first);
         let log_second = log.clone();
         order
@@ -120,7 +120,7 @@ mod tests {
         let order = WriteOrder::default();
         let slow = order.run("slow", tokio::time::sleep(Duration::from_secs(60)));
         let mut slow = Box::pin(slow);
-        let _ = futures_poll_once(slow.as_mut()).await;
+        let _ = poll_once(slow.as_mut()).await;
         let fast = tokio::time::timeout(Duration::from_secs(5), order.run("fast", async { 7 }))
             .await
             .expect("a write of another key does not wait")
@@ -132,7 +132,7 @@ mod tests {
     }
 
     /// Polls `future` once, so that it starts (takes its turn and spawns its write).
-    async fn futures_poll_once<F: Future + Unpin>(mut future: F) -> Option<F::Output> {
+    async fn poll_once<F: Future + Unpin>(mut future: F) -> Option<F::Output> {
         std::future::poll_fn(|cx| {
             std::task::Poll::Ready(match std::pin::Pin::new(&mut future).poll(cx) {
                 std::task::Poll::Ready(out) => Some(out),

@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use cachekit_core::Consistency;
 
-use crate::failure::{Answer, Operation};
-use crate::{CaseResult, Ctx, Failure};
+use crate::failure::Operation;
+use crate::{CaseResult, Ctx};
 
 /// exists of a key never set is false.
 pub async fn exists_is_false_for_missing_key(ctx: Ctx) -> CaseResult {
@@ -86,13 +86,7 @@ pub async fn a_delete_removes_what_another_client_wrote(ctx: Ctx) -> CaseResult 
         .delete(&key)
         .await
         .map_err(|err| crate::ctx::unexpected(Operation::Delete, check, &key, err))?;
-    if !existed {
-        return Err(Failure::new(check)
-            .operation(Operation::Delete)
-            .key(&key)
-            .expected(Answer::Bool(true))
-            .got(Answer::Bool(false)));
-    }
+    crate::ctx::expect_eq(check, &key, Operation::Delete, true, existed)?;
     // A store that declares eventual consistency may show a read that old.
     if let Consistency::Eventual { staleness } = ctx.caps.consistency {
         tokio::time::sleep(staleness).await;

@@ -76,11 +76,7 @@ pub async fn a_get_sees_the_last_write_at_once(ctx: ApiCtx) -> CaseResult {
     let key = ctx.key("k");
     let head = |check: &'static str, status: u16| {
         let (ctx, key) = (&ctx, &key);
-        async move {
-            let target = ctx.path(&format!("/cache/{key}"));
-            let answer = ctx.send("HEAD", &target, "", b"").await?;
-            expect_status(check, key, "HEAD", &answer, &[status])
-        }
+        async move { expect_status(check, key, "HEAD", &ctx.head(key).await?, &[status]) }
     };
     ctx.expect_missing("GET of a key never stored", &key)
         .await?;
@@ -186,8 +182,7 @@ pub async fn head_answers_without_a_body(ctx: ApiCtx) -> CaseResult {
     let key = ctx.key("k");
     ctx.put(&key, "", b"some value").await?;
     for (raw_key, status) in [(key.clone(), 200), (ctx.key("missing"), 404)] {
-        let target = ctx.path(&format!("/cache/{raw_key}"));
-        let head = ctx.send("HEAD", &target, "", b"").await?;
+        let head = ctx.head(&raw_key).await?;
         expect_status("HEAD", &raw_key, "HEAD", &head, &[status])?;
         if !head.body.is_empty() {
             return Err(Failure::new("HEAD must not send a body")
@@ -479,8 +474,7 @@ pub async fn an_empty_body_stores_an_empty_value(ctx: ApiCtx) -> CaseResult {
     expect_status("PUT of an empty body", &key, "PUT", &put, &[200, 201, 204])?;
     ctx.expect_value("GET of an empty value", &key, b"").await?;
     // An empty value is a live entry, not a miss.
-    let target = ctx.path(&format!("/cache/{key}"));
-    let head = ctx.send("HEAD", &target, "", b"").await?;
+    let head = ctx.head(&key).await?;
     expect_status("HEAD of an empty value", &key, "HEAD", &head, &[200])
 }
 

@@ -297,15 +297,16 @@ impl ApiCtx {
         expect: bool,
     ) -> Result<RawResponse, Failure> {
         let target = self.path(&format!("/cache/{raw_key}"));
-        let expectation = if expect {
-            "Expect: 100-continue\r\n"
+        let (expectation, what) = if expect {
+            (
+                "Expect: 100-continue\r\n",
+                format!("PUT {target} (Expect: 100-continue)"),
+            )
         } else {
-            ""
-        };
-        let what = if expect {
-            format!("PUT {target} (Expect: 100-continue)")
-        } else {
-            format!("PUT {target} (body held back {CONTINUE_WAIT:?})")
+            (
+                "",
+                format!("PUT {target} (body held back {CONTINUE_WAIT:?})"),
+            )
         };
         let fail = |why: String| {
             Failure::new(format!("exchange {what} with the service"))
@@ -376,6 +377,11 @@ impl ApiCtx {
     pub(crate) async fn get(&self, raw_key: &str) -> Result<RawResponse, Failure> {
         let target = self.path(&format!("/cache/{raw_key}"));
         self.send("GET", &target, "", b"").await
+    }
+
+    pub(crate) async fn head(&self, raw_key: &str) -> Result<RawResponse, Failure> {
+        let target = self.path(&format!("/cache/{raw_key}"));
+        self.send("HEAD", &target, "", b"").await
     }
 
     pub(crate) async fn delete(&self, raw_key: &str) -> Result<RawResponse, Failure> {

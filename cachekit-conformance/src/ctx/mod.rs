@@ -304,7 +304,7 @@ pub fn expect_error<T: Debug>(
     }
 }
 
-fn expect_eq(
+pub(crate) fn expect_eq(
     check: &str,
     key: &str,
     operation: Operation,
