@@ -104,13 +104,22 @@ pub async fn concurrent_writers_leave_one_written_value(ctx: Ctx) -> CaseResult 
     }
 }
 
+/// Reads each reader makes past its first ones for every write that has finished: enough
+/// to land inside the writes still in flight, few enough that a store whose writes queue
+/// (one key's writes run one at a time) is not flooded with reads meanwhile.
+const READS_PER_FINISHED_WRITE: usize = 3;
+
 /// A reader never sees a value nobody wrote. The readers keep reading, and let the other
 /// tasks run between reads, for as long as any writer writes: a read that finished before
-/// the writers began would see nothing of a write in progress.
+/// the writers began would see nothing of a write in progress. Past their first reads they
+/// keep pace with the writes that finish, so the reads stay spread over the whole race.
 pub async fn readers_never_see_unwritten_values(ctx: Ctx) -> CaseResult {
     let key = ctx.key("contended");
     let (writers, rounds, readers, reads) = (4, 25, 4, 50);
     let writing = Arc::new(AtomicUsize::new(writers));
+    // How many writes have finished; a writer also signals here when it stops.
+    let (finished_writes, _) = tokio::sync::watch::channel(0_usize);
+    let finished_writes = Arc::new(finished_writes);
     let initial = written_value(usize::MAX >> 40, 0);
     ctx.set(&key, &initial, None).await?;
     let mut written: HashSet<Vec<u8>> = (0..writers)
@@ -121,24 +130,37 @@ pub async fn readers_never_see_unwritten_values(ctx: Ctx) -> CaseResult {
     let mut tasks = JoinSet::new();
     for writer in 0..writers {
         let (ctx, key, writing) = (ctx.clone(), key.clone(), writing.clone());
+        let finished_writes = finished_writes.clone();
         tasks.spawn(async move {
             let wrote = async {
                 for round in 0..rounds {
                     ctx.set(&key, &written_value(writer, round), None).await?;
+                    finished_writes.send_modify(|count| *count += 1);
                 }
                 Ok(())
             }
             .await;
             writing.fetch_sub(1, Ordering::AcqRel);
+            finished_writes.send_modify(|_| {});
             wrote
         });
     }
     for _ in 0..readers {
         let (ctx, key, written, writing) =
             (ctx.clone(), key.clone(), written.clone(), writing.clone());
+        let mut finished = finished_writes.subscribe();
         tasks.spawn(async move {
             let mut read = 0;
             while read < reads || writing.load(Ordering::Acquire) > 0 {
+                let allowed = reads + READS_PER_FINISHED_WRITE * *finished.borrow_and_update();
+                if read >= allowed {
+                    // The case holds the sender until every task has ended, so this wait
+                    // ends with a write finishing or a writer stopping.
+                    if finished.changed().await.is_err() {
+                        break;
+                    }
+                    continue;
+                }
                 read += 1;
                 tokio::task::yield_now().await;
                 let got: Option<Bytes> = ctx.get(&key).await?;
