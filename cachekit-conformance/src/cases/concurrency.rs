@@ -1,11 +1,10 @@
 //! Many tasks at once: no interference across keys, no torn or invented values on one key.
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use cachekit_core::Bytes;
-use tokio::sync::Barrier;
+use tokio::sync::{watch, Barrier};
 use tokio::task::JoinSet;
 
 use crate::failure::{Answer, Operation};
@@ -109,17 +108,39 @@ pub async fn concurrent_writers_leave_one_written_value(ctx: Ctx) -> CaseResult 
 /// (one key's writes run one at a time) is not flooded with reads meanwhile.
 const READS_PER_FINISHED_WRITE: usize = 3;
 
-/// A reader never sees a value nobody wrote. The readers keep reading, and let the other
-/// tasks run between reads, for as long as any writer writes: a read that finished before
-/// the writers began would see nothing of a write in progress. Past their first reads they
-/// keep pace with the writes that finish, so the reads stay spread over the whole race.
+/// How far the writers of the contended-key case have got: one value, so that a reader
+/// sees both counts as of the same moment.
+#[derive(Debug, Clone, Copy)]
+struct WriteProgress {
+    finished_writes: usize,
+    writers_left: usize,
+}
+
+/// Counts a writer out when its task ends, however it ends (a panic included), so that no
+/// reader waits for writes that will never come.
+struct CountedOutOnDrop(Arc<watch::Sender<WriteProgress>>);
+
+impl Drop for CountedOutOnDrop {
+    fn drop(&mut self) {
+        self.0.send_modify(|progress| {
+            progress.writers_left = progress.writers_left.saturating_sub(1)
+        });
+    }
+}
+
+/// A reader never sees a value nobody wrote. Readers and writers start together, and the
+/// readers keep reading, letting the other tasks run between reads, for as long as any
+/// writer writes: a read that finished before the writers began would see nothing of a
+/// write in progress. Past their first reads they keep pace with the writes that finish,
+/// so the reads stay spread over the whole race.
 pub async fn readers_never_see_unwritten_values(ctx: Ctx) -> CaseResult {
     let key = ctx.key("contended");
     let (writers, rounds, readers, reads) = (4, 25, 4, 50);
-    let writing = Arc::new(AtomicUsize::new(writers));
-    // How many writes have finished; a writer also signals here when it stops.
-    let (finished_writes, _) = tokio::sync::watch::channel(0_usize);
-    let finished_writes = Arc::new(finished_writes);
+    let progress = Arc::new(watch::Sender::new(WriteProgress {
+        finished_writes: 0,
+        writers_left: writers,
+    }));
+    let start = Arc::new(Barrier::new(writers + readers));
     let initial = written_value(usize::MAX >> 40, 0);
     ctx.set(&key, &initial, None).await?;
     let mut written: HashSet<Vec<u8>> = (0..writers)
@@ -129,35 +150,35 @@ pub async fn readers_never_see_unwritten_values(ctx: Ctx) -> CaseResult {
     let written = Arc::new(written);
     let mut tasks = JoinSet::new();
     for writer in 0..writers {
-        let (ctx, key, writing) = (ctx.clone(), key.clone(), writing.clone());
-        let finished_writes = finished_writes.clone();
+        let (ctx, key, start) = (ctx.clone(), key.clone(), start.clone());
+        let counted_out = CountedOutOnDrop(progress.clone());
         tasks.spawn(async move {
-            let wrote = async {
-                for round in 0..rounds {
-                    ctx.set(&key, &written_value(writer, round), None).await?;
-                    finished_writes.send_modify(|count| *count += 1);
-                }
-                Ok(())
+            start.wait().await;
+            for round in 0..rounds {
+                ctx.set(&key, &written_value(writer, round), None).await?;
+                counted_out
+                    .0
+                    .send_modify(|progress| progress.finished_writes += 1);
             }
-            .await;
-            writing.fetch_sub(1, Ordering::AcqRel);
-            finished_writes.send_modify(|_| {});
-            wrote
+            Ok(())
         });
     }
     for _ in 0..readers {
-        let (ctx, key, written, writing) =
-            (ctx.clone(), key.clone(), written.clone(), writing.clone());
-        let mut finished = finished_writes.subscribe();
+        let (ctx, key, written, start) = (ctx.clone(), key.clone(), written.clone(), start.clone());
+        let mut watched = progress.subscribe();
         tasks.spawn(async move {
+            start.wait().await;
             let mut read = 0;
-            while read < reads || writing.load(Ordering::Acquire) > 0 {
-                let allowed = reads + READS_PER_FINISHED_WRITE * *finished.borrow_and_update();
-                if read >= allowed {
-                    // The case holds the sender until every task has ended, so this wait
-                    // ends with a write finishing or a writer stopping.
-                    if finished.changed().await.is_err() {
-                        break;
+            loop {
+                // Both counts, and the mark that they were seen, in one step: a write or a
+                // writer leaving after this wakes the wait below.
+                let now = *watched.borrow_and_update();
+                if read >= reads && now.writers_left == 0 {
+                    return Ok(());
+                }
+                if read >= reads + READS_PER_FINISHED_WRITE * now.finished_writes {
+                    if watched.changed().await.is_err() {
+                        return Ok(());
                     }
                     continue;
                 }
@@ -174,7 +195,6 @@ pub async fn readers_never_see_unwritten_values(ctx: Ctx) -> CaseResult {
                     .got(Answer::Value(got)));
                 }
             }
-            Ok(())
         });
     }
     join_all(tasks).await
