@@ -91,7 +91,9 @@ impl ApiTarget {
         if path.contains(['?', '#']) {
             return Err(format!("a base URL with a query or fragment: {base_url:?}"));
         }
-        let authority = if authority.contains(':') {
+        // The port follows the last `:` outside an IPv6 literal's brackets.
+        let host_end = authority.rfind(']').map_or(0, |bracket| bracket + 1);
+        let authority = if authority[host_end..].contains(':') {
             authority.to_owned()
         } else {
             format!("{authority}:80")
@@ -805,20 +807,23 @@ pub(crate) fn dechunk(mut rest: &[u8]) -> Result<Vec<u8>, String> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn base_urls_parse_into_authority_and_prefix() {
-        let target = ApiTarget::parse("http://127.0.0.1:8080", None).map_err(|e| e.to_string());
-        assert_eq!(
-            target.map(|t| (t.authority, t.path_prefix)),
-            Ok(("127.0.0.1:8080".to_owned(), String::new()))
-        );
-        let target = ApiTarget::parse("http://cache.local/api/", None).map_err(|e| e.to_string());
-        assert_eq!(
-            target.map(|t| (t.authority, t.path_prefix)),
-            Ok(("cache.local:80".to_owned(), "/api".to_owned()))
-        );
-        assert!(ApiTarget::parse("https://x", None).is_err());
-        assert!(ApiTarget::parse("http://u:p@x", None).is_err());
+    #[rstest::rstest]
+    #[case::host_and_port("http://127.0.0.1:8080", Ok(("127.0.0.1:8080", "")))]
+    #[case::path_prefix_without_port("http://cache.local/api/", Ok(("cache.local:80", "/api")))]
+    #[case::ipv6_with_port("http://[::1]:8080/", Ok(("[::1]:8080", "")))]
+    #[case::ipv6_without_port("http://[::1]/api", Ok(("[::1]:80", "/api")))]
+    #[case::https_cannot_be_spoken_raw("https://x", Err(()))]
+    #[case::user_info("http://u:p@x", Err(()))]
+    fn base_urls_parse_into_authority_and_prefix(
+        #[case] base_url: &str,
+        #[case] expected: Result<(&str, &str), ()>,
+    ) {
+        let parsed = ApiTarget::parse(base_url, None)
+            .map(|target| (target.authority, target.path_prefix))
+            .map_err(|_| ());
+        let expected =
+            expected.map(|(authority, prefix)| (authority.to_owned(), prefix.to_owned()));
+        assert_eq!(parsed, expected);
     }
 
     #[rstest::rstest]
