@@ -194,6 +194,70 @@ pub async fn head_answers_without_a_body(ctx: ApiCtx) -> CaseResult {
     Ok(())
 }
 
+/// A target in absolute form (`PUT http://host/cache/{key}`), which RFC 9112 requires a
+/// server to accept, names the same entry as the usual origin form, for every method: a
+/// front end that routes on the raw target string finds no route for it. (A service that
+/// declares eventual consistency is read once its declared staleness has passed.)
+pub async fn an_absolute_form_target_names_the_same_key(ctx: ApiCtx) -> CaseResult {
+    let settle = || async {
+        if let Consistency::Eventual { staleness } = ctx.declared.consistency {
+            tokio::time::sleep(staleness).await;
+        }
+    };
+    let key = ctx.key("absolute");
+    let absolute = format!(
+        "http://{}{}",
+        ctx.target.authority,
+        ctx.path(&format!("/cache/{key}"))
+    );
+    let body = b"stored through an absolute-form target";
+    let headers = format!("Content-Length: {}\r\n", body.len());
+    let put = ctx.send("PUT", &absolute, &headers, body).await?;
+    expect_status(
+        "PUT to an absolute-form target",
+        &key,
+        "PUT",
+        &put,
+        &[200, 201, 204],
+    )?;
+    settle().await;
+    ctx.expect_value(
+        "GET (origin form) after a PUT to an absolute-form target",
+        &key,
+        body,
+    )
+    .await?;
+    let get = ctx.send("GET", &absolute, "", b"").await?;
+    if get.status != 200 || get.body != body {
+        return Err(Failure::new("GET of an absolute-form target")
+            .key(&key)
+            .expected(format!("GET -> 200 with {}", preview(body)))
+            .got(describe(&get)));
+    }
+    let head = ctx.send("HEAD", &absolute, "", b"").await?;
+    expect_status(
+        "HEAD of an absolute-form target",
+        &key,
+        "HEAD",
+        &head,
+        &[200],
+    )?;
+    let delete = ctx.send("DELETE", &absolute, "", b"").await?;
+    expect_status(
+        "DELETE of an absolute-form target",
+        &key,
+        "DELETE",
+        &delete,
+        &[200, 204],
+    )?;
+    settle().await;
+    ctx.expect_missing(
+        "GET (origin form) after a DELETE of an absolute-form target",
+        &key,
+    )
+    .await
+}
+
 /// A literal `/` in the key segment never reaches a key: the request is refused.
 pub async fn a_literal_slash_never_reaches_a_key(ctx: ApiCtx) -> CaseResult {
     let base = ctx.key("dir");

@@ -412,6 +412,7 @@ fn http_api_cases() -> Vec<Case> {
         case!(http_api::get_of_a_missing_key_is_404, "GET of a key never stored is 404"),
         case!(http_api::delete_answers_whether_the_entry_existed, "DELETE is 200/204 for a live entry and 404 for a missing one"),
         case!(http_api::head_answers_without_a_body, "HEAD is 200 or 404 and never sends a body"),
+        case!(http_api::an_absolute_form_target_names_the_same_key, "a target in absolute form (`http://host/cache/{key}`) names the same entry as the origin form, for PUT, GET, HEAD and DELETE"),
         case!(http_api::a_literal_slash_never_reaches_a_key, "a literal `/` inside the key segment, trailing or doubled ones included, is refused, never part of a key"),
         case!(http_api::encoded_slash_is_part_of_one_key, "`%2F` is a slash inside one key, and `%2f` names the same key"),
         case!(http_api::dot_segments_are_never_resolved, "dot segments in the path are never resolved into another key"),
