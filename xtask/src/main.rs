@@ -41,8 +41,9 @@ enum Command {
     DynamodbLocal,
     /// Mutation testing (cargo-mutants) of memory, cachekit-server and the HTTP client,
     /// judged by their conformance suites; prints caught/missed/timeout/unviable and the
-    /// kit's scores, and fails on a survivor that is not listed in mutants/equivalent.txt
-    /// and that the crate's own tests miss too. Slow; not part of test-all.
+    /// kit's scores. Fails on a survivor that is not equivalent and that the crate's own
+    /// tests miss too, and (on a whole run) on a survivor missing from mutants/equivalent.txt
+    /// and mutants/unreached.txt or a line there naming none. Slow; not part of test-all.
     Mutants {
         /// Only these packages (e.g. cachekit-backend-memory).
         #[arg(long, value_delimiter = ',')]

@@ -34,6 +34,6 @@ cachekit_conformance::conformance_tests!(
         HttpBackend::new(config).expect("valid config")
     }),
     extra = [
-        extra_case!(store_errors_keep_their_kind_across_the_server, "an error the server's store reports reaches the wire as its status and the client as its kind, on every operation"),
+        extra_case!(store_errors_keep_their_kind_across_the_server, "an error the server's store reports reaches the wire as its status and the client as its kind, on every operation, with the store's words in the message where the answer has a body"),
     ],
 );

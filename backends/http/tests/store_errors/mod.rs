@@ -15,6 +15,9 @@ use cachekit_core::{
 /// Keys starting with this, then an error kind's wire name and `-`, make the store fail.
 pub const FAIL_PREFIX: &str = "cachekit-store-fails-";
 
+/// Words every injected error's message carries, which must reach the client's error.
+const STORE_WORDS: &str = "on purpose";
+
 /// The wait a failing store asks for with [`ErrorKind::Throttled`]: the server must round
 /// it up to whole seconds in `Retry-After`.
 const THROTTLED_WAIT: Duration = Duration::from_millis(1500);
@@ -31,7 +34,7 @@ fn injected_failure(key: &str) -> Result<()> {
     else {
         return Ok(());
     };
-    let error = BackendError::new(kind, format!("the store fails {key:?} on purpose"));
+    let error = BackendError::new(kind, format!("the store fails {key:?} {STORE_WORDS}"));
     Err(match kind {
         ErrorKind::Throttled => error.with_retry_after(THROTTLED_WAIT),
         _ => error,
@@ -86,7 +89,8 @@ const CROSSINGS: [(ErrorKind, u16, ErrorKind); 9] = [
 
 /// Every error kind of the store reaches the wire as its status (`429` with the store's
 /// wait rounded up in `Retry-After`) and the client as the kind that status stands for,
-/// on every operation. Reports every crossing that went wrong, not only the first.
+/// on every operation; where the answer has a body (all but HEAD), the client's message
+/// keeps the store's own words. Reports every crossing that went wrong, not only the first.
 pub async fn store_errors_keep_their_kind_across_the_server(_ctx: Ctx) -> CaseResult {
     let base_url = super::server_url();
     let mut config = HttpConfig::new(base_url.clone());
@@ -152,7 +156,27 @@ pub async fn store_errors_keep_their_kind_across_the_server(_ctx: Ctx) -> CaseRe
         ];
         for (operation, outcome) in outcomes {
             let got = match outcome {
-                Err(err) if err.kind() == client_kind => continue,
+                Err(err) if err.kind() == client_kind => {
+                    let has_body = operation != Operation::Exists;
+                    if has_body && !err.message().contains(STORE_WORDS) {
+                        wrong.push(
+                            Failure::new(format!(
+                                "the client's message for a store's {store_kind:?} error keeps \
+                                 the store's words"
+                            ))
+                            .operation(operation)
+                            .key(&key)
+                            .expected(Answer::Described(format!(
+                                "a message containing {STORE_WORDS:?}"
+                            )))
+                            .got(Answer::Error {
+                                kind: err.kind(),
+                                message: err.message().to_owned(),
+                            }),
+                        );
+                    }
+                    continue;
+                }
                 Err(err) => Answer::Error {
                     kind: err.kind(),
                     message: err.message().to_owned(),
