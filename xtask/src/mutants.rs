@@ -67,7 +67,7 @@ const UNREACHED: &str = "mutants/unreached.txt";
 struct Counts {
     caught: usize,
     missed: Vec<String>,
-    timeout: usize,
+    timeout: Vec<String>,
     unviable: usize,
 }
 
@@ -80,11 +80,11 @@ impl Counts {
     /// suites reaches) leave the count of viable mutants. A timeout counts as caught: the
     /// mutant hung the suite, and the suite noticed.
     fn score_without(&self, listed: usize) -> f64 {
-        let viable = (self.caught + self.missed.len() + self.timeout).saturating_sub(listed);
+        let viable = (self.caught + self.missed.len() + self.timeout.len()).saturating_sub(listed);
         if viable == 0 {
             return 0.0;
         }
-        (self.caught + self.timeout) as f64 / viable as f64
+        (self.caught + self.timeout.len()) as f64 / viable as f64
     }
 }
 
@@ -177,7 +177,7 @@ pub fn run(root: &Path, only: &[String], shard: Option<&str>) -> Result<bool, St
             shard.map(|shard| format!(" (shard {shard})")).unwrap_or_default(),
             counts.caught,
             counts.missed.len(),
-            counts.timeout,
+            counts.timeout.len(),
             counts.unviable,
             counts.score() * 100.0,
             status.code().unwrap_or(-1)
@@ -243,8 +243,7 @@ pub fn run(root: &Path, only: &[String], shard: Option<&str>) -> Result<bool, St
         if shard.is_none() {
             // A listed mutant that hung the suite this time (the machine was slow) may
             // survive the next run: only one that was caught outright makes its line stale.
-            let timed_out = read_lines(&output.join("mutants.out").join("timeout.txt"))?;
-            let not_caught = [counts.missed.clone(), timed_out].concat();
+            let not_caught = [counts.missed.as_slice(), &counts.timeout].concat();
             let mut stale = 0;
             for (path, list) in [(EQUIVALENT, &equivalent), (UNREACHED, &unreached)] {
                 for line in stale_lines(list, target.source_dir, &not_caught) {
@@ -374,7 +373,7 @@ fn read_counts(dir: &Path) -> Result<Counts, String> {
     Ok(Counts {
         caught: read_lines(&dir.join("caught.txt"))?.len(),
         missed: read_lines(&dir.join("missed.txt"))?,
-        timeout: read_lines(&dir.join("timeout.txt"))?.len(),
+        timeout: read_lines(&dir.join("timeout.txt"))?,
         unviable: read_lines(&dir.join("unviable.txt"))?.len(),
     })
 }
@@ -406,7 +405,7 @@ mod tests {
         let counts = Counts {
             caught: 18,
             missed: vec![String::new(); 5],
-            timeout: 2,
+            timeout: vec![String::new(); 2],
             unviable: 7,
         };
         assert!((counts.score_without(listed) - expected).abs() < 1e-9);

@@ -2,8 +2,6 @@
 
 use std::time::Duration;
 
-use cachekit_core::Consistency;
-
 use crate::failure::Operation;
 use crate::{CaseResult, Ctx};
 
@@ -87,10 +85,7 @@ pub async fn a_delete_removes_what_another_client_wrote(ctx: Ctx) -> CaseResult 
         .await
         .map_err(|err| crate::ctx::unexpected(Operation::Delete, check, &key, err))?;
     crate::ctx::expect_eq(check, &key, Operation::Delete, true, existed)?;
-    // A store that declares eventual consistency may show a read that old.
-    if let Consistency::Eventual { staleness } = ctx.caps.consistency {
-        tokio::time::sleep(staleness).await;
-    }
+    crate::ctx::wait_out_staleness(ctx.caps.consistency).await;
     ctx.expect_absent("an entry another client deleted", &key)
         .await
 }

@@ -15,11 +15,12 @@ use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 use crate::ctx::api::{
-    describe, expect_client_error, expect_status, preview, trickle_until_closed, wait_for_close,
-    ApiCtx, KeptAlive, RawResponse, EXCHANGE_TIMEOUT,
+    describe, expect_body, expect_client_error, expect_status, preview, trickle_until_closed,
+    wait_for_close, ApiCtx, KeptAlive, RawResponse, EXCHANGE_TIMEOUT,
 };
+use crate::ctx::wait_out_staleness;
 use crate::failure::{CaseResult, Failure, Operation};
-use cachekit_core::{Consistency, ErrorKind, ERROR_KIND_HEADER};
+use cachekit_core::{ErrorKind, ERROR_KIND_HEADER};
 
 /// PUT then GET returns the body exactly, binary bytes included.
 pub async fn put_then_get_returns_the_body_exactly(ctx: ApiCtx) -> CaseResult {
@@ -68,11 +69,6 @@ pub async fn put_then_get_returns_the_body_exactly(ctx: ApiCtx) -> CaseResult {
 /// A service that declares eventual consistency is read once its declared staleness has
 /// passed after each write.
 pub async fn a_get_sees_the_last_write_at_once(ctx: ApiCtx) -> CaseResult {
-    let settle = || async {
-        if let Consistency::Eventual { staleness } = ctx.declared.consistency {
-            tokio::time::sleep(staleness).await;
-        }
-    };
     let key = ctx.key("k");
     let head = |check: &'static str, status: u16| {
         let (ctx, key) = (&ctx, &key);
@@ -82,7 +78,7 @@ pub async fn a_get_sees_the_last_write_at_once(ctx: ApiCtx) -> CaseResult {
         .await?;
     head("HEAD of a key never stored", 404).await?;
     ctx.put(&key, "", b"one").await?;
-    settle().await;
+    wait_out_staleness(ctx.declared.consistency).await;
     head(
         "HEAD right after the first PUT (the HEAD before it was 404)",
         200,
@@ -95,11 +91,11 @@ pub async fn a_get_sees_the_last_write_at_once(ctx: ApiCtx) -> CaseResult {
     )
     .await?;
     ctx.put(&key, "", b"two").await?;
-    settle().await;
+    wait_out_staleness(ctx.declared.consistency).await;
     ctx.expect_value("GET right after an overwrite", &key, b"two")
         .await?;
     ctx.delete(&key).await?;
-    settle().await;
+    wait_out_staleness(ctx.declared.consistency).await;
     ctx.expect_missing("GET right after DELETE", &key).await?;
     head("HEAD right after DELETE (the HEAD before it was 200)", 404).await?;
     // An empty query, or a parameter other than `ttl`, is not part of the key either: the
@@ -107,7 +103,7 @@ pub async fn a_get_sees_the_last_write_at_once(ctx: ApiCtx) -> CaseResult {
     for (i, query) in ["?", "?v=2"].iter().enumerate() {
         let value = format!("query {i}");
         let put = ctx.put(&key, query, value.as_bytes()).await?;
-        settle().await;
+        wait_out_staleness(ctx.declared.consistency).await;
         let check = format!("GET without the query right after a PUT with {query:?}");
         if (200..300).contains(&put.status) {
             ctx.expect_value(&check, &key, value.as_bytes()).await?;
@@ -120,11 +116,11 @@ pub async fn a_get_sees_the_last_write_at_once(ctx: ApiCtx) -> CaseResult {
     let upper = format!("{base}%2Ffile");
     let lower = format!("{base}%2ffile");
     ctx.put(&upper, "", b"one").await?;
-    settle().await;
+    wait_out_staleness(ctx.declared.consistency).await;
     ctx.expect_value("GET of a key written as %2F, spelled %2f", &lower, b"one")
         .await?;
     ctx.put(&upper, "", b"two").await?;
-    settle().await;
+    wait_out_staleness(ctx.declared.consistency).await;
     ctx.expect_value(
         "GET spelled %2f right after an overwrite spelled %2F",
         &lower,
@@ -137,7 +133,7 @@ pub async fn a_get_sees_the_last_write_at_once(ctx: ApiCtx) -> CaseResult {
     };
     let query = format!("?ttl={}", ttl.max.as_secs().clamp(1, 3600));
     ctx.put(&key, &query, b"three").await?;
-    settle().await;
+    wait_out_staleness(ctx.declared.consistency).await;
     ctx.expect_value(
         &format!("GET of a key written with {query}, without the query"),
         &key,
@@ -145,7 +141,7 @@ pub async fn a_get_sees_the_last_write_at_once(ctx: ApiCtx) -> CaseResult {
     )
     .await?;
     ctx.put(&key, &query, b"four").await?;
-    settle().await;
+    wait_out_staleness(ctx.declared.consistency).await;
     ctx.expect_value(
         &format!("GET without the query right after an overwrite with {query}"),
         &key,
@@ -199,11 +195,6 @@ pub async fn head_answers_without_a_body(ctx: ApiCtx) -> CaseResult {
 /// front end that routes on the raw target string finds no route for it. (A service that
 /// declares eventual consistency is read once its declared staleness has passed.)
 pub async fn an_absolute_form_target_names_the_same_key(ctx: ApiCtx) -> CaseResult {
-    let settle = || async {
-        if let Consistency::Eventual { staleness } = ctx.declared.consistency {
-            tokio::time::sleep(staleness).await;
-        }
-    };
     let key = ctx.key("absolute");
     let absolute = format!(
         "http://{}{}",
@@ -220,7 +211,7 @@ pub async fn an_absolute_form_target_names_the_same_key(ctx: ApiCtx) -> CaseResu
         &put,
         &[200, 201, 204],
     )?;
-    settle().await;
+    wait_out_staleness(ctx.declared.consistency).await;
     ctx.expect_value(
         "GET (origin form) after a PUT to an absolute-form target",
         &key,
@@ -228,12 +219,7 @@ pub async fn an_absolute_form_target_names_the_same_key(ctx: ApiCtx) -> CaseResu
     )
     .await?;
     let get = ctx.send("GET", &absolute, "", b"").await?;
-    if get.status != 200 || get.body != body {
-        return Err(Failure::new("GET of an absolute-form target")
-            .key(&key)
-            .expected(format!("GET -> 200 with {}", preview(body)))
-            .got(describe(&get)));
-    }
+    expect_body("GET of an absolute-form target", &key, &get, body)?;
     let head = ctx.send("HEAD", &absolute, "", b"").await?;
     expect_status(
         "HEAD of an absolute-form target",
@@ -250,7 +236,7 @@ pub async fn an_absolute_form_target_names_the_same_key(ctx: ApiCtx) -> CaseResu
         &delete,
         &[200, 204],
     )?;
-    settle().await;
+    wait_out_staleness(ctx.declared.consistency).await;
     ctx.expect_missing(
         "GET (origin form) after a DELETE of an absolute-form target",
         &key,

@@ -393,14 +393,7 @@ impl ApiCtx {
 
     /// `GET` must answer 200 with exactly `body`.
     pub(crate) async fn expect_value(&self, check: &str, raw_key: &str, body: &[u8]) -> CaseResult {
-        let response = self.get(raw_key).await?;
-        if response.status == 200 && response.body == body {
-            return Ok(());
-        }
-        Err(Failure::new(check)
-            .key(raw_key)
-            .expected(format!("GET -> 200 with {}", preview(body)))
-            .got(describe(&response)))
+        expect_body(check, raw_key, &self.get(raw_key).await?, body)
     }
 
     /// `GET` must answer 404.
@@ -529,6 +522,22 @@ pub(crate) fn describe(response: &RawResponse) -> Answer {
         response.status,
         preview(&response.body)
     ))
+}
+
+/// A GET's `response` must be 200 with exactly `body`.
+pub(crate) fn expect_body(
+    check: &str,
+    key: &str,
+    response: &RawResponse,
+    body: &[u8],
+) -> CaseResult {
+    if response.status == 200 && response.body == body {
+        return Ok(());
+    }
+    Err(Failure::new(check)
+        .key(key)
+        .expected(format!("GET -> 200 with {}", preview(body)))
+        .got(describe(response)))
 }
 
 pub(crate) fn expect_status(

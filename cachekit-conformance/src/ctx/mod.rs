@@ -7,7 +7,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use cachekit_core::{Backend, BackendError, Bytes, Capabilities, ErrorKind};
+use cachekit_core::{Backend, BackendError, Bytes, Capabilities, Consistency, ErrorKind};
 use tokio::time::Instant;
 
 use crate::failure::{Answer, CaseResult, Failure, Operation};
@@ -301,6 +301,14 @@ pub fn expect_error<T: Debug>(
             message: err.to_string(),
         })),
         Ok(value) => Err(failure().got(Answer::Succeeded(short_debug(&value)))),
+    }
+}
+
+/// Waits out the staleness a store declares (nothing for a linearizable one), so that a
+/// read after a write judges what the store promised, not a lagging replica.
+pub(crate) async fn wait_out_staleness(consistency: Consistency) {
+    if let Consistency::Eventual { staleness } = consistency {
+        tokio::time::sleep(staleness).await;
     }
 }
 
